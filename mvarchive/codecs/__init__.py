@@ -1,0 +1,35 @@
+"""Learned multi-view codecs behind one interface and one registry.
+
+Importing this package registers every codec: ``list_codecs()`` shows them,
+``create_codec(name, preset)`` builds one, ``load_codec(checkpoint)`` restores trained weights.
+"""
+
+from . import ldmic, single_view  # noqa: F401  (registration side effect of the codec modules)
+from .base import CodecIdentity, CompressedGroup, DecodedGroup, MultiViewCodec
+from .bitstream import BitstreamError
+from .registry import (
+    CodecSpec,
+    codecs_accepting,
+    create_codec,
+    get_spec,
+    list_codecs,
+    load_codec,
+    save_checkpoint,
+    weights_digest,
+)
+
+__all__ = [
+    "BitstreamError",
+    "CodecIdentity",
+    "CodecSpec",
+    "CompressedGroup",
+    "DecodedGroup",
+    "MultiViewCodec",
+    "codecs_accepting",
+    "create_codec",
+    "get_spec",
+    "list_codecs",
+    "load_codec",
+    "save_checkpoint",
+    "weights_digest",
+]

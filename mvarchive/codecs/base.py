@@ -1,0 +1,186 @@
+"""The interface every mvarchive codec implements.
+
+A codec works on groups of K views of equal size, with an explicit view axis:
+
+* ``forward(x)`` with ``x`` of shape ``(B, K, 3, H, W)`` in [0, 1] (training mode) returns
+  ``{"x_hat": (B, K, 3, H, W), "likelihoods": {name: (B, K, ...)}}``; the rate is
+  ``-log2(likelihoods)``.
+* ``compress(views)`` with ``views`` of shape ``(K, 3, H, W)`` returns a
+  :class:`CompressedGroup`: one self-describing byte string (see :mod:`.bitstream`), the
+  quantized latents as integer arrays, and the encoder-side reconstruction.
+* ``decompress(data)`` parses and checks the container and returns a :class:`DecodedGroup`.
+
+Images of any size are accepted: they are replicate-padded to ``pad_multiple`` and the
+decoder crops back using the sizes stored in the header.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+from compressai.models.base import CompressionModel
+
+from . import bitstream
+from .padding import crop_to, pad_to_multiple, padded_size
+
+
+@dataclass(frozen=True)
+class CodecIdentity:
+    """What a bitstream records about the codec that wrote it."""
+
+    name: str
+    codec_id: int
+    preset: str
+    config: dict[str, Any]
+
+
+class CompressedGroup(NamedTuple):
+    data: bytes
+    latents: dict[str, np.ndarray]
+    x_hat: torch.Tensor  # (K, 3, H, W) in [0, 1], cropped to the original size
+    payload_bytes: int
+
+
+class DecodedGroup(NamedTuple):
+    x_hat: torch.Tensor  # (K, 3, H, W) in [0, 1]
+    latents: dict[str, np.ndarray]
+    header: dict[str, Any]
+
+
+class CodedStreams(NamedTuple):
+    """What a codec's padded-domain coder produces or recovers."""
+
+    streams: list[bytes]
+    latents: dict[str, torch.Tensor]  # integer tensors with a leading view axis
+    x_hat: torch.Tensor  # (K, 3, Hp, Wp)
+
+
+class MultiViewCodec(CompressionModel):
+    """Base class: padding, container, validation; subclasses code padded groups."""
+
+    pad_multiple: int = 64
+    min_views: int = 2
+    max_views: int | None = None
+
+    def __init__(self, config: Any) -> None:
+        super().__init__()
+        self.config = config
+        self.identity: CodecIdentity | None = None
+
+    # --- to implement -------------------------------------------------------------------
+    def _encode_padded(self, x: torch.Tensor) -> CodedStreams:
+        raise NotImplementedError
+
+    def _decode_padded(self, streams: tuple[bytes, ...], num_views: int, size: tuple[int, int]) -> CodedStreams:
+        raise NotImplementedError
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Parameter counts, at least ``total``; codecs add encoder/decoder sides."""
+        return {"total": sum(p.numel() for p in self.parameters())}
+
+    # --- shared -------------------------------------------------------------------------
+    def check_views(self, num_views: int) -> None:
+        """Reject view counts the codec cannot take, naming codecs that can."""
+        too_many = self.max_views is not None and num_views > self.max_views
+        if num_views < self.min_views or too_many:
+            from .registry import codecs_accepting
+
+            accepted = f"{self.min_views}" + (
+                "+" if self.max_views is None else ("" if self.max_views == self.min_views else f"-{self.max_views}")
+            )
+            name = self.identity.name if self.identity else type(self).__name__
+            others = ", ".join(codecs_accepting(num_views)) or "none"
+            raise ValueError(
+                f"codec {name!r} takes {accepted} views, got {num_views}; "
+                f"codecs that take {num_views} views: {others}"
+            )
+
+    def check_input(self, x: torch.Tensor) -> None:
+        if x.dim() != 5 or x.shape[2] != 3:
+            raise ValueError(f"expected (B, K, 3, H, W) input, got shape {tuple(x.shape)}")
+        self.check_views(x.shape[1])
+
+    def require_tables(self) -> None:
+        """Coding needs CDF tables; say how to build them instead of failing deep inside."""
+        for module in self.modules():
+            if isinstance(module, (EntropyBottleneck, GaussianConditional)) and module._offset.numel() == 0:
+                raise RuntimeError(
+                    "entropy coder tables are not built: call codec.update(force=True) after "
+                    "training or loading weights (mvarchive.codecs.load_codec does this)"
+                )
+
+    def _header(self, num_views: int, height: int, width: int) -> tuple[int, dict[str, Any]]:
+        if self.identity is None:
+            raise RuntimeError("codec has no identity: build it with mvarchive.codecs.create_codec")
+        header = {
+            "codec": self.identity.name,
+            "preset": self.identity.preset,
+            "config": self.identity.config,
+            "views": num_views,
+            "sizes": [[height, width]] * num_views,
+            "padded": list(padded_size(height, width, self.pad_multiple)),
+        }
+        return self.identity.codec_id, header
+
+    @torch.no_grad()
+    def compress(self, views: torch.Tensor) -> CompressedGroup:  # type: ignore[override]
+        """Code one group ``(K, 3, H, W)`` in [0, 1] into a container byte string."""
+        if views.dim() != 4 or views.shape[1] != 3:
+            raise ValueError(f"expected (K, 3, H, W) views, got shape {tuple(views.shape)}")
+        self.check_views(views.shape[0])
+        self.require_tables()
+        num_views, _, height, width = views.shape
+        codec_id, header = self._header(num_views, height, width)
+        coded = self._encode_padded(pad_to_multiple(views, self.pad_multiple))
+        data = bitstream.pack(codec_id, header, coded.streams)
+        return CompressedGroup(
+            data=data,
+            latents={k: v.cpu().numpy().astype(np.int32) for k, v in coded.latents.items()},
+            x_hat=crop_to(coded.x_hat, height, width).clamp_(0, 1),
+            payload_bytes=sum(len(s) for s in coded.streams),
+        )
+
+    @torch.no_grad()
+    def decompress(self, data: bytes, *, where: str = "bitstream") -> DecodedGroup:  # type: ignore[override]
+        """Decode a container written by this codec; ``where`` names the group in errors."""
+        container = bitstream.unpack(data, where=where)
+        header = container.header
+        if self.identity is None:
+            raise RuntimeError("codec has no identity: build it with mvarchive.codecs.create_codec")
+        if container.codec_id != self.identity.codec_id or header.get("codec") != self.identity.name:
+            raise bitstream.BitstreamError(
+                f"{where}: written by codec {header.get('codec')!r} (id {container.codec_id}), "
+                f"this decoder is {self.identity.name!r} (id {self.identity.codec_id})"
+            )
+        if header.get("config") != self.identity.config:
+            raise bitstream.BitstreamError(
+                f"{where}: written with config {header.get('config')}, this decoder has {self.identity.config}"
+            )
+        try:
+            num_views = int(header["views"])
+            height, width = (int(v) for v in header["sizes"][0])
+            padded = tuple(int(v) for v in header["padded"])
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise bitstream.BitstreamError(f"{where}: header lacks a field: {exc}") from exc
+        if padded != padded_size(height, width, self.pad_multiple):
+            raise bitstream.BitstreamError(f"{where}: header sizes are inconsistent: {header}")
+        self.require_tables()
+        try:
+            coded = self._decode_padded(container.streams, num_views, padded)  # type: ignore[arg-type]
+        except (IndexError, ValueError, RuntimeError) as exc:
+            raise bitstream.BitstreamError(f"{where}: payload does not decode: {exc}") from exc
+        return DecodedGroup(
+            x_hat=crop_to(coded.x_hat, height, width).clamp_(0, 1),
+            latents={k: v.cpu().numpy().astype(np.int32) for k, v in coded.latents.items()},
+            header=header,
+        )
+
+
+def config_dict(config: Any) -> dict[str, Any]:
+    """A codec config dataclass as a JSON-ready dict."""
+    return dataclasses.asdict(config)

@@ -1,0 +1,22 @@
+"""Entropy-coding parts shared by codecs: rANS helpers and spatial context models."""
+
+from .coding import CdfTables, decode_symbols, encode_symbols, ste_round
+from .context import (
+    AutoregressiveGaussianContext,
+    CheckerboardGaussianContext,
+    GaussianContextModel,
+    MaskedConv2d,
+    make_context_model,
+)
+
+__all__ = [
+    "AutoregressiveGaussianContext",
+    "CdfTables",
+    "CheckerboardGaussianContext",
+    "GaussianContextModel",
+    "MaskedConv2d",
+    "decode_symbols",
+    "encode_symbols",
+    "make_context_model",
+    "ste_round",
+]

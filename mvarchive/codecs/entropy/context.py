@@ -1,0 +1,207 @@
+"""Spatial context models for a Gaussian-conditional latent (one latent per view).
+
+Both models share one contract so a codec picks either by configuration:
+
+* ``forward(y, hyper, gc)`` -> ``(y_hat, likelihoods)`` for training: the rate uses noisy
+  ``y`` (via ``gc``), ``y_hat = round(y - mu) + mu`` with a straight-through gradient.
+* ``encode(y, hyper, gc, encoders)`` -> ``(symbols, y_hat)``; ``decode(hyper, gc, decoders)``
+  -> ``(symbols, y_hat)``. Batch element ``n`` is coded into ``encoders[n]``, so one rANS
+  stream per view. Encoder and decoder run the very same tensor operations in the same order,
+  which is what makes decoding exact.
+
+:class:`AutoregressiveGaussianContext` is the serial raster-scan model of Minnen et al. 2018
+(5x5 masked convolution, mask type A); :class:`CheckerboardGaussianContext` is the two-pass
+model of He et al. 2021 (anchors where row+col is odd are coded from the hyperprior alone,
+then the rest with a checkerboard-masked 5x5 convolution over the decoded anchors).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from compressai.ans import BufferedRansEncoder, RansDecoder
+from compressai.entropy_models import GaussianConditional
+
+from .coding import CdfTables, decode_symbols, encode_symbols, ste_round
+
+
+class MaskedConv2d(nn.Conv2d):
+    """A k x k convolution whose taps outside a fixed mask are zero ("raster" or "checkerboard")."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, mask_type: str) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
+        mask = torch.zeros(kernel_size, kernel_size)
+        center = kernel_size // 2
+        if mask_type == "raster":  # PixelCNN type A: strictly earlier raster positions
+            mask[:center, :] = 1
+            mask[center, :center] = 1
+        elif mask_type == "checkerboard":  # taps at odd Manhattan distance from the centre
+            rows, cols = torch.meshgrid(torch.arange(kernel_size), torch.arange(kernel_size), indexing="ij")
+            mask[(rows + cols) % 2 == 1] = 1
+        else:
+            raise ValueError(f"mask_type must be 'raster' or 'checkerboard', got {mask_type!r}")
+        self.register_buffer("mask", mask[None, None], persistent=False)
+
+    def masked_weight(self) -> torch.Tensor:
+        return self.weight * self.mask
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.masked_weight(), self.bias, padding=self.padding)
+
+
+def entropy_parameters_net(in_channels: int, latent_channels: int) -> nn.Sequential:
+    """1x1 convs in -> 10/12 in -> 8/12 in -> 2M (LDMIC/mbt2018 entropy-parameter network)."""
+    hidden1 = in_channels * 10 // 12
+    hidden2 = in_channels * 8 // 12
+    return nn.Sequential(
+        nn.Conv2d(in_channels, hidden1, 1),
+        nn.LeakyReLU(inplace=True),
+        nn.Conv2d(hidden1, hidden2, 1),
+        nn.LeakyReLU(inplace=True),
+        nn.Conv2d(hidden2, 2 * latent_channels, 1),
+    )
+
+
+class GaussianContextModel(nn.Module):
+    """Context convolution + entropy-parameter network predicting (scales, means) of y."""
+
+    mask_type = "raster"
+
+    def __init__(self, latent_channels: int, hyper_channels: int, kernel_size: int = 5) -> None:
+        super().__init__()
+        self.latent_channels = latent_channels
+        self.kernel_size = kernel_size
+        self.context = MaskedConv2d(latent_channels, 2 * latent_channels, kernel_size, self.mask_type)
+        self.entropy_parameters = entropy_parameters_net(hyper_channels + 2 * latent_channels, latent_channels)
+
+    def params(self, hyper: torch.Tensor, ctx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        scales, means = self.entropy_parameters(torch.cat([hyper, ctx], dim=1)).chunk(2, dim=1)
+        return scales, means
+
+    def forward(
+        self, y: torch.Tensor, hyper: torch.Tensor, gc: GaussianConditional
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def encode(
+        self, y: torch.Tensor, hyper: torch.Tensor, gc: GaussianConditional, encoders: list[BufferedRansEncoder]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def decode(
+        self, hyper: torch.Tensor, gc: GaussianConditional, decoders: list[RansDecoder]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+
+class AutoregressiveGaussianContext(GaussianContextModel):
+    """Serial raster-scan context: (h*w) coding steps per latent, all views in one batch."""
+
+    mask_type = "raster"
+
+    def forward(self, y, hyper, gc):
+        # Training sees round(y) in the context (the decoder's round(y - mu) + mu needs mu,
+        # which the context itself predicts); the rate and the synthesis use mu exactly.
+        scales, means = self.params(hyper, self.context(ste_round(y)))
+        _, likelihoods = gc(y, scales, means=means)
+        return ste_round(y - means) + means, likelihoods
+
+    def _code(self, hyper, gc, coders, y=None):
+        n, _, height, width = hyper.shape
+        m, k = self.latent_channels, self.kernel_size
+        pad = k // 2
+        tables = CdfTables.of(gc)
+        y_hat = hyper.new_zeros(n, m, height + 2 * pad, width + 2 * pad)
+        symbols = torch.zeros(n, m, height, width, dtype=torch.int32)
+        weight, bias = self.context.masked_weight(), self.context.bias
+        for i in range(height):
+            for j in range(width):
+                ctx = F.conv2d(y_hat[:, :, i : i + k, j : j + k], weight, bias)
+                scales, means = self.params(hyper[:, :, i : i + 1, j : j + 1], ctx)
+                indexes = gc.build_indexes(scales).reshape(n, m)
+                means = means.reshape(n, m)
+                if y is not None:
+                    q = torch.round(y[:, :, i, j] - means).int()
+                    for view in range(n):
+                        encode_symbols(coders[view], q[view], indexes[view], tables)
+                else:
+                    q = torch.stack([decode_symbols(coders[view], indexes[view], tables) for view in range(n)])
+                symbols[:, :, i, j] = q
+                y_hat[:, :, i + pad, j + pad] = q.to(means.dtype) + means
+        return symbols, y_hat[:, :, pad : pad + height, pad : pad + width].contiguous()
+
+    def encode(self, y, hyper, gc, encoders):
+        return self._code(hyper, gc, encoders, y=y)
+
+    def decode(self, hyper, gc, decoders):
+        return self._code(hyper, gc, decoders)
+
+
+def anchor_mask(height: int, width: int, device: torch.device | None = None) -> torch.Tensor:
+    """Checkerboard anchors: positions with (row + col) odd."""
+    rows = torch.arange(height, device=device)[:, None]
+    cols = torch.arange(width, device=device)[None, :]
+    return (rows + cols) % 2 == 1
+
+
+class CheckerboardGaussianContext(GaussianContextModel):
+    """Two-pass checkerboard context: anchors from the hyperprior, then non-anchors."""
+
+    mask_type = "checkerboard"
+
+    def _anchor_params(self, hyper):
+        zeros = hyper.new_zeros(hyper.shape[0], 2 * self.latent_channels, *hyper.shape[2:])
+        return self.params(hyper, zeros)
+
+    def forward(self, y, hyper, gc):
+        anchors = anchor_mask(*y.shape[-2:], device=y.device)
+        scales_a, means_a = self._anchor_params(hyper)
+        y_hat_a = (ste_round(y - means_a) + means_a) * anchors
+        scales_n, means_n = self.params(hyper, self.context(y_hat_a))
+        scales = torch.where(anchors, scales_a, scales_n)
+        means = torch.where(anchors, means_a, means_n)
+        _, likelihoods = gc(y, scales, means=means)
+        return ste_round(y - means) + means, likelihoods
+
+    def _code(self, hyper, gc, coders, y=None):
+        n, _, height, width = hyper.shape
+        tables = CdfTables.of(gc)
+        anchors = anchor_mask(height, width, device=hyper.device)
+        symbols = torch.zeros(n, self.latent_channels, height, width, dtype=torch.int32)
+        y_hat = hyper.new_zeros(n, self.latent_channels, height, width)
+        scales, means = self._anchor_params(hyper)
+        for part in (anchors, ~anchors):
+            indexes = gc.build_indexes(scales)[:, :, part]  # (n, M, positions)
+            mu = means[:, :, part]
+            if y is not None:
+                q = torch.round(y[:, :, part] - mu).int()
+                for view in range(n):
+                    encode_symbols(coders[view], q[view], indexes[view], tables)
+            else:
+                q = torch.stack([decode_symbols(coders[view], indexes[view], tables) for view in range(n)])
+            symbols[:, :, part] = q
+            y_hat[:, :, part] = q.to(mu.dtype) + mu
+            if part is anchors:
+                scales, means = self.params(hyper, self.context(y_hat))
+        return symbols, y_hat
+
+    def encode(self, y, hyper, gc, encoders):
+        return self._code(hyper, gc, encoders, y=y)
+
+    def decode(self, hyper, gc, decoders):
+        return self._code(hyper, gc, decoders)
+
+
+CONTEXT_MODELS: dict[str, type[GaussianContextModel]] = {
+    "autoregressive": AutoregressiveGaussianContext,
+    "checkerboard": CheckerboardGaussianContext,
+}
+
+
+def make_context_model(kind: str, latent_channels: int, hyper_channels: int) -> GaussianContextModel:
+    try:
+        cls = CONTEXT_MODELS[kind]
+    except KeyError:
+        raise ValueError(f"context must be one of {sorted(CONTEXT_MODELS)}, got {kind!r}") from None
+    return cls(latent_channels, hyper_channels)

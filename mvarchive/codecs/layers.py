@@ -1,0 +1,63 @@
+"""Building blocks shared by multi-view codecs."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+from compressai.layers import ResidualBlock
+
+
+class EfficientCrossAttention(nn.Module):
+    """Multi-head efficient (linear) attention, Shen et al. 2021.
+
+    Queries are softmaxed over channels, keys over positions; the context ``K Vᵀ`` is
+    ``d_k x d_v`` per head, so the cost is linear in H*W. No 1/sqrt(d) scaling.
+    Queries come from one feature map, keys and values from another.
+    """
+
+    def __init__(self, channels: int, key_channels: int, value_channels: int, heads: int) -> None:
+        super().__init__()
+        if key_channels % heads or value_channels % heads:
+            raise ValueError(
+                f"key ({key_channels}) and value ({value_channels}) channels must divide by heads ({heads})"
+            )
+        self.heads = heads
+        self.query = nn.Conv2d(channels, key_channels, 1)
+        self.key = nn.Conv2d(channels, key_channels, 1)
+        self.value = nn.Conv2d(channels, value_channels, 1)
+        self.project = nn.Conv2d(value_channels, channels, 1)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        n, _, height, width = x.shape
+        h = self.heads
+        q = self.query(x).reshape(n, h, -1, height * width).softmax(dim=2)
+        k = self.key(context).reshape(n, h, -1, height * width).softmax(dim=3)
+        v = self.value(context).reshape(n, h, -1, height * width)
+        attended = (k @ v.transpose(-1, -2)).transpose(-1, -2) @ q  # (n, h, d_v, HW)
+        return self.project(attended.reshape(n, -1, height, width))
+
+
+class JointContextTransfer(nn.Module):
+    """LDMIC's JCT module (paper §3.2, Fig. 3), shared by all K view paths.
+
+    For each view k: f'_k = F(f_k) (two residual blocks); the inter-view context is the
+    mean of f'_i over the other views; efficient cross attention (queries from f'_k,
+    keys/values from that mean; Q, K with C/8 and V with C/4 channels over ``heads``);
+    then f*_k = f_k + refine(cat[attention, f'_k]).
+    Input and output are ``(B*K, C, h, w)`` with views contiguous per batch item.
+    """
+
+    def __init__(self, channels: int, heads: int = 2) -> None:
+        super().__init__()
+        self.extract = nn.Sequential(ResidualBlock(channels, channels), ResidualBlock(channels, channels))
+        self.attention = EfficientCrossAttention(channels, channels // 8, channels // 4, heads)
+        self.refine = nn.Sequential(ResidualBlock(2 * channels, channels), ResidualBlock(channels, channels))
+
+    def forward(self, features: torch.Tensor, num_views: int) -> torch.Tensor:
+        if num_views < 2:
+            raise ValueError(f"joint context transfer needs at least 2 views, got {num_views}")
+        extracted = self.extract(features)
+        grouped = extracted.reshape(-1, num_views, *extracted.shape[1:])
+        others = (grouped.sum(dim=1, keepdim=True) - grouped) / (num_views - 1)
+        attended = self.attention(extracted, others.reshape_as(extracted))
+        return features + self.refine(torch.cat([attended, extracted], dim=1))

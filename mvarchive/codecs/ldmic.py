@@ -1,0 +1,163 @@
+"""LDMIC: learning-based distributed multi-view image coding (Zhang et al., ICLR 2023).
+
+Data flow (paper §3, Fig. 2; ``../shared/reference/architectures.md`` §1): every view is
+encoded *independently* by the same network: x_k -> g_a -> y_k -> h_a -> z_k. z_k is coded
+with a factorized prior, its hyper-decoding h_s gives the prior parameters of y_k, refined by
+a spatial context model (autoregressive raster scan for ``ldmic``, two-pass checkerboard for
+``ldmic-fast``). The *joint* decoder reconstructs all views together: the synthesis transform
+carries two joint context transfer (JCT) modules, before the 1st and the 3rd transposed conv,
+that let each view attend to the mean of the other views' features. Any K >= 2 works.
+
+Coding order: per view k (in view order), one z stream then one y stream; streams are
+``[z_0, y_0, z_1, y_1, ...]``. For ``ldmic`` the y stream holds all channels of each latent
+position in raster order; for ``ldmic-fast`` it holds the anchors ((row+col) odd, all
+channels) then the non-anchors.
+
+Deviations: training feeds ``round(y)`` to the autoregressive context (the decoder sees
+``round(y - mu) + mu``), as CompressAI's mbt2018 trains it; the official code uses noisy y.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+from compressai.ans import BufferedRansEncoder, RansDecoder
+from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+from compressai.layers import GDN
+from compressai.models.utils import conv, deconv
+
+from .base import CodedStreams, MultiViewCodec
+from .entropy import make_context_model, ste_round
+from .layers import JointContextTransfer
+from .registry import register_codec
+
+
+@dataclass(frozen=True)
+class LDMICConfig:
+    N: int = 192  # channels of the transforms and of z
+    M: int = 192  # channels of y
+    context: str = "autoregressive"  # or "checkerboard" (LDMIC-fast)
+    attention_heads: int = 2
+
+
+def _presets(context: str) -> dict[str, LDMICConfig]:
+    return {
+        "paper": LDMICConfig(192, 192, context),
+        "tiny": LDMICConfig(32, 32, context),
+    }
+
+
+class LDMIC(MultiViewCodec):
+    pad_multiple = 64
+    min_views = 2
+    max_views = None
+
+    def __init__(self, config: LDMICConfig) -> None:
+        super().__init__(config)
+        n, m = config.N, config.M
+        if n % 8 or m % 8:
+            raise ValueError(f"N and M must be multiples of 8 (JCT uses C/8 key channels), got N={n}, M={m}")
+        self.g_a = nn.Sequential(
+            conv(3, n), GDN(n), conv(n, n), GDN(n), conv(n, n), GDN(n), conv(n, m)
+        )
+        self.h_a = nn.Sequential(
+            conv(m, n, kernel_size=3, stride=1), nn.LeakyReLU(inplace=True),
+            conv(n, n), nn.LeakyReLU(inplace=True),
+            conv(n, n),
+        )
+        self.h_s = nn.Sequential(
+            deconv(n, n), nn.LeakyReLU(inplace=True),
+            deconv(n, m * 3 // 2), nn.LeakyReLU(inplace=True),
+            conv(m * 3 // 2, 2 * m, kernel_size=3, stride=1),
+        )
+        self.entropy_bottleneck = EntropyBottleneck(n)
+        self.gaussian_conditional = GaussianConditional(None)
+        self.context_model = make_context_model(config.context, latent_channels=m, hyper_channels=2 * m)
+        self.jct_latent = JointContextTransfer(m, config.attention_heads)
+        self.g_s_head = nn.Sequential(deconv(m, n), GDN(n, inverse=True), deconv(n, n), GDN(n, inverse=True))
+        self.jct_feature = JointContextTransfer(n, config.attention_heads)
+        self.g_s_tail = nn.Sequential(deconv(n, n), GDN(n, inverse=True), deconv(n, 3))
+
+    # --- shared pieces ------------------------------------------------------------------
+    def synthesize(self, y_hat: torch.Tensor, num_views: int) -> torch.Tensor:
+        """Joint decoder: (B*K, M, h, w) latents -> (B*K, 3, 16h, 16w) images."""
+        features = self.g_s_head(self.jct_latent(y_hat, num_views))
+        return self.g_s_tail(self.jct_feature(features, num_views))
+
+    def _z_medians(self) -> torch.Tensor:
+        return self.entropy_bottleneck._get_medians().detach()
+
+    # --- training -----------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> dict:
+        self.check_input(x)
+        batch, num_views = x.shape[:2]
+        y = self.g_a(x.flatten(0, 1))
+        z = self.h_a(y)
+        _, z_likelihoods = self.entropy_bottleneck(z)
+        medians = self._z_medians()
+        z_hat = ste_round(z - medians) + medians
+        y_hat, y_likelihoods = self.context_model(y, self.h_s(z_hat), self.gaussian_conditional)
+        x_hat = self.synthesize(y_hat, num_views)
+        return {
+            "x_hat": x_hat.reshape(batch, num_views, *x_hat.shape[1:]),
+            "likelihoods": {
+                "y": y_likelihoods.reshape(batch, num_views, *y_likelihoods.shape[1:]),
+                "z": z_likelihoods.reshape(batch, num_views, *z_likelihoods.shape[1:]),
+            },
+        }
+
+    # --- coding -------------------------------------------------------------------------
+    def _encode_padded(self, x: torch.Tensor) -> CodedStreams:
+        num_views = x.shape[0]
+        y = self.g_a(x)
+        z = self.h_a(y)
+        z_strings = self.entropy_bottleneck.compress(z)
+        z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
+        encoders = [BufferedRansEncoder() for _ in range(num_views)]
+        y_symbols, y_hat = self.context_model.encode(y, self.h_s(z_hat), self.gaussian_conditional, encoders)
+        y_strings = [encoder.flush() for encoder in encoders]
+        streams = [s for pair in zip(z_strings, y_strings) for s in pair]
+        latents = {"y": y_symbols, "z": torch.round(z_hat - self._z_medians()).int()}
+        return CodedStreams(streams, latents, self.synthesize(y_hat, num_views))
+
+    def _decode_padded(self, streams, num_views, size):
+        if len(streams) != 2 * num_views:
+            raise ValueError(f"expected {2 * num_views} streams for {num_views} views, found {len(streams)}")
+        z_size = (size[0] // 64, size[1] // 64)
+        z_hat = self.entropy_bottleneck.decompress(list(streams[0::2]), z_size)
+        decoders = []
+        for stream in streams[1::2]:
+            decoder = RansDecoder()
+            decoder.set_stream(stream)
+            decoders.append(decoder)
+        y_symbols, y_hat = self.context_model.decode(self.h_s(z_hat), self.gaussian_conditional, decoders)
+        latents = {"y": y_symbols, "z": torch.round(z_hat - self._z_medians()).int()}
+        return CodedStreams(list(streams), latents, self.synthesize(y_hat, num_views))
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Encoder side (g_a, hyperprior, context, entropy parameters) and decoder side
+        (h_s, factorized prior, context, entropy parameters, both JCTs, g_s), as in the
+        paper's Table 2."""
+
+        def count(*modules: nn.Module) -> int:
+            return sum(p.numel() for module in modules for p in module.parameters())
+
+        entropy = (self.entropy_bottleneck, self.context_model)
+        return {
+            "encoder": count(self.g_a, self.h_a, self.h_s, *entropy),
+            "decoder": count(self.h_s, *entropy, self.jct_latent, self.jct_feature, self.g_s_head, self.g_s_tail),
+            "total": count(self),
+        }
+
+
+register_codec(
+    "ldmic", 1, _presets("autoregressive"),
+    "LDMIC (ICLR 2023): independent encoders, joint decoder with JCT; autoregressive context",
+)(LDMIC)
+
+register_codec(
+    "ldmic-fast", 2, _presets("checkerboard"),
+    "LDMIC-fast: LDMIC with a two-pass checkerboard context (parallel decoding)",
+)(LDMIC)
