@@ -8,6 +8,7 @@ from . import ldmic, single_view  # noqa: F401  (registration side effect of the
 from .base import CodecIdentity, CompressedGroup, DecodedGroup, MultiViewCodec
 from .bitstream import BitstreamError
 from .registry import (
+    CodecRef,
     CodecSpec,
     codecs_accepting,
     create_codec,
@@ -21,6 +22,7 @@ from .registry import (
 __all__ = [
     "BitstreamError",
     "CodecIdentity",
+    "CodecRef",
     "CodecSpec",
     "CompressedGroup",
     "DecodedGroup",

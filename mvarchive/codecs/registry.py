@@ -139,3 +139,16 @@ def load_codec(
     model.eval()
     model.update(force=True)
     return model
+
+
+@dataclass(frozen=True)
+class CodecRef:
+    """A picklable reference to a ready codec: what tasks receive instead of a model."""
+
+    name: str
+    preset: str = "paper"
+    checkpoint: str | None = None
+    seed: int = 0
+
+    def load(self) -> MultiViewCodec:
+        return load_codec(self.checkpoint, name=self.name, preset=self.preset, seed=self.seed)

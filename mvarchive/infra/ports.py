@@ -21,6 +21,7 @@ from pathlib import Path
 __all__ = [
     "ServiceStartError",
     "free_port",
+    "free_port_pairs",
     "free_ports",
     "log_tail",
     "stop_process",
@@ -59,6 +60,45 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
         return [int(sock.getsockname()[1]) for sock in sockets]
     finally:
         for sock in sockets:
+            sock.close()
+
+
+def free_port_pairs(
+    count: int, offset: int, host: str = "127.0.0.1", max_tries: int = 1000
+) -> list[tuple[int, int]]:
+    """Return ``count`` pairs ``(p, p + offset)`` of free, all-distinct ports.
+
+    For servers that derive a second port from the first (SeaweedFS dials
+    gRPC at HTTP port + 10000 in places even when told otherwise).
+    """
+    if offset <= 0:
+        raise ValueError(f"offset must be > 0, got {offset}")
+    held: list[socket.socket] = []
+    pairs: list[tuple[int, int]] = []
+    try:
+        for _ in range(max_tries):
+            if len(pairs) == count:
+                return pairs
+            first = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            first.bind((host, 0))
+            port = int(first.getsockname()[1])
+            if port + offset > 65535:
+                first.close()
+                continue
+            second = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                second.bind((host, port + offset))
+            except OSError:
+                first.close()
+                second.close()
+                continue
+            held += [first, second]
+            pairs.append((port, port + offset))
+        if len(pairs) == count:
+            return pairs
+        raise RuntimeError(f"found only {len(pairs)} of {count} free port pairs")
+    finally:
+        for sock in held:
             sock.close()
 
 

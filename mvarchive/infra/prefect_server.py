@@ -8,6 +8,7 @@ starts ``prefect server start`` on a free loopback port for its duration.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import subprocess
@@ -33,6 +34,29 @@ def prefect_env(api_url: str) -> dict[str, str]:
     Points them at the run's API server and keeps them offline.
     """
     return {**offline_environment(), "PREFECT_API_URL": api_url}
+
+
+def _drain_prefect_clients(timeout_s: float = 5.0) -> None:
+    """Send this process's queued Prefect logs and events before the API stops.
+
+    Otherwise Prefect's background workers try after the server is gone and
+    print "Error logging to API" at interpreter exit.
+    """
+    if "prefect" not in sys.modules:
+        return
+    try:
+        asyncio.get_running_loop()
+        return  # draining would need awaiting; async callers drain themselves
+    except RuntimeError:
+        pass
+    try:
+        from prefect.events.worker import EventsWorker
+        from prefect.logging.handlers import APILogWorker
+    except ImportError:
+        return
+    for service in (APILogWorker, EventsWorker):
+        with contextlib.suppress(Exception):
+            service.drain_all(timeout=timeout_s)
 
 
 def _port_taken(log_path: Path) -> bool:
@@ -134,8 +158,13 @@ class PrefectServer:
             raise
 
     def stop(self) -> None:
-        """Stop the server: SIGTERM, then SIGKILL after ``stop_timeout_s``."""
+        """Stop the server: SIGTERM, then SIGKILL after ``stop_timeout_s``.
+
+        Pending Prefect logs/events of this process are sent first.
+        """
         if self._process is not None:
+            if self._process.poll() is None:
+                _drain_prefect_clients()
             stop_process(self._process, self.stop_timeout_s)
             self._process = None
 

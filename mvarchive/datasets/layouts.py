@@ -1,0 +1,568 @@
+"""Find the multi-camera groups of a dataset stored on any fsspec filesystem.
+
+A *group* is one moment captured by several cameras (a stereo pair, one frame
+of a fleet rig); a *view* is one camera's image in a group. Datasets come in a
+few common folder layouts, which this module turns into one
+:class:`DatasetIndex` so that the rest of the pipeline never looks at folders.
+Discovery only lists and reads small metadata files; images are not opened.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import posixpath
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from fsspec import AbstractFileSystem
+from fsspec.core import url_to_fs
+from fsspec.implementations.local import LocalFileSystem
+
+from mvarchive.datasets.errors import DatasetError
+from mvarchive.datasets.images import IMAGE_EXTENSIONS
+
+__all__ = [
+    "LAYOUTS",
+    "MANIFEST_NAMES",
+    "ViewRef",
+    "GroupRef",
+    "DatasetIndex",
+    "discover_dataset",
+]
+
+#: Accepted values for ``layout=`` in :func:`discover_dataset`.
+LAYOUTS: tuple[str, ...] = ("auto", "camera-folders", "group-folders", "manifest")
+
+#: File names looked for at the dataset root to detect the manifest layout.
+MANIFEST_NAMES: tuple[str, ...] = ("manifest.json", "manifest.csv")
+
+_MANIFEST_EXTENSIONS = (".json", ".csv")
+_MAX_LISTED = 5  # problems quoted in one error message before summarising
+
+
+@dataclass(frozen=True)
+class ViewRef:
+    """One camera's image in a group: the camera name and a URL ``load_image`` can read."""
+
+    camera: str
+    url: str
+
+
+@dataclass(frozen=True)
+class GroupRef:
+    """One multi-camera capture: its name and its views in the dataset's camera order."""
+
+    name: str
+    views: tuple[ViewRef, ...]
+
+    @property
+    def cameras(self) -> tuple[str, ...]:
+        """Camera names of the views, in order."""
+        return tuple(v.camera for v in self.views)
+
+    def view(self, camera: str) -> ViewRef:
+        """The view of ``camera``; raises :class:`DatasetError` if the group lacks it."""
+        for v in self.views:
+            if v.camera == camera:
+                return v
+        raise DatasetError(
+            f"group {self.name!r} has no camera {camera!r} (has: {', '.join(self.cameras)})"
+        )
+
+
+@dataclass(frozen=True)
+class DatasetIndex:
+    """Every group of a dataset, all with the same cameras in the same order."""
+
+    url: str
+    layout: str
+    cameras: tuple[str, ...]
+    groups: tuple[GroupRef, ...]
+
+    @property
+    def group_names(self) -> tuple[str, ...]:
+        """Names of the groups, in order."""
+        return tuple(g.name for g in self.groups)
+
+    def select(
+        self,
+        groups: Sequence[str] | None = None,
+        cameras: Sequence[str] | None = None,
+    ) -> DatasetIndex:
+        """A sub-index with only the named groups and/or cameras.
+
+        ``None`` keeps everything. Names are returned in the order asked for,
+        so ``cameras`` can also reorder views (e.g. to pick the reference view
+        of a multi-view codec). Unknown or repeated names raise
+        :class:`DatasetError` listing the known ones, because a typo must not
+        silently shrink an archive.
+        """
+        group_names = self.group_names
+        picked_groups = _pick(groups, group_names, "group", self.url)
+        picked_cams = _pick(cameras, self.cameras, "camera", self.url)
+        by_name = dict(zip(group_names, self.groups))
+        new_groups = tuple(
+            replace(g, views=tuple(g.view(c) for c in picked_cams))
+            for g in (by_name[n] for n in picked_groups)
+        )
+        return replace(self, cameras=picked_cams, groups=new_groups)
+
+
+def _pick(
+    wanted: Sequence[str] | None, known: tuple[str, ...], what: str, url: str
+) -> tuple[str, ...]:
+    """Validate a user selection against the known names."""
+    if wanted is None:
+        return known
+    names = (wanted,) if isinstance(wanted, str) else tuple(wanted)
+    if not names:
+        raise DatasetError(f"{url}: empty {what} selection; pass None to keep all")
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise DatasetError(
+            f"{url}: unknown {what}(s) {', '.join(map(repr, unknown[:_MAX_LISTED]))}; "
+            f"known {what}s: {_preview(known)}"
+        )
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise DatasetError(f"{url}: {what}(s) selected more than once: {', '.join(dupes)}")
+    return names
+
+
+def _preview(names: Sequence[str], limit: int = 20) -> str:
+    """Comma-separated names, shortened for error messages."""
+    shown = ", ".join(map(str, names[:limit]))
+    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
+
+
+def _natural_key(name: str) -> tuple[Any, ...]:
+    """Sort key putting ``cam2`` before ``cam10`` and ``frame_9`` before ``frame_10``."""
+    return tuple(
+        (0, int(part), part) if part.isdigit() else (1, part.lower(), part)
+        for part in re.split(r"(\d+)", name)
+        if part
+    )
+
+
+def _is_image(name: str) -> bool:
+    return posixpath.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
+def _is_hidden(name: str) -> bool:
+    return name.startswith(".")
+
+
+def _basename(path: str) -> str:
+    return posixpath.basename(path.rstrip("/"))
+
+
+class _Locator:
+    """Turns filesystem paths back into URLs in the style the caller used.
+
+    Plain local paths stay plain paths; anything given as a URL (``file://``,
+    ``s3://``, ``memory://``) gives URLs with the same protocol.
+    """
+
+    def __init__(self, fs: AbstractFileSystem, plain_local: bool) -> None:
+        self.fs = fs
+        self.plain_local = plain_local
+
+    def url(self, path: str) -> str:
+        if self.plain_local:
+            return path
+        return self.fs.unstrip_protocol(path)
+
+
+def _listdir(fs: AbstractFileSystem, path: str) -> list[dict[str, Any]]:
+    """Entries directly inside ``path`` (empty when it does not exist)."""
+    try:
+        entries = fs.ls(path, detail=True)
+    except FileNotFoundError:
+        return []
+    root = path.rstrip("/")
+    return [e for e in entries if e["name"].rstrip("/") != root]
+
+
+@dataclass
+class _Folder:
+    """Images directly inside one sub-folder of the dataset root, keyed by stem."""
+
+    name: str
+    path: str
+    images: dict[str, str]
+
+
+def _scan_subfolders(
+    fs: AbstractFileSystem, root: str, url: str
+) -> tuple[list[_Folder], int]:
+    """Sub-folders of ``root`` that hold images, and the count of images at the root itself.
+
+    Hidden entries and non-image files are ignored; sub-folders without images
+    are skipped with a warning so a stray ``calib/`` folder does not become a camera.
+    """
+    log = logging.getLogger("mvarchive.datasets")
+    folders: list[_Folder] = []
+    top_images = 0
+    for entry in _listdir(fs, root):
+        name = _basename(entry["name"])
+        if _is_hidden(name):
+            continue
+        if entry.get("type") != "directory":
+            top_images += _is_image(name)
+            continue
+        images: dict[str, str] = {}
+        for sub in _listdir(fs, entry["name"]):
+            fname = _basename(sub["name"])
+            if sub.get("type") == "directory" or _is_hidden(fname) or not _is_image(fname):
+                continue
+            stem = posixpath.splitext(fname)[0]
+            if stem in images:
+                raise DatasetError(
+                    f"{entry['name']}: two images with the same name {stem!r}: "
+                    f"{_basename(images[stem])} and {fname}; keep only one"
+                )
+            images[stem] = sub["name"].rstrip("/")
+        if images:
+            folders.append(_Folder(name=name, path=entry["name"].rstrip("/"), images=images))
+        else:
+            log.warning("%s: ignoring sub-folder %r: it holds no images", url, name)
+    folders.sort(key=lambda f: _natural_key(f.name))
+    return folders, top_images
+
+
+def _no_images(url: str, top_images: int) -> DatasetError:
+    hint = (
+        f" ({top_images} image(s) lie directly in the folder; a multi-camera dataset "
+        "needs one sub-folder per camera or per group, or a manifest)"
+        if top_images
+        else ""
+    )
+    return DatasetError(f"no images found under {url}{hint}")
+
+
+def _summarise(problems: list[str]) -> str:
+    shown = "; ".join(problems[:_MAX_LISTED])
+    extra = len(problems) - _MAX_LISTED
+    return shown + (f"; and {extra} more" if extra > 0 else "")
+
+
+def _camera_folders(folders: list[_Folder], url: str, loc: _Locator) -> DatasetIndex:
+    """ROOT/<camera>/<frame>.<ext>: a group is a frame stem present in every camera."""
+    cameras = tuple(f.name for f in folders)
+    stems = sorted({s for f in folders for s in f.images}, key=_natural_key)
+    problems = []
+    for stem in stems:
+        missing = [f.name for f in folders if stem not in f.images]
+        if missing:
+            problems.append(f"group {stem!r} is missing from camera(s) {', '.join(missing)}")
+    if problems:
+        raise DatasetError(
+            f"camera-folders dataset {url}: {len(problems)} incomplete group(s): "
+            + _summarise(problems)
+        )
+    groups = tuple(
+        GroupRef(stem, tuple(ViewRef(f.name, loc.url(f.images[stem])) for f in folders))
+        for stem in stems
+    )
+    return DatasetIndex(url=url, layout="camera-folders", cameras=cameras, groups=groups)
+
+
+def _group_folders(folders: list[_Folder], url: str, loc: _Locator) -> DatasetIndex:
+    """ROOT/<group>/<camera>.<ext>: each folder is a group, each file stem a camera."""
+    counts: dict[str, int] = {}
+    for f in folders:
+        for stem in f.images:
+            counts[stem] = counts.get(stem, 0) + 1
+    if set(counts) == {"left", "right"}:
+        cameras: tuple[str, ...] = ("left", "right")
+    else:
+        cameras = tuple(sorted(counts, key=_natural_key))
+    problems = []
+    for f in folders:
+        missing = [c for c in cameras if c not in f.images]
+        if missing:
+            problems.append(f"group {f.name!r} has no view for camera(s) {', '.join(missing)}")
+    if problems:
+        seen = ", ".join(f"{c} ({counts[c]} of {len(folders)} groups)" for c in cameras)
+        raise DatasetError(
+            f"group-folders dataset {url}: {len(problems)} incomplete group(s): "
+            f"{_summarise(problems)}. Cameras seen: {seen}"
+        )
+    groups = tuple(
+        GroupRef(f.name, tuple(ViewRef(c, loc.url(f.images[c])) for c in cameras))
+        for f in folders
+    )
+    return DatasetIndex(url=url, layout="group-folders", cameras=cameras, groups=groups)
+
+
+def _parse_manifest_json(text: str, where: str) -> list[tuple[str, list[tuple[str, str]]]]:
+    """``{"groups": [{"name": ..., "views": {camera: path}}]}`` -> ordered entries."""
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f"manifest {where}: invalid JSON: {exc}") from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("groups"), list):
+        raise DatasetError(
+            f'manifest {where}: expected an object {{"groups": [{{"name": ..., "views": '
+            f'{{camera: path}}}}, ...]}}'
+        )
+    entries: list[tuple[str, list[tuple[str, str]]]] = []
+    for i, item in enumerate(doc["groups"]):
+        if not isinstance(item, dict):
+            raise DatasetError(f"manifest {where}: groups[{i}] is not an object")
+        name, views = item.get("name"), item.get("views")
+        if not isinstance(name, str) or not name:
+            raise DatasetError(f"manifest {where}: groups[{i}] has no string 'name'")
+        if not isinstance(views, dict) or not views:
+            raise DatasetError(
+                f"manifest {where}: group {name!r}: 'views' must be a non-empty "
+                "object mapping camera to path"
+            )
+        pairs = []
+        for cam, path in views.items():
+            if not isinstance(path, str) or not path:
+                raise DatasetError(
+                    f"manifest {where}: group {name!r} camera {cam!r}: path must be a string"
+                )
+            pairs.append((str(cam), path))
+        entries.append((name, pairs))
+    return entries
+
+
+def _parse_manifest_csv(text: str, where: str) -> list[tuple[str, list[tuple[str, str]]]]:
+    """CSV with header ``group,camera,path`` -> ordered entries."""
+    reader = csv.reader(io.StringIO(text))
+    header = [h.strip().lower() for h in next(reader, [])]
+    needed = ("group", "camera", "path")
+    if any(col not in header for col in needed):
+        raise DatasetError(
+            f"manifest {where}: header must contain the columns group,camera,path "
+            f"(found: {','.join(header) or 'nothing'})"
+        )
+    idx = [header.index(col) for col in needed]
+    order: list[str] = []
+    by_group: dict[str, list[tuple[str, str]]] = {}
+    for line_no, row in enumerate(reader, start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) < len(header):
+            raise DatasetError(f"manifest {where} line {line_no}: expected {len(header)} columns")
+        group, cam, path = (row[i].strip() for i in idx)
+        if not group or not cam or not path:
+            raise DatasetError(f"manifest {where} line {line_no}: empty group, camera or path")
+        if group not in by_group:
+            order.append(group)
+            by_group[group] = []
+        if any(c == cam for c, _ in by_group[group]):
+            raise DatasetError(
+                f"manifest {where} line {line_no}: group {group!r} lists camera {cam!r} twice"
+            )
+        by_group[group].append((cam, path))
+    return [(g, by_group[g]) for g in order]
+
+
+def _is_url(ref: str) -> bool:
+    return "://" in ref or "::" in ref
+
+
+def _manifest(
+    fs: AbstractFileSystem,
+    manifest_path: str,
+    url: str,
+    loc: _Locator,
+    storage_options: dict[str, Any],
+) -> DatasetIndex:
+    """A dataset described by a JSON or CSV manifest; every referenced file must exist."""
+    where = loc.url(manifest_path)
+    try:
+        text = fs.cat_file(manifest_path).decode("utf-8-sig")
+    except FileNotFoundError as exc:
+        raise DatasetError(f"manifest not found: {where}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"cannot read manifest {where}: {exc}") from exc
+    if manifest_path.lower().endswith(".json"):
+        entries = _parse_manifest_json(text, where)
+    else:
+        entries = _parse_manifest_csv(text, where)
+
+    names = [g for g, _ in entries]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise DatasetError(f"manifest {where}: group(s) listed more than once: {', '.join(dupes)}")
+
+    cameras: list[str] = []
+    for _, pairs in entries:
+        for cam, _ in pairs:
+            if cam not in cameras:
+                cameras.append(cam)
+    problems = []
+    for group, pairs in entries:
+        have = {c for c, _ in pairs}
+        missing = [c for c in cameras if c not in have]
+        if missing:
+            problems.append(f"group {group!r} has no view for camera(s) {', '.join(missing)}")
+    if problems:
+        raise DatasetError(
+            f"manifest {where}: {len(problems)} incomplete group(s): {_summarise(problems)}"
+        )
+
+    base = posixpath.dirname(manifest_path)
+    listings: dict[tuple[int, str], set[str]] = {}
+
+    def exists(f: AbstractFileSystem, path: str) -> bool:
+        # One listing per folder instead of one request per file.
+        parent = posixpath.dirname(path.rstrip("/"))
+        key = (id(f), parent)
+        if key not in listings:
+            listings[key] = {
+                e["name"].rstrip("/") for e in _listdir(f, parent) if e.get("type") == "file"
+            }
+        return path.rstrip("/") in listings[key]
+
+    resolved: dict[str, dict[str, str]] = {}
+    missing_files = []
+    for group, pairs in entries:
+        resolved[group] = {}
+        for cam, ref in pairs:
+            if not _is_image(ref.split("?", 1)[0]):
+                raise DatasetError(
+                    f"manifest {where}: group {group!r} camera {cam!r}: {ref!r} is not an "
+                    f"image file (expected one of {', '.join(IMAGE_EXTENSIONS)})"
+                )
+            if _is_url(ref):
+                # Storage options only make sense for the manifest's own protocol.
+                proto = ref.split("://", 1)[0] if "://" in ref else ""
+                protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+                target_fs, target = url_to_fs(
+                    ref, **(storage_options if proto in protocols else {})
+                )
+                view_url = ref
+            else:
+                if posixpath.isabs(ref):
+                    target = posixpath.normpath(ref)
+                else:
+                    target = posixpath.normpath(posixpath.join(base, ref))
+                target_fs = fs
+                view_url = loc.url(target)
+            if not exists(target_fs, target):
+                missing_files.append(
+                    f"group {group!r} camera {cam!r}: file not found: {ref} ({view_url})"
+                )
+            resolved[group][cam] = view_url
+    if missing_files:
+        raise DatasetError(
+            f"manifest {where}: {len(missing_files)} missing file(s): "
+            + _summarise(missing_files)
+        )
+    groups = tuple(
+        GroupRef(group, tuple(ViewRef(c, resolved[group][c]) for c in cameras))
+        for group, _ in entries
+    )
+    return DatasetIndex(url=url, layout="manifest", cameras=tuple(cameras), groups=groups)
+
+
+def discover_dataset(
+    url: str, layout: str = "auto", storage_options: dict[str, Any] | None = None
+) -> DatasetIndex:
+    """Index the groups and cameras of the dataset at ``url`` without reading images.
+
+    ``url`` is any fsspec URL or local path: a folder, or a ``.json``/``.csv``
+    manifest file. ``layout`` is one of :data:`LAYOUTS`; ``"auto"`` picks the
+    manifest if there is one, else compares the number of sub-folders with the
+    number of images in the fullest one (few folders with many images are
+    cameras, many folders with few images are groups; a tie is refused).
+    Incomplete groups, missing files and ambiguous layouts raise
+    :class:`DatasetError`; a dataset must have at least one group and two
+    cameras.
+    """
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; expected one of {', '.join(LAYOUTS)}")
+    opts = dict(storage_options or {})
+    try:
+        fs, root = url_to_fs(url, **opts)
+    except (ValueError, ImportError) as exc:
+        raise DatasetError(f"cannot open dataset URL {url}: {exc}") from exc
+    is_local = isinstance(fs, LocalFileSystem)
+    if is_local:
+        root = posixpath.normpath(root)
+    loc = _Locator(fs, plain_local=is_local and not _is_url(url))
+
+    try:
+        is_file = fs.isfile(root)
+        is_dir = not is_file and fs.isdir(root)
+    except OSError as exc:
+        raise DatasetError(f"cannot access dataset {url}: {exc}") from exc
+    if not is_file and not is_dir:
+        raise DatasetError(f"dataset not found: {url}")
+
+    if is_file:
+        if layout in ("auto", "manifest") and root.lower().endswith(_MANIFEST_EXTENSIONS):
+            index = _manifest(fs, root, url, loc, opts)
+        else:
+            raise DatasetError(
+                f"{url} is a file; expected a dataset folder or a manifest (.json or .csv)"
+            )
+    else:
+        index = _discover_folder(fs, root, url, layout, loc, opts)
+
+    if not index.groups:
+        raise DatasetError(f"dataset {url} ({index.layout}) contains no groups")
+    if len(index.cameras) < 2:
+        raise DatasetError(
+            f"dataset {url} ({index.layout}) has {len(index.cameras)} camera(s) "
+            f"({', '.join(index.cameras) or 'none'}); a multi-camera dataset needs at least 2"
+        )
+    return index
+
+
+def _discover_folder(
+    fs: AbstractFileSystem,
+    root: str,
+    url: str,
+    layout: str,
+    loc: _Locator,
+    opts: dict[str, Any],
+) -> DatasetIndex:
+    """Dispatch a dataset folder to its layout reader, detecting it when ``auto``."""
+    if layout in ("auto", "manifest"):
+        top = {_basename(e["name"]): e for e in _listdir(fs, root) if e.get("type") == "file"}
+        found = [n for n in MANIFEST_NAMES if n in top]
+        if len(found) > 1:
+            raise DatasetError(
+                f"{url} holds both {' and '.join(found)}; pass the URL of the one to use"
+            )
+        if found:
+            return _manifest(fs, top[found[0]]["name"].rstrip("/"), url, loc, opts)
+        if layout == "manifest":
+            raise DatasetError(
+                f"no manifest under {url}: expected one of {', '.join(MANIFEST_NAMES)}"
+            )
+
+    folders, top_images = _scan_subfolders(fs, root, url)
+    if not folders:
+        raise _no_images(url, top_images)
+    if layout == "auto":
+        # Compare with the fullest folder: missing files only ever lower the counts.
+        n_folders = len(folders)
+        counts = [len(f.images) for f in folders]
+        typical = max(counts)
+        if n_folders < typical:
+            layout = "camera-folders"
+        elif n_folders > typical:
+            layout = "group-folders"
+        else:
+            amount = (
+                f"{typical} images each" if min(counts) == typical else f"up to {typical} images"
+            )
+            raise DatasetError(
+                f"ambiguous layout under {url}: {n_folders} folders with {amount}; "
+                "pass layout='camera-folders' or 'group-folders'"
+            )
+    if layout == "camera-folders":
+        return _camera_folders(folders, url, loc)
+    return _group_folders(folders, url, loc)

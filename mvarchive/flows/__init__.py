@@ -1,0 +1,1 @@
+"""Prefect flows: archive, restore, train, demo. Each has a plain runner that wires services."""

@@ -1,0 +1,52 @@
+"""The training flow: train a codec on a dataset, checkpoint it, log it to MLflow."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from prefect import flow, task
+
+from mvarchive.codecs import load_codec
+from mvarchive.training import TrainConfig, TrainResult, train_codec_loop
+from mvarchive.tracking import RunLogger, environment_params, log_codec_model
+
+from .archive import TrackingConfig
+
+
+@dataclass
+class TrainReport:
+    result: TrainResult
+    mlflow_run_id: str | None
+    model_uri: str | None
+
+
+@task(name="train-codec-task", task_run_name="train-{config.codec}-{config.preset}")
+def train_task(config: TrainConfig, tracking: TrackingConfig | None) -> TrainReport:
+    """Runs where the task runner puts it (the flow process, or a GPU worker)."""
+    logger = (
+        RunLogger(tracking.tracking_uri, tracking.experiment, f"train {config.codec}", {"mvarchive.job": "train"})
+        if tracking and tracking.tracking_uri else None
+    )
+    try:
+        if logger:
+            logger.log_params({**{k: v for k, v in asdict(config).items() if k != "storage_options"},
+                               **environment_params()})
+        result = train_codec_loop(config, on_log=(lambda step, m: logger.log_metrics(m, step=step)) if logger else None)
+        model_uri = None
+        if logger:
+            logger.log_params({"weights_digest": result.weights_digest})
+            logger.log_metrics({f"final_{k}": v for k, v in result.final.items()} | {"train_s": result.seconds})
+            logger.log_artifact(result.checkpoint, "checkpoint")
+            model_uri = log_codec_model(logger, load_codec(result.checkpoint))
+            logger.finish()
+        return TrainReport(result, logger.run_id if logger else None, model_uri)
+    except BaseException:
+        if logger:
+            logger.finish(failed=True)
+        raise
+
+
+@flow(name="train-codec", log_prints=True)
+def train_codec(config: TrainConfig, tracking: TrackingConfig | None = None) -> TrainReport:
+    """Train one codec (entry point for the CLI, the demo and schedules)."""
+    return train_task(config, tracking)

@@ -1,0 +1,58 @@
+"""Starting and connecting the services a run needs.
+
+S3 storage (SeaweedFS), the Prefect API server, the Dask cluster and the
+MLflow tracking store: each is either reached at a configured address or
+started locally on free loopback ports for the duration of a run.
+Importing this package starts nothing and imports no heavy dependencies.
+"""
+
+from mvarchive.infra.dask_cluster import (
+    WORKERS_PER_HOST_ENV,
+    dask_task_runner,
+    torch_threads_for_worker,
+)
+from mvarchive.infra.mlflow_store import (
+    ensure_experiment,
+    mlflow_client,
+    mlflow_ui_command,
+    sqlite_store_path,
+)
+from mvarchive.infra.ports import (
+    ServiceStartError,
+    free_port,
+    free_port_pairs,
+    free_ports,
+    log_tail,
+    stop_process,
+    wait_for_http,
+    wait_until,
+)
+from mvarchive.infra.prefect_server import PrefectServer, connect_prefect, prefect_env
+from mvarchive.infra.seaweedfs import SeaweedS3Server, find_weed_binary, validate_bucket_name
+from mvarchive.infra.settings import ServicesConfig, offline_environment
+
+__all__ = [
+    "WORKERS_PER_HOST_ENV",
+    "PrefectServer",
+    "SeaweedS3Server",
+    "ServiceStartError",
+    "ServicesConfig",
+    "connect_prefect",
+    "dask_task_runner",
+    "ensure_experiment",
+    "find_weed_binary",
+    "free_port",
+    "free_port_pairs",
+    "free_ports",
+    "log_tail",
+    "mlflow_client",
+    "mlflow_ui_command",
+    "offline_environment",
+    "prefect_env",
+    "sqlite_store_path",
+    "stop_process",
+    "torch_threads_for_worker",
+    "validate_bucket_name",
+    "wait_for_http",
+    "wait_until",
+]

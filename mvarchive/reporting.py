@@ -1,0 +1,66 @@
+"""Summaries of archives and runs: numbers, Markdown tables, terminal tables."""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable, Sequence
+
+import numpy as np
+from rich.table import Table
+
+from mvarchive.storage import ArchiveReader
+
+SUMMARY_COLUMNS = ("groups", "views", "bpp", "psnr", "ms_ssim", "encode_s", "decode_s")
+
+
+def archive_summary(reader: ArchiveReader) -> dict[str, float]:
+    """Dataset-level numbers over the complete groups: bpp over all pixels (real bytes),
+    mean per-group PSNR and MS-SSIM, total encode seconds."""
+    indices = reader.complete_indices()
+    table = reader.metrics_table()[indices] if indices else np.zeros((0, len(reader.meta.metrics)))
+    col = {name: table[:, i] for i, name in enumerate(reader.meta.metrics)}
+    views = len(indices) * len(reader.cameras)
+    if not indices:
+        return {"groups": 0.0, "views": 0.0}
+    pixels = float(np.sum(8.0 * col["bytes"] / col["bpp"]))
+    ms = col["ms_ssim"][np.isfinite(col["ms_ssim"])]
+    return {
+        "groups": float(len(indices)),
+        "views": float(views),
+        "bytes": float(col["bytes"].sum()),
+        "bpp": float(8.0 * col["bytes"].sum() / pixels),
+        "psnr": float(np.mean(col["psnr"])),
+        "ms_ssim": float(ms.mean()) if ms.size else math.nan,
+        "encode_s": float(col["encode_s"].sum()),
+    }
+
+
+def _fmt(name: str, value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if name in ("groups", "views"):
+        return f"{int(value)}"
+    if name == "ms_ssim":
+        return f"{value:.4f}"
+    if name == "bpp":
+        return f"{value:.4f}"
+    return f"{value:.2f}"
+
+
+def summary_markdown(rows: Sequence[tuple[str, dict[str, float]]], columns: Iterable[str] = SUMMARY_COLUMNS) -> str:
+    columns = list(columns)
+    lines = ["| codec | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for name, values in rows:
+        lines.append(f"| {name} | " + " | ".join(_fmt(c, values.get(c)) for c in columns) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def summary_table(rows: Sequence[tuple[str, dict[str, float]]], title: str, columns: Iterable[str] = SUMMARY_COLUMNS) -> Table:
+    columns = list(columns)
+    table = Table(title=title)
+    table.add_column("codec")
+    for c in columns:
+        table.add_column(c, justify="right")
+    for name, values in rows:
+        table.add_row(name, *(_fmt(c, values.get(c)) for c in columns))
+    return table

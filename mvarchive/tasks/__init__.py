@@ -1,0 +1,1 @@
+"""Prefect tasks: thin wrappers over library functions, passed references, run on Dask workers."""

@@ -1,0 +1,77 @@
+"""Encode one shard of groups into an archive."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from prefect import task
+
+from mvarchive.codecs import CodecRef
+from mvarchive.datasets import GroupRef, load_group
+from mvarchive.metrics import group_metrics, to_tensor, to_uint8
+from mvarchive.storage import ArchiveMeta, ArchiveReader, ArchiveWriter, GroupRecord, Location
+
+from .worker import codec_on_worker, prepare_torch
+
+
+@dataclass(frozen=True)
+class EncodeShardJob:
+    """References only: the worker reads the images and loads the codec itself."""
+
+    archive: Location
+    meta: ArchiveMeta
+    shard_id: int
+    groups: tuple[GroupRef, ...]
+    codec: CodecRef
+    source_options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ShardResult:
+    shard_id: int
+    skipped: bool
+    metrics: list[dict[str, float]]  # one per group
+    views: int
+
+
+def encode_shard_fn(job: EncodeShardJob) -> ShardResult:
+    """Encode every group of the shard and write it; a completed shard is left untouched."""
+    writer = ArchiveWriter(job.archive, job.meta)
+    indices = list(job.meta.shard_range(job.shard_id))
+    if len(indices) != len(job.groups):
+        raise ValueError(f"shard {job.shard_id}: {len(job.groups)} groups given for indices {indices}")
+    if job.shard_id in writer.completed_shards():
+        reader = ArchiveReader(job.archive)
+        stored = reader.read_groups(indices)
+        return ShardResult(job.shard_id, True, [g.metrics for g in stored], sum(len(g.sizes) for g in stored))
+    prepare_torch()
+    codec = codec_on_worker(job.codec)
+    records = []
+    for index, group in zip(indices, job.groups):
+        views = load_group(group, job.source_options)
+        started = time.perf_counter()
+        compressed = codec.compress(to_tensor(views))
+        encode_s = time.perf_counter() - started
+        metrics = group_metrics(views, to_uint8(compressed.x_hat), len(compressed.data))
+        metrics["encode_s"] = encode_s
+        records.append(GroupRecord(
+            index=index,
+            name=group.name,
+            sizes=[(int(views.shape[1]), int(views.shape[2]))] * views.shape[0],
+            stream=compressed.data,
+            latents=compressed.latents,
+            metrics=metrics,
+        ))
+    writer.write_shard(job.shard_id, records)
+    return ShardResult(job.shard_id, False, [r.metrics for r in records], int(sum(len(r.sizes) for r in records)))
+
+
+encode_shard = task(
+    encode_shard_fn,
+    name="encode-shard",
+    task_run_name="encode-shard-{job.shard_id}",
+    retries=2,
+    retry_delay_seconds=[2, 10],
+)
+

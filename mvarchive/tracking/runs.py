@@ -1,0 +1,95 @@
+"""One MLflow run per archive/training/restore job, logged through ``MlflowClient``."""
+
+from __future__ import annotations
+
+import math
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Mapping
+
+from mlflow import MlflowClient
+
+from mvarchive.infra.mlflow_store import ensure_experiment
+
+_MAX_PARAM = 6000
+
+
+class RunLogger:
+    """Creates a run on construction; ``finish`` ends it (also usable as a context manager)."""
+
+    def __init__(self, tracking_uri: str, experiment: str, run_name: str, tags: Mapping[str, str] | None = None) -> None:
+        self.tracking_uri = tracking_uri
+        self.client = MlflowClient(tracking_uri=tracking_uri)
+        experiment_id = ensure_experiment(self.client, experiment)
+        run = self.client.create_run(experiment_id, run_name=run_name, tags=dict(tags or {}))
+        self.run_id: str = run.info.run_id
+        self.experiment_id = experiment_id
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        for key, value in params.items():
+            text = "" if value is None else str(value)
+            self.client.log_param(self.run_id, key, text[:_MAX_PARAM])
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        for key, value in metrics.items():
+            if value is None or not math.isfinite(float(value)):
+                continue
+            self.client.log_metric(self.run_id, key, float(value), step=step)
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self.client.log_text(self.run_id, text, artifact_file)
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_figure(self, figure: Any, artifact_file: str) -> None:
+        self.client.log_figure(self.run_id, figure, artifact_file)
+
+    def finish(self, failed: bool = False) -> None:
+        self.client.set_terminated(self.run_id, status="FAILED" if failed else "FINISHED")
+
+    def __enter__(self) -> "RunLogger":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.finish(failed=exc_type is not None)
+
+
+def environment_params() -> dict[str, str]:
+    """Provenance recorded on every run: versions, host, git revision."""
+    params = {"host": platform.node(), "python": platform.python_version()}
+    for package in ("mvarchive", "torch", "compressai", "prefect", "zarr", "dask"):
+        try:
+            params[f"version.{package}"] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    try:
+        root = Path(__file__).resolve().parents[2]
+        params["git.revision"] = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
+        ).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        params["git.revision"] = "unknown"
+    return params
+
+
+def log_codec_model(logger: RunLogger, model: Any, name: str = "model") -> str:
+    """Log a trained codec as an MLflow PyTorch model (pickle format: codecs need more than
+    ``forward``). MLflow's model logging only has a fluent form, so the tracking URI and the
+    run are set for the duration of the call and restored afterwards."""
+    import mlflow
+    import mlflow.pytorch
+
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(logger.tracking_uri)
+    try:
+        with mlflow.start_run(run_id=logger.run_id):
+            info = mlflow.pytorch.log_model(
+                model, name=name, serialization_format="pickle",
+                pip_requirements=["torch", "compressai", "mvarchive"],
+            )
+    finally:
+        mlflow.set_tracking_uri(previous)
+    return info.model_uri
