@@ -58,7 +58,7 @@ def summary_markdown(rows: Sequence[tuple[str, dict[str, float]]], columns: Iter
 def summary_table(rows: Sequence[tuple[str, dict[str, float]]], title: str, columns: Iterable[str] = SUMMARY_COLUMNS) -> Table:
     columns = list(columns)
     table = Table(title=title)
-    table.add_column("codec")
+    table.add_column("codec", no_wrap=True)
     for c in columns:
         table.add_column(c, justify="right")
     for name, values in rows:

@@ -1,16 +1,16 @@
-"""Wiring a flow to its services: Prefect API, Dask task runner, MLflow store."""
+"""Wiring flows to their services: one Prefect API for a session, Dask task runners, offline mode."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import logging
 import os
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Iterator
 
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from mvarchive.infra import ServicesConfig, connect_prefect, dask_task_runner, offline_environment, prefect_env
-
-T = TypeVar("T")
 
 
 @contextlib.contextmanager
@@ -28,18 +28,60 @@ def offline() -> Iterator[None]:
                 os.environ[key] = value
 
 
-def run_on_dask(flow: Any, services: ServicesConfig, **parameters: Any) -> Any:
-    """Run a flow with its tasks on Dask, against a Prefect API every worker can reach.
+def _drain_prefect_clients() -> None:
+    """Flush Prefect's background event/log senders while the API still answers
+    (otherwise they report connection errors after the server stops)."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
 
-    Without a configured API this starts one local Prefect server for the run, so Dask
-    worker processes do not each start their own temporary API.
+    for service in (EventsWorker, APILogWorker):
+        with contextlib.suppress(Exception):
+            service.drain_all(timeout=10)
+
+
+@contextlib.contextmanager
+def prefect_session(services: ServicesConfig) -> Iterator[str]:
+    """A Prefect API every process of the session can reach (started locally if none is
+    configured), so Dask worker processes do not each start a temporary API of their own."""
+    with offline(), connect_prefect(services) as api_url, temporary_settings({PREFECT_API_URL: api_url}):
+        try:
+            yield api_url
+        finally:
+            _drain_prefect_clients()
+
+
+def quiet_cluster_logs() -> None:
+    """Dask logs every worker start and stop at INFO; users need warnings only."""
+    for name in ("distributed", "distributed.scheduler", "distributed.nanny", "distributed.worker", "distributed.core"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def run_on_dask(flow: Any, services: ServicesConfig, api_url: str, **parameters: Any) -> Any:
+    """Run a flow with its tasks on Dask (a LocalCluster, or the configured scheduler)."""
+    worker_env = {**prefect_env(api_url), "DASK_LOGGING__DISTRIBUTED": "warning"}
+    runner = dask_task_runner(services, worker_env=worker_env)
+    return flow.with_options(task_runner=runner)(**parameters)
+
+
+@contextlib.contextmanager
+def dask_session(services: ServicesConfig, api_url: str) -> Iterator[ServicesConfig]:
+    """One Dask cluster shared by several flows (saves a cluster start per flow).
+
+    With a configured scheduler nothing is started; otherwise a LocalCluster with the
+    worker environment of :func:`run_on_dask` runs for the block, and the returned
+    config points at it.
     """
-    with offline(), connect_prefect(services) as api_url, temporary_settings({PREFECT_API_URL: api_url}):
-        runner = dask_task_runner(services, worker_env=prefect_env(api_url))
-        return flow.with_options(task_runner=runner)(**parameters)
+    if services.dask_address:
+        yield services
+        return
+    from distributed import LocalCluster
 
+    from mvarchive.infra import WORKERS_PER_HOST_ENV
 
-def run_local(flow: Callable[..., T], services: ServicesConfig, **parameters: Any) -> T:
-    """Run a flow whose work stays in this process (e.g. training on the local device)."""
-    with offline(), connect_prefect(services) as api_url, temporary_settings({PREFECT_API_URL: api_url}):
-        return flow(**parameters)
+    env = {**prefect_env(api_url), "DASK_LOGGING__DISTRIBUTED": "warning",
+           WORKERS_PER_HOST_ENV: str(services.dask_workers)}
+    with LocalCluster(
+        n_workers=services.dask_workers, threads_per_worker=services.threads_per_worker, processes=True,
+        host="127.0.0.1", dashboard_address="127.0.0.1:0", env=env,
+    ) as cluster:
+        yield dataclasses.replace(services, dask_address=cluster.scheduler_address)

@@ -185,7 +185,10 @@ def wait_for_http(
     wait_until(answers, timeout_s, process, log_path=log_path, what=url)
 
 
-def stop_process(process: subprocess.Popen, grace_s: float = 10.0) -> None:  # type: ignore[type-arg]
+def stop_process(
+    process: subprocess.Popen,  # type: ignore[type-arg]
+    grace_s: float = 10.0,
+) -> None:
     """Stop a service: SIGTERM its process group, SIGKILL after ``grace_s``.
 
     Services are started with ``start_new_session=True`` so that children

@@ -41,6 +41,13 @@ _COMPONENTS = ("master", "volume", "filer", "s3", "admin")
 _GRPC_OFFSET = 10000
 
 
+def _port_conflict(log: str) -> bool:
+    # weed checks its ports before starting: "Port allocation failed: port N
+    # for S3 (specified by flag s3.port) is not available"; a later bind
+    # failure reads "address already in use".
+    return "port allocation failed" in log.lower() or "address already in use" in log.lower()
+
+
 def find_weed_binary() -> Path:
     """Locate SeaweedFS's ``weed``: next to this interpreter, else on PATH."""
     sibling = Path(sys.executable).parent / "weed"
@@ -191,7 +198,7 @@ class SeaweedS3Server:
                 self._launch()
                 break
             except ServiceStartError:
-                if attempt == 2 or "address already in use" not in log_tail(self.log_path):
+                if attempt == 2 or not _port_conflict(log_tail(self.log_path)):
                     raise
         self.startup_seconds = time.monotonic() - began
         return self

@@ -63,7 +63,8 @@ def test_flow_tasks_run_on_distinct_workers_with_env(
     with temporary_settings({PREFECT_API_URL: api_url, PREFECT_HOME: tmp_path / "client"}):
         began = time.monotonic()
         results = smoke()
-        print(f"dask flow (cluster start + 2 tasks + teardown) took {time.monotonic() - began:.1f} s")
+        elapsed = time.monotonic() - began
+    print(f"dask flow (cluster start, 2 tasks, teardown) took {elapsed:.1f} s")
 
     assert len({r["pid"] for r in results}) == 2
     assert len({r["worker"] for r in results}) == 2

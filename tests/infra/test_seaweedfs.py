@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,33 @@ def test_startup_failure_reports_log(tmp_path: Path, monkeypatch: pytest.MonkeyP
     with pytest.raises(ServiceStartError, match="cannot open volume"):
         server.start()
     assert time.monotonic() - began < 10
+
+
+def test_taken_port_is_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A port taken between choosing and binding makes start() try new ports."""
+    import mvarchive.infra.seaweedfs as seaweedfs
+
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen()
+    taken = blocker.getsockname()[1]
+    real_pairs = seaweedfs.free_port_pairs
+    calls: list[int] = []
+
+    def pairs_with_a_taken_one(count: int, offset: int) -> list[tuple[int, int]]:
+        calls.append(count)
+        pairs = real_pairs(count, offset)
+        if len(calls) == 1:
+            pairs[3] = (taken, taken + offset)  # the S3 port
+        return pairs
+
+    monkeypatch.setattr(seaweedfs, "free_port_pairs", pairs_with_a_taken_one)
+    try:
+        with SeaweedS3Server(tmp_path / "weed", bucket="retry") as server:
+            assert server.ports["s3.port"] != taken
+            assert len(calls) == 2
+    finally:
+        blocker.close()
 
 
 def test_missing_binary_is_explained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,279 @@
+"""Command line: ``mvarchive --help``.
+
+Thin layer: parse into the typed configs of the flows and call them. Service locations
+come from global options or their environment variables (see ``mvarchive services``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    help="Archive multi-camera image datasets with learned multi-view codecs, and restore them.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+out = Console(width=None if sys.stdout.isatty() else 132)
+err = Console(stderr=True)
+
+
+def _services(ctx: typer.Context):
+    return ctx.obj["services"]
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from mvarchive.codecs import BitstreamError
+    from mvarchive.datasets import DatasetError
+    from mvarchive.storage import ArchiveError
+
+    return (DatasetError, ArchiveError, BitstreamError, KeyError, FileNotFoundError, ValueError, TypeError)
+
+
+def _run(fn, *args, **kwargs) -> Any:
+    """Call the library; user mistakes become one clear line and exit code 2."""
+    try:
+        return fn(*args, **kwargs)
+    except _user_errors() as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        _fail(str(message))
+
+
+def _options(text: Optional[str], url: str, default: dict) -> dict:
+    if text:
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            _fail(f"storage options must be a JSON object: {exc}")
+        if not isinstance(value, dict):
+            _fail("storage options must be a JSON object")
+        return value
+    return dict(default) if "://" in url and not url.startswith("file://") else {}
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    home: Annotated[Optional[Path], typer.Option(help="Local state (MLflow DB, Prefect home). Env: MVARCHIVE_HOME.")] = None,
+    dask_address: Annotated[Optional[str], typer.Option(help="Existing Dask scheduler; default starts a LocalCluster. Env: MVARCHIVE_DASK_ADDRESS.")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="LocalCluster worker processes (default 2). Env: MVARCHIVE_DASK_WORKERS.")] = None,
+    prefect_api_url: Annotated[Optional[str], typer.Option(help="Prefect API; default starts a local server per command. Env: PREFECT_API_URL.")] = None,
+    mlflow_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI; default sqlite in HOME. Env: MLFLOW_TRACKING_URI.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect and Dask logs.")] = False,
+) -> None:
+    from mvarchive.infra import ServicesConfig
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not verbose:
+        from mvarchive.flows.runtime import quiet_cluster_logs
+
+        quiet_cluster_logs()
+    ctx.obj = {
+        "services": ServicesConfig.from_env(
+            home=home, dask_address=dask_address, dask_workers=workers,
+            prefect_api_url=prefect_api_url, mlflow_tracking_uri=mlflow_uri,
+        )
+    }
+
+
+@app.command()
+def codecs(json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """List registered codecs with presets, accepted view counts and parameter counts."""
+    from mvarchive.codecs import create_codec, list_codecs
+
+    rows = []
+    for spec in list_codecs():
+        presets = {}
+        for preset in spec.presets:
+            counts = create_codec(spec.name, preset).parameter_counts()
+            presets[preset] = {"config": asdict(spec.presets[preset]), "parameters": counts}
+        rows.append({
+            "name": spec.name, "id": spec.codec_id, "description": spec.description,
+            "min_views": spec.min_views, "max_views": spec.max_views, "presets": presets,
+        })
+    if json_output:
+        print(json.dumps(rows, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title="registered codecs")
+    for column in ("name", "id", "views", "preset", "encoder", "decoder", "total", "description"):
+        table.add_column(column)
+    for row in rows:
+        views = f"{row['min_views']}+" if row["max_views"] is None else f"{row['min_views']}-{row['max_views']}"
+        for preset, info in row["presets"].items():
+            p = info["parameters"]
+            fmt = lambda k: f"{p[k] / 1e6:.2f} M" if k in p else "-"  # noqa: E731
+            table.add_row(row["name"], str(row["id"]), views, preset, fmt("encoder"), fmt("decoder"), fmt("total"),
+                          row["description"] if preset == next(iter(row["presets"])) else "")
+    out.print(table)
+
+
+@app.command()
+def archive(
+    ctx: typer.Context,
+    source: Annotated[str, typer.Argument(help="Dataset folder or URL (local path, s3://bucket/prefix, ...).")],
+    dest: Annotated[str, typer.Argument(help="Archive location (local path or s3://...). Re-running resumes.")],
+    codec: Annotated[str, typer.Option(help="Codec name (see `mvarchive codecs`).")] = "ldmic-fast",
+    preset: Annotated[str, typer.Option(help="Size preset: paper or tiny.")] = "paper",
+    checkpoint: Annotated[Optional[str], typer.Option(help="Trained weights (from `mvarchive train`).")] = None,
+    layout: Annotated[str, typer.Option(help="auto, camera-folders, group-folders or manifest.")] = "auto",
+    shard_size: Annotated[int, typer.Option(help="Groups per shard (one task each).")] = 4,
+    source_options: Annotated[Optional[str], typer.Option(help="fsspec options for SOURCE as JSON (default: MVARCHIVE_STORAGE_OPTIONS for remote URLs).")] = None,
+    dest_options: Annotated[Optional[str], typer.Option(help="fsspec options for DEST as JSON.")] = None,
+) -> None:
+    """Encode a multi-view dataset into an archive (Prefect flow, shards on Dask)."""
+    from mvarchive.flows.archive import ArchiveConfig, TrackingConfig, archive_dataset
+    from mvarchive.flows.runtime import prefect_session, run_on_dask
+    from mvarchive.reporting import summary_table
+
+    services = _services(ctx)
+    config = ArchiveConfig(
+        source=source, dest=dest, codec=codec, preset=preset, checkpoint=checkpoint, layout=layout,
+        shard_size=shard_size,
+        source_options=_options(source_options, source, services.storage_options),
+        dest_options=_options(dest_options, dest, services.storage_options),
+    )
+    with prefect_session(services) as api_url:
+        report = _run(run_on_dask, archive_dataset, services, api_url, config=config,
+                      tracking=TrackingConfig(services.resolved_mlflow_uri(), services.mlflow_experiment))
+    out.print(summary_table([(codec, report.summary)], title=f"archive {dest}"))
+    out.print(f"shards written {report.shards_written}, already complete {report.shards_skipped}; "
+              f"MLflow run {report.mlflow_run_id}")
+
+
+def _split(value: Optional[str]) -> Optional[list[str]]:
+    return [v for v in value.split(",") if v] if value else None
+
+
+@app.command()
+def restore(
+    ctx: typer.Context,
+    archive_url: Annotated[str, typer.Argument(metavar="ARCHIVE", help="Archive location.")],
+    out_dir: Annotated[str, typer.Argument(metavar="OUT", help="Where to write decoded images (never the source).")],
+    groups: Annotated[Optional[str], typer.Option(help="Comma-separated group names (default: all).")] = None,
+    cameras: Annotated[Optional[str], typer.Option(help="Comma-separated cameras (default: all).")] = None,
+    checkpoint: Annotated[Optional[str], typer.Option(help="Codec weights, if moved since archiving.")] = None,
+    archive_options: Annotated[Optional[str], typer.Option(help="fsspec options for ARCHIVE as JSON.")] = None,
+    out_options: Annotated[Optional[str], typer.Option(help="fsspec options for OUT as JSON.")] = None,
+) -> None:
+    """Decode an archive (or some groups / cameras) back to images with their original names."""
+    from mvarchive.flows.archive import TrackingConfig
+    from mvarchive.flows.restore import RestoreConfig, restore_dataset
+    from mvarchive.flows.runtime import prefect_session, run_on_dask
+
+    services = _services(ctx)
+    config = RestoreConfig(
+        archive=archive_url, out=out_dir, groups=_split(groups), cameras=_split(cameras), checkpoint=checkpoint,
+        archive_options=_options(archive_options, archive_url, services.storage_options),
+        out_options=_options(out_options, out_dir, services.storage_options),
+    )
+    with prefect_session(services) as api_url:
+        report = _run(run_on_dask, restore_dataset, services, api_url, config=config,
+                      tracking=TrackingConfig(services.resolved_mlflow_uri(), services.mlflow_experiment))
+    out.print(f"restored {report.images} images of {report.groups} groups into {report.out} "
+              f"(decode {report.decode_s:.2f} s, wall {report.wall_s:.1f} s)")
+
+
+@app.command()
+def info(
+    archive_url: Annotated[str, typer.Argument(metavar="ARCHIVE", help="Archive location.")],
+    json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    options: Annotated[Optional[str], typer.Option(help="fsspec options as JSON.")] = None,
+) -> None:
+    """Show an archive's codec, cameras, groups, completion and metrics."""
+    from mvarchive.reporting import archive_summary
+    from mvarchive.storage import ArchiveReader, Location
+
+    reader = _run(ArchiveReader, Location(archive_url, _options(options, archive_url, {})))
+    meta = reader.meta
+    data = {
+        "archive": archive_url,
+        "codec": asdict(meta.codec),
+        "dataset": meta.dataset_url,
+        "layout": meta.layout,
+        "cameras": list(meta.cameras),
+        "groups": meta.num_groups,
+        "shards": meta.num_shards,
+        "shards_complete": int(reader.complete.sum()),
+        "complete": reader.is_complete(),
+        "summary": archive_summary(reader),
+        "group_names": reader.names,
+    }
+    if json_output:
+        print(json.dumps(data, indent=2, default=str))
+        return
+    out.print(f"[bold]{archive_url}[/]: codec {meta.codec.name} ({meta.codec.preset}), weights {meta.codec.weights_digest[:12]}")
+    out.print(f"dataset {meta.dataset_url} ({meta.layout}); cameras {', '.join(meta.cameras)}")
+    out.print(f"{meta.num_groups} groups in {meta.num_shards} shards, {data['shards_complete']} complete")
+    s = data["summary"]
+    if s.get("groups"):
+        out.print(f"bpp {s['bpp']:.4f}, PSNR {s['psnr']:.2f} dB, MS-SSIM {s['ms_ssim']:.4f}, {int(s['bytes'])} bytes")
+
+
+@app.command()
+def train(
+    ctx: typer.Context,
+    dataset: Annotated[str, typer.Argument(help="Training dataset folder or URL.")],
+    output_dir: Annotated[Path, typer.Option("--out", help="Checkpoint folder; re-running resumes from last.pt.")] = Path("checkpoints"),
+    codec: Annotated[str, typer.Option(help="Codec name.")] = "ldmic-fast",
+    preset: Annotated[str, typer.Option(help="Size preset.")] = "paper",
+    steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 1000,
+    batch_size: Annotated[int, typer.Option(help="Groups per batch.")] = 8,
+    crop: Annotated[int, typer.Option(help="Square crop size (aligned across views).")] = 256,
+    lmbda: Annotated[float, typer.Option(help="Rate-distortion trade-off (MSE on [0,1]).")] = 1024.0,
+    learning_rate: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-4,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    layout: Annotated[str, typer.Option(help="Dataset layout.")] = "auto",
+) -> None:
+    """Train a codec (Prefect flow; params, metrics, checkpoint and model logged to MLflow)."""
+    from mvarchive.flows.archive import TrackingConfig
+    from mvarchive.flows.runtime import prefect_session
+    from mvarchive.flows.train import train_codec
+    from mvarchive.training import TrainConfig
+
+    services = _services(ctx)
+    config = TrainConfig(dataset=dataset, output_dir=str(output_dir), codec=codec, preset=preset, steps=steps,
+                         batch_size=batch_size, crop=crop, lmbda=lmbda, learning_rate=learning_rate, device=device,
+                         layout=layout)
+    with prefect_session(services):
+        report = _run(train_codec, config, TrackingConfig(services.resolved_mlflow_uri(), services.mlflow_experiment))
+    final = report.result.final
+    out.print(f"checkpoint {report.result.checkpoint} (weights {report.result.weights_digest[:12]}) after "
+              f"{report.result.steps} steps: loss {final.get('loss', float('nan')):.4f}, "
+              f"bpp {final.get('bpp', float('nan')):.4f}, PSNR {final.get('psnr', float('nan')):.2f} dB; "
+              f"MLflow model {report.model_uri}")
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    output_dir: Annotated[Path, typer.Option("--out", help="Where the sample data, checkpoints, archives and restored images go.")] = Path("demo-output"),
+    steps: Annotated[int, typer.Option(help="Training steps per codec.")] = 300,
+) -> None:
+    """Build a sample dataset, train LDMIC-fast briefly, archive, restore, print the results."""
+    from mvarchive.flows.demo import DemoConfig, run_demo
+
+    _run(run_demo, DemoConfig(output_dir=str(output_dir), steps=steps), _services(ctx), out)
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    """Entry point of the ``mvarchive`` script."""
+    app(args=argv if argv is not None else sys.argv[1:], prog_name="mvarchive")
+
+
+if __name__ == "__main__":
+    main()
