@@ -28,26 +28,12 @@ def offline() -> Iterator[None]:
                 os.environ[key] = value
 
 
-def _drain_prefect_clients() -> None:
-    """Flush Prefect's background event/log senders while the API still answers
-    (otherwise they report connection errors after the server stops)."""
-    from prefect.events.worker import EventsWorker
-    from prefect.logging.handlers import APILogWorker
-
-    for service in (EventsWorker, APILogWorker):
-        with contextlib.suppress(Exception):
-            service.drain_all(timeout=10)
-
-
 @contextlib.contextmanager
 def prefect_session(services: ServicesConfig) -> Iterator[str]:
     """A Prefect API every process of the session can reach (started locally if none is
     configured), so Dask worker processes do not each start a temporary API of their own."""
     with offline(), connect_prefect(services) as api_url, temporary_settings({PREFECT_API_URL: api_url}):
-        try:
-            yield api_url
-        finally:
-            _drain_prefect_clients()
+        yield api_url
 
 
 def quiet_cluster_logs() -> None:

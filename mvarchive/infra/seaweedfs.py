@@ -217,9 +217,12 @@ class SeaweedS3Server:
                 start_new_session=True,
             )
         self._client = self._boto_client(self.access_key, self.secret_key)
+        # Short timeouts for the probe: if the port answers but hangs (taken
+        # by another program), notice the server's own exit quickly.
+        probe = self._boto_client(self.access_key, self.secret_key, timeout_s=2, attempts=1)
 
         def bucket_listed() -> bool:
-            names = {b["Name"] for b in self._client.list_buckets().get("Buckets", [])}
+            names = {b["Name"] for b in probe.list_buckets().get("Buckets", [])}
             return self.bucket in names
 
         try:
@@ -235,7 +238,9 @@ class SeaweedS3Server:
             self.stop()
             raise
 
-    def _boto_client(self, key: str, secret: str) -> Any:
+    def _boto_client(
+        self, key: str, secret: str, timeout_s: float = 30, attempts: int = 3
+    ) -> Any:
         import boto3
         from botocore.config import Config
 
@@ -246,9 +251,9 @@ class SeaweedS3Server:
             aws_secret_access_key=secret,
             region_name=_REGION,
             config=Config(
-                retries={"max_attempts": 1},
-                connect_timeout=2,
-                read_timeout=10,
+                retries={"total_max_attempts": attempts, "mode": "standard"},
+                connect_timeout=min(timeout_s, 5),
+                read_timeout=timeout_s,
                 proxies={},
             ),
         )

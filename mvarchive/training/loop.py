@@ -99,11 +99,11 @@ def train_codec_loop(
         aux_loss.backward()
         aux_optimizer.step()
         step += 1
-        if not math.isfinite(float(losses["loss"])):
-            raise FloatingPointError(f"training diverged at step {step}: loss {float(losses['loss'])}")
+        if not math.isfinite(losses["loss"].item()):
+            raise FloatingPointError(f"training diverged at step {step}: loss {losses['loss'].item()}")
         final = {
-            "loss": float(losses["loss"]), "bpp": float(losses["bpp"]), "mse": float(losses["mse"]),
-            "psnr": -10.0 * math.log10(max(float(losses["mse"]), 1e-10)), "aux_loss": float(aux_loss),
+            "loss": losses["loss"].item(), "bpp": losses["bpp"].item(), "mse": losses["mse"].item(),
+            "psnr": -10.0 * math.log10(max(losses["mse"].item(), 1e-10)), "aux_loss": aux_loss.item(),
         }
         if on_log and (step % config.log_every == 0 or step == config.steps):
             on_log(step, final)

@@ -1,0 +1,158 @@
+"""Archive and restore flows on a real LocalCluster under Prefect's test harness."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+
+from mvarchive.codecs import load_codec
+from mvarchive.datasets import DatasetError, discover_dataset, load_group, load_image
+from mvarchive.flows.archive import ArchiveConfig, TrackingConfig, archive_dataset
+from mvarchive.flows.restore import RestoreConfig, restore_dataset
+from mvarchive.flows.runtime import run_on_dask
+from mvarchive.metrics import to_tensor, to_uint8
+from mvarchive.storage import ArchiveError, ArchiveReader, ArchiveWriter, Location
+from mvarchive.tasks.encode import EncodeShardJob, encode_shard_fn
+
+pytestmark = pytest.mark.slow
+
+
+def encoder_side(codec, views) -> np.ndarray:
+    """The reconstruction the encoder computes, with the workers' thread count (1 each here):
+    CPU convolutions may round differently with other thread counts."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return to_uint8(codec.compress(to_tensor(views)).x_hat)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def run(flow, flow_env, **params):
+    services, api_url = flow_env
+    return run_on_dask(flow, services, api_url, show_progress=False, **params)
+
+
+def snapshot(path: str) -> dict:
+    """Everything an archive stores except timings."""
+    reader = ArchiveReader(Location(path))
+    groups = reader.read_groups(range(reader.meta.num_groups))
+    metrics = reader.metrics_table()
+    keep = [i for i, c in enumerate(reader.meta.metrics) if c != "encode_s"]
+    return {
+        "meta": reader.meta.to_json(),
+        "names": reader.names,
+        "groups": [(g.name, g.files, g.sizes, g.stream) for g in groups],
+        "latents": [{k: v.tolist() for k, v in reader.read_latents(g.index).items()} for g in groups],
+        "metrics": np.nan_to_num(metrics[:, keep]).tolist(),
+        "complete": reader.complete.tolist(),
+    }
+
+
+def test_archive_then_restore_reproduces_encoder_reconstruction(flow_env, sample_data, trained_checkpoint, tmp_path, mlflow_uri):
+    source_bytes = {p: p.read_bytes() for p in sample_data.rig.rglob("*.png")}
+    dest, out = tmp_path / "archive", tmp_path / "restored"
+    report = run(archive_dataset, flow_env, config=ArchiveConfig(
+        source=str(sample_data.rig), dest=str(dest), codec="ldmic-fast", preset="tiny",
+        checkpoint=trained_checkpoint, shard_size=3,
+    ), tracking=TrackingConfig(mlflow_uri, "tests"))
+    assert report.summary["groups"] == 4 and report.summary["views"] == 12
+    assert 0 < report.summary["bpp"] < 8
+    restored = run(restore_dataset, flow_env, config=RestoreConfig(archive=str(dest), out=str(out)))
+    assert restored.images == 12
+    # decoded in other processes (Dask workers) == what the encoder reconstructed here
+    codec = load_codec(trained_checkpoint)
+    index = discover_dataset(str(sample_data.rig))
+    for group in index.groups:
+        views = load_group(group)
+        expected = encoder_side(codec, views)
+        for k, view in enumerate(group.views):
+            got = load_image(str(out / view.camera / f"{group.name}.png"))
+            assert got.shape == views[k].shape
+            np.testing.assert_array_equal(got, expected[k])
+    assert {p: p.read_bytes() for p in sample_data.rig.rglob("*.png")} == source_bytes  # source untouched
+    # the run is in MLflow with its parameters, metrics and summary artifact
+    client = MlflowClient(mlflow_uri)
+    run_info = client.get_run(report.mlflow_run_id)
+    assert run_info.data.params["codec"] == "ldmic-fast"
+    assert run_info.data.params["weights_digest"] == ArchiveReader(Location(str(dest))).meta.codec.weights_digest
+    assert run_info.data.params["shard_size"] == "3"
+    assert abs(run_info.data.metrics["bpp"] - report.summary["bpp"]) < 1e-9
+    assert "summary.md" in [a.path for a in client.list_artifacts(report.mlflow_run_id)]
+
+
+def test_interrupted_archive_resumes_to_the_same_archive(flow_env, sample_data, trained_checkpoint, tmp_path):
+    config = dict(source=str(sample_data.stereo), codec="ldmic-fast", preset="tiny",
+                  checkpoint=trained_checkpoint, shard_size=1)
+    run(archive_dataset, flow_env, config=ArchiveConfig(dest=str(tmp_path / "full"), **config))
+
+    # An "interrupted" run: shard 0 finished, shard 2 half written (latents but no marker).
+    partial = tmp_path / "partial"
+    first = run(archive_dataset, flow_env, config=ArchiveConfig(dest=str(tmp_path / "scratch"), **config))
+    assert first.shards_written == 4
+    reader = ArchiveReader(Location(str(tmp_path / "scratch")))
+    writer = ArchiveWriter.create_or_resume(
+        Location(str(partial)), reader.meta, reader.names,
+        [list(g.files) for g in reader.read_groups(range(reader.meta.num_groups))],
+    )
+    index = discover_dataset(str(sample_data.stereo))
+    from mvarchive.codecs import CodecRef
+
+    ref = CodecRef("ldmic-fast", "tiny", trained_checkpoint)
+    encode_shard_fn(EncodeShardJob(Location(str(partial)), reader.meta, 0, (index.groups[0],), ref))
+    shutil.copytree(tmp_path / "scratch" / "latents" / "00000002", partial / "latents" / "00000002")
+    assert writer.completed_shards() == {0}
+
+    resumed = run(archive_dataset, flow_env, config=ArchiveConfig(dest=str(partial), **config))
+    assert (resumed.shards_written, resumed.shards_skipped) == (3, 1)
+    assert snapshot(str(partial)) == snapshot(str(tmp_path / "full"))
+
+
+def test_archive_and_restore_on_s3(flow_env, sample_data, s3_bucket, tmp_path):
+    url, options = s3_bucket
+    dest = f"{url}/archives/stereo"
+    report = run(archive_dataset, flow_env, config=ArchiveConfig(
+        source=str(sample_data.stereo), dest=dest, codec="single-view-mbt2018-mean", preset="tiny",
+        shard_size=2, dest_options=options,
+    ))
+    assert report.summary["groups"] == 4
+    out = tmp_path / "restored"
+    restored = run(restore_dataset, flow_env, config=RestoreConfig(
+        archive=dest, out=str(out), groups=["motorcycle"], cameras=["right"], archive_options=options,
+    ))
+    assert restored.images == 1
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == ["motorcycle/right.png"]
+    codec = load_codec(name="single-view-mbt2018-mean", preset="tiny")
+    views = load_group(discover_dataset(str(sample_data.stereo)).select(groups=["motorcycle"]).groups[0])
+    expected = encoder_side(codec, views)[1]
+    np.testing.assert_array_equal(load_image(str(out / "motorcycle" / "right.png")), expected)
+
+
+def test_restore_refuses_the_source_and_unknown_names(flow_env, sample_data, tmp_path):
+    dest = tmp_path / "archive"
+    run(archive_dataset, flow_env, config=ArchiveConfig(
+        source=str(sample_data.stereo), dest=str(dest), codec="single-view-mbt2018-mean", preset="tiny", shard_size=4))
+    with pytest.raises(ArchiveError, match="overlaps the source"):
+        run(restore_dataset, flow_env, config=RestoreConfig(archive=str(dest), out=str(sample_data.stereo)))
+    with pytest.raises(ArchiveError, match="no camera"):
+        run(restore_dataset, flow_env, config=RestoreConfig(archive=str(dest), out=str(tmp_path / "o"), cameras=["top"]))
+    with pytest.raises(ArchiveError, match="no group"):
+        run(restore_dataset, flow_env, config=RestoreConfig(archive=str(dest), out=str(tmp_path / "o"), groups=["zzz"]))
+    with pytest.raises(ArchiveError, match="different archive job"):
+        run(archive_dataset, flow_env, config=ArchiveConfig(
+            source=str(sample_data.stereo), dest=str(dest), codec="ldmic-fast", preset="tiny", shard_size=4))
+
+
+def test_archive_reports_bad_input_by_group(flow_env, sample_data, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(sample_data.stereo, broken)
+    (broken / "coffee" / "right.png").unlink()
+    with pytest.raises(DatasetError, match="coffee.*right|right.*coffee"):
+        run(archive_dataset, flow_env, config=ArchiveConfig(
+            source=str(broken), dest=str(tmp_path / "a"), codec="ldmic-fast", preset="tiny"))
+    assert not (tmp_path / "a").exists()  # nothing written before the dataset is validated
