@@ -23,7 +23,7 @@ app = typer.Typer(
     add_completion=False,
 )
 out = Console(width=None if sys.stdout.isatty() else 132)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def _services(ctx: typer.Context):

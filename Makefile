@@ -1,0 +1,30 @@
+# Two entry points (see README): `make demo` and `make test`. Both create .venv and
+# install everything on first use; later runs reuse it (re-installed when pyproject.toml changes).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: demo test install benchmark clean-demo
+
+$(INSTALLED): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch/torchvision first, pinned: pip takes them from this machine's local wheels
+	$(BIN)/python -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(INSTALLED)
+
+install: $(INSTALLED)
+
+demo: $(INSTALLED)
+	$(BIN)/mvarchive demo
+
+test: $(INSTALLED)
+	$(BIN)/python -m pytest
+
+benchmark: $(INSTALLED)
+	$(BIN)/python benchmarks/codec_speed.py
+
+clean-demo:
+	rm -rf demo-output .mvarchive
