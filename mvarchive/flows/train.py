@@ -7,6 +7,9 @@ from dataclasses import asdict, dataclass
 from prefect import flow, task
 
 from mvarchive.codecs import load_codec
+from mvarchive.datasets import discover_dataset
+from mvarchive.reporting import summary_markdown
+from mvarchive.training.evaluate import rd_point
 from mvarchive.training import TrainConfig, TrainResult, train_codec_loop
 from mvarchive.tracking import RunLogger, environment_params, log_codec_model
 
@@ -37,7 +40,13 @@ def train_task(config: TrainConfig, tracking: TrackingConfig | None) -> TrainRep
             logger.log_params({"weights_digest": result.weights_digest})
             logger.log_metrics({f"final_{k}": v for k, v in result.final.items()} | {"train_s": result.seconds})
             logger.log_artifact(result.checkpoint, "checkpoint")
-            model_uri = log_codec_model(logger, load_codec(result.checkpoint))
+            trained = load_codec(result.checkpoint)
+            point = rd_point(trained, discover_dataset(config.dataset, config.layout, config.storage_options),
+                             storage_options=config.storage_options)
+            logger.log_metrics({f"eval_{k}": v for k, v in point.items()})
+            logger.log_text(summary_markdown([(config.codec, point)], ("groups", "bpp", "bpp_estimated", "psnr", "ms_ssim")),
+                            "rd_point.md")
+            model_uri = log_codec_model(logger, trained)
             logger.finish()
         return TrainReport(result, logger.run_id if logger else None, model_uri)
     except BaseException:

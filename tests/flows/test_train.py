@@ -28,7 +28,9 @@ def test_train_flow_logs_and_resumes(flow_env, sample_data, tmp_path, mlflow_uri
     assert run.data.params["codec"] == "ldmic-fast" and run.data.params["lmbda"] == "1024.0"
     assert run.data.params["weights_digest"] == report.result.weights_digest
     assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == [3, 6, 9, 12]
-    assert "checkpoint" in [a.path for a in client.list_artifacts(run.info.run_id)]
+    artifacts = [a.path for a in client.list_artifacts(run.info.run_id)]
+    assert "checkpoint" in artifacts and "rd_point.md" in artifacts
+    assert run.data.metrics["eval_bpp"] > 0 and run.data.metrics["eval_groups"] == 4
     import mlflow
     import mlflow.pytorch
 
