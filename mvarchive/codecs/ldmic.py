@@ -13,6 +13,9 @@ Coding order: per view k (in view order), one z stream then one y stream; stream
 position in raster order; for ``ldmic-fast`` it holds the anchors ((row+col) odd, all
 channels) then the non-anchors.
 
+The entropy-parameter path (h_s, context, entropy parameters) runs single-threaded while
+coding, so encoder and decoder derive identical CDF indexes whatever their thread counts.
+
 Deviations: training feeds ``round(y)`` to the autoregressive context (the decoder sees
 ``round(y - mu) + mu``), as CompressAI's mbt2018 trains it; the official code uses noisy y.
 """
@@ -29,7 +32,7 @@ from compressai.layers import GDN
 from compressai.models.utils import conv, deconv
 
 from .base import CodedStreams, MultiViewCodec
-from .entropy import make_context_model, ste_round
+from .entropy import make_context_model, single_threaded, ste_round
 from .layers import JointContextTransfer
 from .registry import register_codec
 
@@ -113,10 +116,11 @@ class LDMIC(MultiViewCodec):
         num_views = x.shape[0]
         y = self.g_a(x)
         z = self.h_a(y)
-        z_strings = self.entropy_bottleneck.compress(z)
-        z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
         encoders = [BufferedRansEncoder() for _ in range(num_views)]
-        y_symbols, y_hat = self.context_model.encode(y, self.h_s(z_hat), self.gaussian_conditional, encoders)
+        with single_threaded():
+            z_strings = self.entropy_bottleneck.compress(z)
+            z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
+            y_symbols, y_hat = self.context_model.encode(y, self.h_s(z_hat), self.gaussian_conditional, encoders)
         y_strings = [encoder.flush() for encoder in encoders]
         streams = [s for pair in zip(z_strings, y_strings) for s in pair]
         latents = {"y": y_symbols, "z": torch.round(z_hat - self._z_medians()).int()}
@@ -126,13 +130,14 @@ class LDMIC(MultiViewCodec):
         if len(streams) != 2 * num_views:
             raise ValueError(f"expected {2 * num_views} streams for {num_views} views, found {len(streams)}")
         z_size = (size[0] // 64, size[1] // 64)
-        z_hat = self.entropy_bottleneck.decompress(list(streams[0::2]), z_size)
         decoders = []
         for stream in streams[1::2]:
             decoder = RansDecoder()
             decoder.set_stream(stream)
             decoders.append(decoder)
-        y_symbols, y_hat = self.context_model.decode(self.h_s(z_hat), self.gaussian_conditional, decoders)
+        with single_threaded():
+            z_hat = self.entropy_bottleneck.decompress(list(streams[0::2]), z_size)
+            y_symbols, y_hat = self.context_model.decode(self.h_s(z_hat), self.gaussian_conditional, decoders)
         latents = {"y": y_symbols, "z": torch.round(z_hat - self._z_medians()).int()}
         return CodedStreams(list(streams), latents, self.synthesize(y_hat, num_views))
 

@@ -12,6 +12,7 @@ import torch
 from compressai.models import MeanScaleHyperprior
 
 from .base import CodedStreams, MultiViewCodec
+from .entropy import single_threaded
 from .registry import register_codec
 
 
@@ -45,9 +46,10 @@ class SingleViewMeanScale(MultiViewCodec):
         m = self.model
         y = m.g_a(x)
         z = m.h_a(y)
-        z_strings = m.entropy_bottleneck.compress(z)
-        z_hat = m.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
-        indexes, means, _ = self._hyper(z_hat)
+        with single_threaded():
+            z_strings = m.entropy_bottleneck.compress(z)
+            z_hat = m.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
+            indexes, means, _ = self._hyper(z_hat)
         y_strings = m.gaussian_conditional.compress(y, indexes, means=means)
         y_symbols = m.gaussian_conditional.quantize(y, "symbols", means)
         y_hat = m.gaussian_conditional.dequantize(y_symbols, means)
@@ -60,8 +62,9 @@ class SingleViewMeanScale(MultiViewCodec):
         if len(streams) != 2 * num_views:
             raise ValueError(f"expected {2 * num_views} streams for {num_views} views, found {len(streams)}")
         m = self.model
-        z_hat = m.entropy_bottleneck.decompress(list(streams[0::2]), (size[0] // 64, size[1] // 64))
-        indexes, means, _ = self._hyper(z_hat)
+        with single_threaded():
+            z_hat = m.entropy_bottleneck.decompress(list(streams[0::2]), (size[0] // 64, size[1] // 64))
+            indexes, means, _ = self._hyper(z_hat)
         y_hat = m.gaussian_conditional.decompress(list(streams[1::2]), indexes, means=means)
         medians = m.entropy_bottleneck._get_medians().detach()
         latents = {"y": torch.round(y_hat - means).int(), "z": torch.round(z_hat - medians).int()}

@@ -142,3 +142,20 @@ def test_registry_rejects_unknown_names_and_options():
         create_codec("ldmic", "huge")
     with pytest.raises(TypeError, match="no option"):
         create_codec("ldmic", "tiny", channels=3)
+
+
+@pytest.mark.parametrize("name", CODECS)
+def test_latents_decode_exactly_across_thread_counts(name):
+    codec = load_codec(name=name, preset="tiny")
+    x = random_views(views_for(name), 128, 192, seed=9)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        encoded = codec.compress(x)
+        torch.set_num_threads(1)
+        decoded = codec.decompress(encoded.data)
+    finally:
+        torch.set_num_threads(threads)
+    for key in encoded.latents:
+        np.testing.assert_array_equal(decoded.latents[key], encoded.latents[key])
+    assert (decoded.x_hat - encoded.x_hat).abs().max() < 1e-4

@@ -1,6 +1,6 @@
 """Entropy-coding parts shared by codecs: rANS helpers and spatial context models."""
 
-from .coding import CdfTables, decode_symbols, encode_symbols, ste_round
+from .coding import CdfTables, decode_symbols, encode_symbols, single_threaded, ste_round
 from .context import (
     AutoregressiveGaussianContext,
     CheckerboardGaussianContext,
@@ -18,5 +18,6 @@ __all__ = [
     "decode_symbols",
     "encode_symbols",
     "make_context_model",
+    "single_threaded",
     "ste_round",
 ]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 from compressai.ans import BufferedRansEncoder, RansDecoder
@@ -50,3 +52,20 @@ def decode_symbols(decoder: RansDecoder, indexes: torch.Tensor, tables: CdfTable
         indexes.reshape(-1).int().tolist(), tables.cdfs, tables.lengths, tables.offsets
     )
     return torch.tensor(values, dtype=torch.int32).reshape(indexes.shape)
+
+
+@contextlib.contextmanager
+def single_threaded() -> Iterator[None]:
+    """Run the entropy-parameter path on one CPU thread while coding.
+
+    CPU convolutions may round differently with different thread counts; a scale that
+    lands on the other side of a CDF-table boundary would make the decoder pick another
+    table and lose the rest of the stream. With one thread on both sides, an encoder on a
+    16-core worker and a decoder on a laptop compute the same indexes (same torch build).
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
