@@ -26,10 +26,11 @@ from .train import train_codec
 @dataclass
 class DemoConfig:
     output_dir: str = "demo-output"
-    steps: int = 1200
+    steps: int = 2000
     batch_size: int = 4
     crop: int = 128
     lmbda: float = 1024.0
+    learning_rate: float = 5e-4  # higher than the papers' 1e-4: tiny models, minutes of training
     preset: str = "tiny"
     codecs: tuple[str, ...] = ("ldmic-fast", "single-view-mbt2018-mean")
     shard_size: int = 2
@@ -49,7 +50,8 @@ def run_demo(config: DemoConfig, services: ServicesConfig, console: Console) -> 
             report = train_codec(TrainConfig(
                 dataset=str(sample.stereo), output_dir=str(root / "checkpoints" / codec), codec=codec,
                 preset=config.preset, steps=config.steps, batch_size=config.batch_size, crop=config.crop,
-                lmbda=config.lmbda, checkpoint_every=max(config.steps // 4, 1), log_every=20,
+                lmbda=config.lmbda, learning_rate=config.learning_rate,
+                checkpoint_every=max(config.steps // 4, 1), log_every=20,
             ), tracking)
             checkpoints[codec] = report.result.checkpoint
         with dask_session(services, api_url) as cluster:

@@ -8,6 +8,7 @@ from prefect import flow, task
 
 from mvarchive.codecs import load_codec
 from mvarchive.datasets import discover_dataset
+from mvarchive.progress import progress_bar
 from mvarchive.reporting import summary_markdown
 from mvarchive.training.evaluate import rd_point
 from mvarchive.training import TrainConfig, TrainResult, train_codec_loop
@@ -24,7 +25,7 @@ class TrainReport:
 
 
 @task(name="train-codec-task", task_run_name="train-{config.codec}-{config.preset}")
-def train_task(config: TrainConfig, tracking: TrackingConfig | None) -> TrainReport:
+def train_task(config: TrainConfig, tracking: TrackingConfig | None, show_progress: bool = True) -> TrainReport:
     """Runs where the task runner puts it (the flow process, or a GPU worker)."""
     logger = (
         RunLogger(tracking.tracking_uri, tracking.experiment, f"train {config.codec}", {"mvarchive.job": "train"})
@@ -34,7 +35,18 @@ def train_task(config: TrainConfig, tracking: TrackingConfig | None) -> TrainRep
         if logger:
             logger.log_params({**{k: v for k, v in asdict(config).items() if k != "storage_options"},
                                **environment_params()})
-        result = train_codec_loop(config, on_log=(lambda step, m: logger.log_metrics(m, step=step)) if logger else None)
+        with progress_bar(f"train {config.codec}", total=config.steps, enabled=show_progress) as bar:
+            done = [0]
+
+            def on_log(step: int, metrics: dict[str, float]) -> None:
+                bar.advance(step - done[0])
+                done[0] = step
+                bar.describe(f"train {config.codec} loss {metrics['loss']:.3f} bpp {metrics['bpp']:.3f} "
+                             f"PSNR {metrics['psnr']:.2f}")
+                if logger:
+                    logger.log_metrics(metrics, step=step)
+
+            result = train_codec_loop(config, on_log=on_log)
         model_uri = None
         if logger:
             logger.log_params({"weights_digest": result.weights_digest})
@@ -56,6 +68,6 @@ def train_task(config: TrainConfig, tracking: TrackingConfig | None) -> TrainRep
 
 
 @flow(name="train-codec", log_prints=True)
-def train_codec(config: TrainConfig, tracking: TrackingConfig | None = None) -> TrainReport:
+def train_codec(config: TrainConfig, tracking: TrackingConfig | None = None, show_progress: bool = True) -> TrainReport:
     """Train one codec (entry point for the CLI, the demo and schedules)."""
-    return train_task(config, tracking)
+    return train_task(config, tracking, show_progress)

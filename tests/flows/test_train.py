@@ -18,7 +18,7 @@ def test_train_flow_logs_and_resumes(flow_env, sample_data, tmp_path, mlflow_uri
     config = TrainConfig(dataset=str(sample_data.stereo), output_dir=str(tmp_path / "ckpt"),
                          codec="ldmic-fast", preset="tiny", steps=12, batch_size=2, crop=64,
                          checkpoint_every=6, log_every=3)
-    report = train_codec(config, TrackingConfig(mlflow_uri, "tests"))
+    report = train_codec(config, TrackingConfig(mlflow_uri, "tests"), show_progress=False)
     assert report.result.steps == 12
     codec = load_codec(report.result.checkpoint)
     assert weights_digest(codec) == report.result.weights_digest
@@ -44,7 +44,7 @@ def test_train_flow_logs_and_resumes(flow_env, sample_data, tmp_path, mlflow_uri
     assert logged.compress(x).data == codec.compress(x).data
 
     # resume: a second call with more steps continues from last.pt instead of restarting
-    resumed = train_codec(TrainConfig(**{**config.__dict__, "steps": 15}), None)
+    resumed = train_codec(TrainConfig(**{**config.__dict__, "steps": 15}), None, show_progress=False)
     assert resumed.result.steps == 15
 
 
