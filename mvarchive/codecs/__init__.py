@@ -4,7 +4,7 @@ Importing this package registers every codec: ``list_codecs()`` shows them,
 ``create_codec(name, preset)`` builds one, ``load_codec(checkpoint)`` restores trained weights.
 """
 
-from . import ldmic, single_view  # noqa: F401  (registration side effect of the codec modules)
+from . import bisic, camsic, ecsic, elic, ldmic, mlicpp, single_view, vemic  # noqa: F401  (registration side effect of the codec modules)
 from .base import CodecIdentity, CompressedGroup, DecodedGroup, MultiViewCodec
 from .bitstream import BitstreamError
 from .registry import (

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-from compressai.ans import BufferedRansEncoder, RansDecoder
+from compressai.ans import RansDecoder
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from compressai.layers import GDN
 from compressai.models.utils import conv, deconv
@@ -116,12 +116,10 @@ class LDMIC(MultiViewCodec):
         num_views = x.shape[0]
         y = self.g_a(x)
         z = self.h_a(y)
-        encoders = [BufferedRansEncoder() for _ in range(num_views)]
         with single_threaded():
             z_strings = self.entropy_bottleneck.compress(z)
             z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
-            y_symbols, y_hat = self.context_model.encode(y, self.h_s(z_hat), self.gaussian_conditional, encoders)
-        y_strings = [encoder.flush() for encoder in encoders]
+            y_symbols, y_hat, y_strings = self.context_model.encode(y, self.h_s(z_hat), self.gaussian_conditional)
         streams = [s for pair in zip(z_strings, y_strings) for s in pair]
         latents = {"y": y_symbols, "z": torch.round(z_hat - self._z_medians()).int()}
         return CodedStreams(streams, latents, self.synthesize(y_hat, num_views))

@@ -72,7 +72,8 @@ def train_codec_loop(
     model.to(device).train()
     main, aux = split_parameters(model)
     optimizer = torch.optim.Adam(main, lr=config.learning_rate)
-    aux_optimizer = torch.optim.Adam(aux, lr=config.aux_learning_rate)
+    # codecs without a factorized prior (e.g. ECSIC's Laplace prior) have no aux parameters
+    aux_optimizer = torch.optim.Adam(aux, lr=config.aux_learning_rate) if aux else None
     criterion = RateDistortionLoss(config.lmbda)
     sampler = CropSampler(index, config.crop, seed=config.seed, storage_options=config.storage_options)
     step = 0
@@ -81,14 +82,16 @@ def train_codec_loop(
         state = torch.load(resume, map_location=device, weights_only=False)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        aux_optimizer.load_state_dict(state["aux_optimizer"])
+        if aux_optimizer:
+            aux_optimizer.load_state_dict(state["aux_optimizer"])
         step = int(state["step"])
         sampler.rng = state["rng"]
     final: dict[str, float] = {}
     while step < config.steps:
         batch = sampler.sample(config.batch_size).to(device)
         optimizer.zero_grad(set_to_none=True)
-        aux_optimizer.zero_grad(set_to_none=True)
+        if aux_optimizer:
+            aux_optimizer.zero_grad(set_to_none=True)
         output = model(batch)
         losses = criterion(output, batch)
         losses["loss"].backward()
@@ -96,21 +99,22 @@ def train_codec_loop(
             torch.nn.utils.clip_grad_norm_(main, config.clip_grad_norm)
         optimizer.step()
         aux_loss = model.aux_loss()
-        aux_loss.backward()
-        aux_optimizer.step()
+        if aux_optimizer:
+            aux_loss.backward()
+            aux_optimizer.step()
         step += 1
         if not math.isfinite(losses["loss"].item()):
             raise FloatingPointError(f"training diverged at step {step}: loss {losses['loss'].item()}")
         final = {
             "loss": losses["loss"].item(), "bpp": losses["bpp"].item(), "mse": losses["mse"].item(),
-            "psnr": -10.0 * math.log10(max(losses["mse"].item(), 1e-10)), "aux_loss": aux_loss.item(),
+            "psnr": -10.0 * math.log10(max(losses["mse"].item(), 1e-10)), "aux_loss": aux_loss.detach().item(),
         }
         if on_log and (step % config.log_every == 0 or step == config.steps):
             on_log(step, final)
         if step % config.checkpoint_every == 0 or step == config.steps:
             tmp = resume.with_suffix(".tmp")
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "aux_optimizer": aux_optimizer.state_dict(), "step": step, "rng": sampler.rng}, tmp)
+                        "aux_optimizer": aux_optimizer.state_dict() if aux_optimizer else None, "step": step, "rng": sampler.rng}, tmp)
             tmp.replace(resume)
     model.to("cpu").eval()
     checkpoint = out / f"{config.codec}-{config.preset}.pt"

@@ -1,11 +1,12 @@
 """Entropy-coding parts shared by codecs: rANS helpers and spatial context models."""
 
-from .coding import CdfTables, decode_symbols, encode_symbols, single_threaded, ste_round
+from .coding import CdfTables, SymbolCoder, decode_symbols, encode_symbols, single_threaded, ste_round
 from .context import (
     AutoregressiveGaussianContext,
     CheckerboardGaussianContext,
     GaussianContextModel,
     MaskedConv2d,
+    anchor_mask,
     make_context_model,
 )
 
@@ -14,7 +15,9 @@ __all__ = [
     "CdfTables",
     "CheckerboardGaussianContext",
     "GaussianContextModel",
+    "anchor_mask",
     "MaskedConv2d",
+    "SymbolCoder",
     "decode_symbols",
     "encode_symbols",
     "make_context_model",

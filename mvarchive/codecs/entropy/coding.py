@@ -69,3 +69,64 @@ def single_threaded() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+class SymbolCoder:
+    """The rANS side of one group: one stream per view; encoder and decoder call :meth:`code` alike.
+
+    Encoding queues every symbol and its CDF index and hands them to the rANS encoder once per
+    view at the end (:meth:`flush`): CompressAI's coder converts the full CDF tables on every
+    call, which would dominate a serial scan. Decoding, which must go step by step, passes
+    only the tables a step uses (indexes remapped); the coded bytes depend on a table's
+    content, not on its position in the list.
+    """
+
+    def __init__(self, tables: CdfTables, views: int, decoders: list[RansDecoder] | None = None) -> None:
+        if decoders is not None and len(decoders) != views:
+            raise ValueError(f"{views} views need {views} decoders, got {len(decoders)}")
+        self.tables = tables
+        self.views = views
+        self.decoders = decoders
+        self.queued: list[tuple[list[int], list[int]]] = [([], []) for _ in range(views)]
+
+    @property
+    def decoding(self) -> bool:
+        return self.decoders is not None
+
+    def code(self, indexes: torch.Tensor, means: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """Code row v of ``indexes`` (and of ``y`` when encoding) in view v's stream; returns
+        the integer symbols ``round(y - means)``, decoded or computed."""
+        if self.decoders is None:
+            if y is None:
+                raise ValueError("encoding needs the latent values")
+            q = torch.round(y - means).int()
+            for view in range(self.views):
+                symbols, idx = self.queued[view]
+                symbols.extend(q[view].reshape(-1).tolist())
+                idx.extend(indexes[view].reshape(-1).int().tolist())
+            return q
+        return torch.stack(
+            [self._decode(decoder, indexes[view]) for view, decoder in enumerate(self.decoders)]
+        ).to(means.device)
+
+    def _decode(self, decoder: RansDecoder, indexes: torch.Tensor) -> torch.Tensor:
+        flat = indexes.reshape(-1).int().tolist()
+        used = sorted(set(flat))
+        position = {index: i for i, index in enumerate(used)}
+        t = self.tables
+        values = decoder.decode_stream(
+            [position[i] for i in flat],
+            [t.cdfs[i] for i in used], [t.lengths[i] for i in used], [t.offsets[i] for i in used],
+        )
+        return torch.tensor(values, dtype=torch.int32).reshape(indexes.shape)
+
+    def flush(self) -> list[bytes]:
+        """The encoded streams, one per view (encoding only)."""
+        if self.decoders is not None:
+            raise RuntimeError("flush() is for encoding")
+        streams = []
+        for symbols, idx in self.queued:
+            encoder = BufferedRansEncoder()
+            encoder.encode_with_indexes(symbols, idx, self.tables.cdfs, self.tables.lengths, self.tables.offsets)
+            streams.append(encoder.flush())
+        return streams

@@ -4,10 +4,10 @@ Both models share one contract so a codec picks either by configuration:
 
 * ``forward(y, hyper, gc)`` -> ``(y_hat, likelihoods)`` for training: the rate uses noisy
   ``y`` (via ``gc``), ``y_hat = round(y - mu) + mu`` with a straight-through gradient.
-* ``encode(y, hyper, gc, encoders)`` -> ``(symbols, y_hat)``; ``decode(hyper, gc, decoders)``
-  -> ``(symbols, y_hat)``. Batch element ``n`` is coded into ``encoders[n]``, so one rANS
-  stream per view. Encoder and decoder run the very same tensor operations in the same order,
-  which is what makes decoding exact.
+* ``encode(y, hyper, gc)`` -> ``(symbols, y_hat, streams)``; ``decode(hyper, gc, decoders)``
+  -> ``(symbols, y_hat)``. Batch element ``n`` is coded into stream ``n``, so one rANS
+  stream per view. Encoder and decoder run the very same tensor operations in the same order
+  (through one :class:`SymbolCoder`), which is what makes decoding exact.
 
 :class:`AutoregressiveGaussianContext` is the serial raster-scan model of Minnen et al. 2018
 (5x5 masked convolution, mask type A); :class:`CheckerboardGaussianContext` is the two-pass
@@ -20,10 +20,10 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from compressai.ans import BufferedRansEncoder, RansDecoder
+from compressai.ans import RansDecoder
 from compressai.entropy_models import GaussianConditional
 
-from .coding import CdfTables, decode_symbols, encode_symbols, ste_round
+from .coding import CdfTables, SymbolCoder, ste_round
 
 
 class MaskedConv2d(nn.Conv2d):
@@ -84,15 +84,22 @@ class GaussianContextModel(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
-    def encode(
-        self, y: torch.Tensor, hyper: torch.Tensor, gc: GaussianConditional, encoders: list[BufferedRansEncoder]
+    def _code(
+        self, hyper: torch.Tensor, gc: GaussianConditional, coder: SymbolCoder, y: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
+
+    def encode(
+        self, y: torch.Tensor, hyper: torch.Tensor, gc: GaussianConditional
+    ) -> tuple[torch.Tensor, torch.Tensor, list[bytes]]:
+        coder = SymbolCoder(CdfTables.of(gc), views=y.shape[0])
+        symbols, y_hat = self._code(hyper, gc, coder, y=y)
+        return symbols, y_hat, coder.flush()
 
     def decode(
         self, hyper: torch.Tensor, gc: GaussianConditional, decoders: list[RansDecoder]
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        raise NotImplementedError
+        return self._code(hyper, gc, SymbolCoder(CdfTables.of(gc), len(decoders), decoders))
 
 
 class AutoregressiveGaussianContext(GaussianContextModel):
@@ -107,11 +114,10 @@ class AutoregressiveGaussianContext(GaussianContextModel):
         _, likelihoods = gc(y, scales, means=means)
         return ste_round(y - means) + means, likelihoods
 
-    def _code(self, hyper, gc, coders, y=None):
+    def _code(self, hyper, gc, coder, y=None):
         n, _, height, width = hyper.shape
         m, k = self.latent_channels, self.kernel_size
         pad = k // 2
-        tables = CdfTables.of(gc)
         y_hat = hyper.new_zeros(n, m, height + 2 * pad, width + 2 * pad)
         symbols = torch.zeros(n, m, height, width, dtype=torch.int32)
         weight, bias = self.context.masked_weight(), self.context.bias
@@ -119,23 +125,11 @@ class AutoregressiveGaussianContext(GaussianContextModel):
             for j in range(width):
                 ctx = F.conv2d(y_hat[:, :, i : i + k, j : j + k], weight, bias)
                 scales, means = self.params(hyper[:, :, i : i + 1, j : j + 1], ctx)
-                indexes = gc.build_indexes(scales).reshape(n, m)
                 means = means.reshape(n, m)
-                if y is not None:
-                    q = torch.round(y[:, :, i, j] - means).int()
-                    for view in range(n):
-                        encode_symbols(coders[view], q[view], indexes[view], tables)
-                else:
-                    q = torch.stack([decode_symbols(coders[view], indexes[view], tables) for view in range(n)])
+                q = coder.code(gc.build_indexes(scales).reshape(n, m), means, None if y is None else y[:, :, i, j])
                 symbols[:, :, i, j] = q
                 y_hat[:, :, i + pad, j + pad] = q.to(means.dtype) + means
         return symbols, y_hat[:, :, pad : pad + height, pad : pad + width].contiguous()
-
-    def encode(self, y, hyper, gc, encoders):
-        return self._code(hyper, gc, encoders, y=y)
-
-    def decode(self, hyper, gc, decoders):
-        return self._code(hyper, gc, decoders)
 
 
 def anchor_mask(height: int, width: int, device: torch.device | None = None) -> torch.Tensor:
@@ -164,33 +158,20 @@ class CheckerboardGaussianContext(GaussianContextModel):
         _, likelihoods = gc(y, scales, means=means)
         return ste_round(y - means) + means, likelihoods
 
-    def _code(self, hyper, gc, coders, y=None):
+    def _code(self, hyper, gc, coder, y=None):
         n, _, height, width = hyper.shape
-        tables = CdfTables.of(gc)
         anchors = anchor_mask(height, width, device=hyper.device)
         symbols = torch.zeros(n, self.latent_channels, height, width, dtype=torch.int32)
         y_hat = hyper.new_zeros(n, self.latent_channels, height, width)
         scales, means = self._anchor_params(hyper)
         for part in (anchors, ~anchors):
-            indexes = gc.build_indexes(scales)[:, :, part]  # (n, M, positions)
-            mu = means[:, :, part]
-            if y is not None:
-                q = torch.round(y[:, :, part] - mu).int()
-                for view in range(n):
-                    encode_symbols(coders[view], q[view], indexes[view], tables)
-            else:
-                q = torch.stack([decode_symbols(coders[view], indexes[view], tables) for view in range(n)])
+            mu = means[:, :, part]  # (n, M, positions)
+            q = coder.code(gc.build_indexes(scales)[:, :, part], mu, None if y is None else y[:, :, part])
             symbols[:, :, part] = q
             y_hat[:, :, part] = q.to(mu.dtype) + mu
             if part is anchors:
                 scales, means = self.params(hyper, self.context(y_hat))
         return symbols, y_hat
-
-    def encode(self, y, hyper, gc, encoders):
-        return self._code(hyper, gc, encoders, y=y)
-
-    def decode(self, hyper, gc, decoders):
-        return self._code(hyper, gc, decoders)
 
 
 CONTEXT_MODELS: dict[str, type[GaussianContextModel]] = {

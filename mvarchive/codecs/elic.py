@@ -1,0 +1,227 @@
+"""ELIC transforms and the single-view ELIC baseline.
+
+ELIC (He et al., CVPR 2022) as re-implemented by Chandelier and shipped in CompressAI as
+``Elic2022Chandelier``; ``../shared/reference/architectures.md`` §4.2.
+
+* :func:`elic_analysis` / :func:`elic_synthesis` build ELIC's g_a / g_s from module-level
+  blocks (:class:`ResidualBottleneck`, :class:`AttnBlock`), so codecs that borrow them
+  (CAMSIC) stay picklable. Same layers and parameter counts as CompressAI's (N=192, M=320:
+  g_a 7,337,792, g_s 7,337,475).
+* ``single-view-elic2022-chandelier`` (id 101) wraps CompressAI's ``Elic2022Chandelier``
+  and codes every view on its own with the model's own latent codec (hyperprior + five
+  unevenly sized channel groups, each coded as checkerboard anchors then non-anchors).
+
+Coding order per view: one z stream, then the y streams of the latent codec in its own
+order (group 0 anchors, group 0 non-anchors, group 1 anchors, ...): ``1 + 2·groups``
+streams per view, views one after the other. The whole entropy path (h_s, channel and
+spatial contexts, parameter aggregation) runs single-threaded while coding.
+
+Latents: ``z`` holds the exact coded symbols ``round(ẑ − median)``. CompressAI's latent
+codec does not hand out the Gaussian means of y, so ``y`` holds ``round(ŷ)`` of the decoded
+latent (ŷ = symbol + mean); it is bit-identical on both sides because ŷ is.
+
+Deviations: the wrapped model holds classes defined inside ``__init__`` and a
+monkey-patched method (CompressAI), which plain pickling cannot handle; the codec pickles
+as (config, identity, state dict) and is rebuilt on unpickling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn as nn
+from compressai.models import Elic2022Chandelier
+from compressai.models.utils import conv, deconv
+
+from .base import CodedStreams, MultiViewCodec
+from .entropy import single_threaded
+from .registry import register_codec
+
+__all__ = [
+    "AttnBlock",
+    "ElicConfig",
+    "ResidualBottleneck",
+    "SingleViewElic",
+    "elic_analysis",
+    "elic_synthesis",
+]
+
+
+# --- ELIC transforms ------------------------------------------------------------------------
+class ResidualBottleneck(nn.Module):
+    """RBB(C): 1x1 C→C/2, ReLU, 3x3 C/2→C/2, ReLU, 1x1 C/2→C, plus the identity."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        mid = channels // 2
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, mid, 1), nn.ReLU(inplace=True),
+            nn.Conv2d(mid, mid, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(mid, channels, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class ResidualUnit(nn.Module):
+    """Cheng 2020 residual unit: RBB body, plus the identity, then ReLU."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.block = ResidualBottleneck(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.block(x))
+
+
+class AttnBlock(nn.Module):
+    """Simplified attention block of Cheng et al. 2020 (no non-local op): x + a·sigmoid(b)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.trunk = nn.Sequential(*(ResidualUnit(channels) for _ in range(3)))
+        self.gate = nn.Sequential(*(ResidualUnit(channels) for _ in range(3)), nn.Conv2d(channels, channels, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.trunk(x) * torch.sigmoid(self.gate(x))
+
+
+def _rbbs(channels: int, count: int = 3) -> list[nn.Module]:
+    return [ResidualBottleneck(channels) for _ in range(count)]
+
+
+def elic_analysis(N: int = 192, M: int = 320) -> nn.Sequential:
+    """ELIC g_a: x (3, H, W) → y (M, H/16, W/16)."""
+    return nn.Sequential(
+        conv(3, N), *_rbbs(N),
+        conv(N, N), *_rbbs(N), AttnBlock(N),
+        conv(N, N), *_rbbs(N),
+        conv(N, M), AttnBlock(M),
+    )
+
+
+def elic_synthesis(N: int = 192, M: int = 320) -> nn.Sequential:
+    """ELIC g_s: ŷ (M, h, w) → x̂ (3, 16h, 16w)."""
+    return nn.Sequential(
+        AttnBlock(M), deconv(M, N), *_rbbs(N),
+        deconv(N, N), AttnBlock(N), *_rbbs(N),
+        deconv(N, N), *_rbbs(N),
+        deconv(N, 3),
+    )
+
+
+# --- single-view baseline ---------------------------------------------------------------
+@dataclass(frozen=True)
+class ElicConfig:
+    N: int = 192
+    M: int = 320
+
+
+def elic_groups(M: int) -> list[int]:
+    """ELIC's uneven channel groups, scaled: M=320 gives CompressAI's [16, 16, 32, 64, 192]."""
+    g = M // 20
+    groups = [g, g, 2 * g, 4 * g, M - 8 * g]
+    if g < 1:
+        raise ValueError(f"M must be at least 20 for five channel groups, got M={M}")
+    return groups
+
+
+class SingleViewElic(MultiViewCodec):
+    pad_multiple = 64
+    min_views = 1
+    max_views = None
+
+    def __init__(self, config: ElicConfig) -> None:
+        super().__init__(config)
+        self.groups = elic_groups(config.M)
+        self.model = Elic2022Chandelier(config.N, config.M, groups=self.groups)
+
+    # pickling: the CompressAI model holds local classes; rebuild from config + weights
+    def __getstate__(self) -> dict[str, Any]:
+        return {
+            "config": self.config,
+            "identity": self.identity,
+            "training": self.training,
+            "state_dict": {k: v.detach().clone() for k, v in self.state_dict().items()},
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        type(self).__init__(self, state["config"])
+        self.load_state_dict(state["state_dict"])
+        self.identity = state["identity"]
+        self.train(state["training"])
+
+    def forward(self, x: torch.Tensor) -> dict:
+        self.check_input(x)
+        batch, num_views = x.shape[:2]
+        out = self.model(x.flatten(0, 1))
+        unflat = lambda t: t.reshape(batch, num_views, *t.shape[1:])  # noqa: E731
+        return {"x_hat": unflat(out["x_hat"]), "likelihoods": {k: unflat(v) for k, v in out["likelihoods"].items()}}
+
+    def _z_medians(self) -> torch.Tensor:
+        return self.model.latent_codec["hyper"].entropy_bottleneck._get_medians().detach()
+
+    def _shapes(self, size: tuple[int, int]) -> dict[str, Any]:
+        h, w = size[0] // 16, size[1] // 16
+        return {"y": [(c, h, w) for c in self.groups], "hyper": (size[0] // 64, size[1] // 64)}
+
+    def _latents(self, y_hat: torch.Tensor, z_hat: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"y": torch.round(y_hat).int(), "z": torch.round(z_hat - self._z_medians()).int()}
+
+    def _encode_padded(self, x: torch.Tensor) -> CodedStreams:
+        lc = self.model.latent_codec
+        streams: list[bytes] = []
+        y_hats, z_hats = [], []
+        for view in range(x.shape[0]):
+            y = self.model.g_a(x[view : view + 1])
+            with single_threaded():
+                out = lc.compress(y)
+                *y_strings, z_strings = out["strings"]
+                eb = lc["hyper"].entropy_bottleneck
+                z_hats.append(eb.decompress(z_strings, out["shape"]["hyper"]))
+            streams.append(z_strings[0])
+            streams.extend(s[0] for s in y_strings)
+            y_hats.append(out["y_hat"])
+        y_hat, z_hat = torch.cat(y_hats), torch.cat(z_hats)
+        return CodedStreams(streams, self._latents(y_hat, z_hat), self.model.g_s(y_hat))
+
+    def _decode_padded(self, streams, num_views, size):
+        per_view = 1 + 2 * len(self.groups)
+        if len(streams) != per_view * num_views:
+            raise ValueError(f"expected {per_view * num_views} streams for {num_views} views, found {len(streams)}")
+        lc = self.model.latent_codec
+        shapes = self._shapes(size)
+        y_hats, z_hats = [], []
+        for view in range(num_views):
+            chunk = streams[view * per_view : (view + 1) * per_view]
+            with single_threaded():
+                out = lc.decompress([[s] for s in chunk[1:]] + [[chunk[0]]], shapes)
+                z_hats.append(lc["hyper"].entropy_bottleneck.decompress([chunk[0]], shapes["hyper"]))
+            y_hats.append(out["y_hat"])
+        y_hat, z_hat = torch.cat(y_hats), torch.cat(z_hats)
+        return CodedStreams(list(streams), self._latents(y_hat, z_hat), self.model.g_s(y_hat))
+
+    def parameter_counts(self) -> dict[str, int]:
+        def count(*modules: nn.Module) -> int:
+            return sum(p.numel() for module in modules for p in module.parameters())
+
+        lc = self.model.latent_codec
+        entropy = count(lc)
+        return {
+            "g_a": count(self.model.g_a),
+            "g_s": count(self.model.g_s),
+            "entropy_model": entropy,
+            "encoder": count(self.model.g_a) + entropy,
+            "decoder": entropy - count(lc["hyper"].h_a) + count(self.model.g_s),
+            "total": count(self),
+        }
+
+
+register_codec(
+    "single-view-elic2022-chandelier", 101,
+    {"paper": ElicConfig(192, 320), "tiny": ElicConfig(32, 40)},
+    "Baseline: CompressAI ELIC (Chandelier re-implementation) applied to each view independently",
+)(SingleViewElic)

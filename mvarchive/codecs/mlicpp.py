@@ -1,0 +1,644 @@
+"""MLIC++ (Jiang & Wang, ICML 2023 NCW workshop): multi-reference entropy model, per view.
+
+A single-view codec built from composable parts that VEMIC (:mod:`.vemic`) reuses unchanged:
+
+* :class:`MLICPPCore` — transforms (``g_a``, ``g_s``), hyperprior (``h_a``, ``h_s``, factorized
+  prior for z, Gaussian conditional for y) and the entropy model ``mem``.
+* :class:`MultiReferenceEntropyModel` — 10 channel slices, each coded as checkerboard anchors
+  then non-anchors, one :class:`SliceContextModel` per slice. ``run(hyper, quantizer,
+  view_context)`` is the *one* slice loop used for training (noisy rate + STE rounding) and for
+  coding (rANS encode or decode): a quantizer object decides what happens to each half-slice
+  (:class:`NoisyQuantizer`, :class:`RansQuantizer`), so encoder, decoder and training cannot
+  drift apart. ``view_context`` is an optional hook that returns extra features for the first
+  layer of the entropy-parameter networks (VEMIC plugs its cross-view attention in here).
+* :class:`SingleViewMLICPP` — the ``single-view-mlicpp`` codec: the core applied to each view.
+
+Data flow per view (``../shared/reference/architectures.md`` §5.1–5.2)::
+
+    x -> g_a -> y (M, /16) -> h_a -> z (N, /64) -> EB -> z^ -> h_s -> hyper (2M = scales | means)
+    for slice s = 0..S-1 (c = M/S channels):
+        anchors ((row+col) odd):   EP_a(hyper [, inter(y^<s), channel(y^<s)])        -> (sigma, mu)
+        y^_a = round(y - mu) + mu;  y^_a += LRP_a(hyper means, y^<s, y^_a)   (anchors only)
+        non-anchors:               EP_n(local(y^_a) [, intra(y^{s-1}, y^_a), inter, channel], hyper)
+        y^_s = y^_a + round(y - mu) + mu;  y^_s += LRP_n(hyper means, y^<s, y^_s)  (non-anchors)
+    x^ = g_s(y^)
+
+Parts (widths at N=192, M=320, S=10, c=32; hidden widths scale with M so tiny presets stay tiny):
+
+* local spatial context: 5x5-window softmax attention around every position over the slice's
+  decoded anchors (LayerNorm, q/k/v Linear c->3c, 2 heads, relative position bias, checkerboard
+  mask -100), attended window fused by a 5x5 conv c->2c, Linear 2c->2c, + MLP residual;
+* channel context (s >= 1): 3x3 convs sc -> 0.6M -> 0.4M -> 4c, GELU;
+* global inter-slice context (s >= 1): efficient (linear) attention over y^<s, one head per
+  previous slice (head width c), q/k/v = 1x1 then depthwise 3x3, 5x5 reprojection -> 3c,
+  out = 1x1(3c -> 2c) + MLP;
+* global intra-slice context (s >= 1): efficient attention with queries = previous slice at
+  non-anchors, keys = previous slice at anchors, values = current slice's anchors, 2 heads;
+* entropy parameters: 1x1 convs in -> M -> 0.8M -> 0.4M -> 2c, GELU; output (scales, means);
+* latent residual prediction: 3x3 convs (M + (s+1)c) -> 0.7M -> 0.4M -> c, GELU, 0.5 tanh.
+
+Coding: per view one z stream then one y stream (streams ``[z_0, y_0, z_1, y_1, ...]``); in the
+y stream, per slice, the anchors (channel-major, positions in raster order) then the
+non-anchors; symbols are ``round(y - mu)``. Every view is coded with batch size 1 and the
+whole entropy-parameter path (h_s, contexts, EP, LRP) runs under ``single_threaded()``, so the
+decoder derives the same CDF indexes on any machine.
+
+Deviations from the public code: heads are contiguous channel groups (the official local
+context interleaves them); the global inter-slice context uses ``s`` heads of width ``c``
+(official: ``32s // 32``, identical at c = 32); hidden widths are written as fractions of M
+(identical at M = 320). Parameter count at the paper preset: 83,501,408 as in the official
+model (see :meth:`SingleViewMLICPP.parameter_counts`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, NamedTuple, Optional, Protocol
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from compressai.ans import BufferedRansEncoder, RansDecoder
+from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+from compressai.layers import GDN, conv3x3, subpel_conv3x3
+
+from .base import CodedStreams, MultiViewCodec
+from .entropy import CdfTables, decode_symbols, encode_symbols, single_threaded, ste_round
+from .entropy.context import anchor_mask
+from .registry import register_codec
+
+
+@dataclass(frozen=True)
+class MLICPPConfig:
+    N: int = 192  # channels of the transforms and of z
+    M: int = 320  # channels of y
+    slices: int = 10  # channel slices of y (M / slices channels each)
+    window: int = 5  # local-context window
+    local_heads: int = 2
+    intra_heads: int = 2
+
+
+# --- transforms ------------------------------------------------------------------------------
+class ResidualBlock(nn.Module):
+    """RB(a->b): 3x3, GELU, 3x3, GELU, + identity (1x1 when a != b)."""
+
+    def __init__(self, in_ch: int, out_ch: int) -> None:
+        super().__init__()
+        self.conv1 = conv3x3(in_ch, out_ch)
+        self.conv2 = conv3x3(out_ch, out_ch)
+        self.skip = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.skip is None else self.skip(x)
+        return F.gelu(self.conv2(F.gelu(self.conv1(x)))) + identity
+
+
+class ResidualBlockDown(nn.Module):
+    """RBS(a->b): 3x3 stride 2, GELU, 3x3, GDN, + 1x1 stride-2 skip."""
+
+    def __init__(self, in_ch: int, out_ch: int) -> None:
+        super().__init__()
+        self.conv1 = conv3x3(in_ch, out_ch, stride=2)
+        self.conv2 = conv3x3(out_ch, out_ch)
+        self.gdn = GDN(out_ch)
+        self.skip = nn.Conv2d(in_ch, out_ch, 1, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.gdn(self.conv2(F.gelu(self.conv1(x)))) + self.skip(x)
+
+
+class ResidualBlockUp(nn.Module):
+    """RBU(a->b): subpel(a->b, 2), GELU, 3x3, IGDN, + subpel(a->b, 2) skip."""
+
+    def __init__(self, in_ch: int, out_ch: int) -> None:
+        super().__init__()
+        self.subpel = subpel_conv3x3(in_ch, out_ch, 2)
+        self.conv = conv3x3(out_ch, out_ch)
+        self.igdn = GDN(out_ch, inverse=True)
+        self.upsample = subpel_conv3x3(in_ch, out_ch, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.igdn(self.conv(F.gelu(self.subpel(x)))) + self.upsample(x)
+
+
+def analysis_transform(n: int, m: int) -> nn.Sequential:
+    return nn.Sequential(
+        ResidualBlockDown(3, n), ResidualBlock(n, n),
+        ResidualBlockDown(n, n), ResidualBlock(n, n),
+        ResidualBlockDown(n, n), ResidualBlock(n, n),
+        conv3x3(n, m, stride=2),
+    )
+
+
+def synthesis_transform(n: int, m: int) -> nn.Sequential:
+    return nn.Sequential(
+        ResidualBlock(m, m), ResidualBlockUp(m, n),
+        ResidualBlock(n, n), ResidualBlockUp(n, n),
+        ResidualBlock(n, n), ResidualBlockUp(n, n),
+        ResidualBlock(n, n), subpel_conv3x3(n, 3, 2),
+    )
+
+
+def hyper_analysis(n: int, m: int) -> nn.Sequential:
+    return nn.Sequential(
+        conv3x3(m, n), nn.GELU(), conv3x3(n, n), nn.GELU(),
+        conv3x3(n, n, stride=2), nn.GELU(), conv3x3(n, n), nn.GELU(),
+        conv3x3(n, n, stride=2),
+    )
+
+
+def hyper_synthesis(n: int, m: int) -> nn.Sequential:
+    """z^ -> 2M features, split as (scales, means)."""
+    return nn.Sequential(
+        conv3x3(n, m), nn.GELU(), subpel_conv3x3(m, m, 2), nn.GELU(),
+        conv3x3(m, m * 3 // 2), nn.GELU(), subpel_conv3x3(m * 3 // 2, m * 3 // 2, 2), nn.GELU(),
+        conv3x3(m * 3 // 2, 2 * m),
+    )
+
+
+# --- attention helpers -----------------------------------------------------------------------
+def linear_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:
+    """Efficient attention (Shen et al. 2021) on token-last tensors.
+
+    ``q`` (B, d_k, Lq), ``k`` (B, d_k, Lk), ``v`` (B, d_v, Lk) -> (B, d_v, Lq). Heads are
+    contiguous channel groups; queries softmaxed over channels, keys over positions.
+    """
+    b = q.shape[0]
+    q = q.reshape(b, heads, -1, q.shape[-1]).softmax(dim=2)
+    k = k.reshape(b, heads, -1, k.shape[-1]).softmax(dim=3)
+    v = v.reshape(b, heads, -1, v.shape[-1])
+    context = k @ v.transpose(-1, -2)  # (b, h, d_k/h, d_v/h)
+    return (context.transpose(-1, -2) @ q).reshape(b, -1, q.shape[-1])
+
+
+def conv_projection(in_ch: int, out_ch: int) -> nn.Sequential:
+    """1x1 conv then depthwise 3x3 (MLIC++'s q/k/v projections)."""
+    return nn.Sequential(nn.Conv2d(in_ch, out_ch, 1), nn.Conv2d(out_ch, out_ch, 3, padding=1, groups=out_ch))
+
+
+def _relative_position_index(window: int) -> torch.Tensor:
+    coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")).flatten(1)
+    rel = coords[:, :, None] - coords[:, None, :] + (window - 1)  # (2, T, T)
+    return rel[0] * (2 * window - 1) + rel[1]
+
+
+# --- contexts --------------------------------------------------------------------------------
+class LocalWindowContext(nn.Module):
+    """Local spatial context: windowed softmax attention over a slice's decoded anchors.
+
+    Input: the slice with anchors filled and zeros elsewhere, (B, c, H, W); output (B, 2c, H, W).
+    For each position the 5x5 window around it attends to itself (keys/queries restricted to
+    anchors by a -100 mask), and the attended window is fused by a valid 5x5 conv.
+    """
+
+    def __init__(self, channels: int, window: int = 5, heads: int = 2, mlp_ratio: int = 2) -> None:
+        super().__init__()
+        if channels % heads:
+            raise ValueError(f"local context: slice channels ({channels}) must divide by heads ({heads})")
+        self.channels, self.window, self.heads = channels, window, heads
+        self.scale = (channels // heads) ** -0.5
+        self.norm1 = nn.LayerNorm(channels)
+        self.qkv = nn.Linear(channels, 3 * channels)
+        self.position_bias = nn.Parameter(torch.zeros((2 * window - 1) ** 2, heads))
+        nn.init.trunc_normal_(self.position_bias, std=0.02)
+        self.fusion = nn.Conv2d(channels, 2 * channels, window)
+        self.proj = nn.Linear(2 * channels, 2 * channels)
+        self.norm2 = nn.LayerNorm(2 * channels)
+        self.mlp = nn.Sequential(
+            nn.Linear(2 * channels, 2 * channels * mlp_ratio), nn.GELU(), nn.Linear(2 * channels * mlp_ratio, 2 * channels)
+        )
+        self.register_buffer("position_index", _relative_position_index(window), persistent=False)
+
+    def forward(self, anchors: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = anchors.shape
+        win, heads = self.window, self.heads
+        taps, length = win * win, h * w
+        x = self.norm1(anchors.flatten(2).transpose(1, 2))  # (b, L, c)
+        qkv = self.qkv(x).transpose(1, 2).reshape(b, 3 * c, h, w)
+        windows = F.unfold(qkv, win, padding=win // 2)  # (b, 3c*T, L)
+        windows = windows.reshape(b, 3, heads, c // heads, taps, length).permute(1, 0, 5, 2, 4, 3)
+        q, k, v = windows[0], windows[1], windows[2]  # (b, L, heads, T, d)
+        attn = (q * self.scale) @ k.transpose(-1, -2)  # (b, L, heads, T, T)
+        bias = self.position_bias[self.position_index.reshape(-1)].reshape(taps, taps, heads).permute(2, 0, 1)
+        is_anchor = anchor_mask(h, w, device=anchors.device).to(anchors.dtype)[None, None]
+        inside = F.unfold(is_anchor, win, padding=win // 2)[0].transpose(0, 1)  # (L, T)
+        mask = torch.where(inside[:, :, None] * inside[:, None, :] > 0, 0.0, -100.0).to(anchors.dtype)
+        attn = (attn + bias[None, None] + mask[None, :, None]).softmax(dim=-1)
+        out = (attn @ v).permute(0, 1, 2, 4, 3).reshape(b * length, c, win, win)
+        out = self.proj(self.fusion(out).reshape(b, length, 2 * c))
+        out = out + self.mlp(self.norm2(out))
+        return out.transpose(1, 2).reshape(b, 2 * c, h, w)
+
+
+class ChannelContext(nn.Sequential):
+    """3x3 convs over the previous slices: sc -> 0.6M -> 0.4M -> 4c, GELU."""
+
+    def __init__(self, in_ch: int, out_ch: int, hidden: tuple[int, int]) -> None:
+        super().__init__(
+            conv3x3(in_ch, hidden[0]), nn.GELU(), conv3x3(hidden[0], hidden[1]), nn.GELU(), conv3x3(hidden[1], out_ch)
+        )
+
+
+class GlobalInterContext(nn.Module):
+    """Global inter-slice context: linear attention over all previous slices."""
+
+    def __init__(self, in_ch: int, slice_ch: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.query = conv_projection(in_ch, in_ch)
+        self.key = conv_projection(in_ch, in_ch)
+        self.value = conv_projection(in_ch, in_ch)
+        self.reprojection = nn.Conv2d(in_ch, 3 * slice_ch, 5, padding=2)
+        self.skip = nn.Conv2d(3 * slice_ch, 2 * slice_ch, 1)
+        self.mlp = nn.Sequential(
+            nn.Conv2d(3 * slice_ch, 4 * slice_ch, 1), nn.GELU(),
+            nn.Conv2d(4 * slice_ch, 4 * slice_ch, 3, padding=1, groups=4 * slice_ch), nn.GELU(),
+            nn.Conv2d(4 * slice_ch, 2 * slice_ch, 1),
+        )
+
+    def forward(self, previous: torch.Tensor) -> torch.Tensor:
+        shape = previous.shape
+        flat = lambda t: t.flatten(2)  # noqa: E731
+        attended = linear_attention(
+            flat(self.query(previous)), flat(self.key(previous)), flat(self.value(previous)), self.heads
+        )
+        attention = self.reprojection(attended.reshape(shape))
+        return self.skip(attention) + self.mlp(attention)
+
+
+class GlobalIntraContext(nn.Module):
+    """Global intra-slice context: anchor<->non-anchor similarity of the previous slice,
+    applied to the current slice's anchors (linear attention, output at non-anchors)."""
+
+    def __init__(self, slice_ch: int, heads: int) -> None:
+        super().__init__()
+        if slice_ch % heads:
+            raise ValueError(f"intra context: slice channels ({slice_ch}) must divide by heads ({heads})")
+        self.heads = heads
+        self.query = conv_projection(slice_ch, slice_ch)
+        self.key = conv_projection(slice_ch, slice_ch)
+        self.value = conv_projection(slice_ch, slice_ch)
+        self.reprojection = nn.Conv2d(slice_ch, 2 * slice_ch, 5, padding=2)
+        self.mlp = nn.Sequential(
+            nn.Conv2d(2 * slice_ch, 4 * slice_ch, 1), nn.GELU(),
+            nn.Conv2d(4 * slice_ch, 4 * slice_ch, 3, padding=1, groups=4 * slice_ch), nn.GELU(),
+            nn.Conv2d(4 * slice_ch, 2 * slice_ch, 1),
+        )
+
+    def forward(self, previous_slice: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = anchors.shape
+        is_anchor = anchor_mask(h, w, device=anchors.device)
+        a_idx = is_anchor.flatten().nonzero().squeeze(1)
+        n_idx = (~is_anchor).flatten().nonzero().squeeze(1)
+        mask = is_anchor.to(anchors.dtype)
+        q = self.query(previous_slice * (1 - mask)).flatten(2)[:, :, n_idx]
+        k = self.key(previous_slice * mask).flatten(2)[:, :, a_idx]
+        v = self.value(anchors).flatten(2)[:, :, a_idx]
+        attended = anchors.new_zeros(b, c, h * w)
+        attended[:, :, n_idx] = linear_attention(q, k, v, self.heads)
+        attention = self.reprojection(attended.reshape(b, c, h, w))
+        return attention + self.mlp(attention)
+
+
+class EntropyParameters(nn.Module):
+    """1x1 convs in -> h1 -> h2 -> h3 -> 2c (GELU); output (scales, means).
+
+    ``extra`` is added after the first layer: a linear term that is exactly a concatenation of
+    more input channels (VEMIC's view context enters here)."""
+
+    def __init__(self, in_ch: int, out_ch: int, hidden: tuple[int, int, int]) -> None:
+        super().__init__()
+        self.hidden_channels = hidden[0]
+        self.layers = nn.Sequential(
+            nn.Conv2d(in_ch, hidden[0], 1), nn.GELU(),
+            nn.Conv2d(hidden[0], hidden[1], 1), nn.GELU(),
+            nn.Conv2d(hidden[1], hidden[2], 1), nn.GELU(),
+            nn.Conv2d(hidden[2], out_ch, 1),
+        )
+
+    def forward(self, x: torch.Tensor, extra: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.layers[0](x)
+        if extra is not None:
+            h = h + extra
+        scales, means = self.layers[1:](h).chunk(2, dim=1)
+        return scales, means
+
+
+class LatentResidualPrediction(nn.Module):
+    """0.5 * tanh(3x3 convs in -> 0.7M -> 0.4M -> c): corrects the rounding residual."""
+
+    def __init__(self, in_ch: int, out_ch: int, hidden: tuple[int, int]) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(
+            conv3x3(in_ch, hidden[0]), nn.GELU(), conv3x3(hidden[0], hidden[1]), nn.GELU(), conv3x3(hidden[1], out_ch)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 0.5 * torch.tanh(self.layers(x))
+
+
+class SliceContextModel(nn.Module):
+    """Everything that predicts one slice: contexts, entropy parameters, LRP."""
+
+    def __init__(self, index: int, config: MLICPPConfig) -> None:
+        super().__init__()
+        m, c = config.M, config.M // config.slices
+        prev = index * c
+        ep_hidden = (m, m * 4 // 5, m * 2 // 5)
+        self.index = index
+        self.local = LocalWindowContext(c, config.window, config.local_heads)
+        if index:
+            self.channel = ChannelContext(prev, 4 * c, (m * 3 // 5, m * 2 // 5))
+            self.inter = GlobalInterContext(prev, c, heads=index)
+            self.intra = GlobalIntraContext(c, config.intra_heads)
+        ctx_a = 6 * c if index else 0  # inter (2c) + channel (4c)
+        ctx_n = 10 * c if index else 2 * c  # local (2c) [+ intra (2c) + inter + channel]
+        self.ep_anchor = EntropyParameters(2 * m + ctx_a, 2 * c, ep_hidden)
+        self.ep_nonanchor = EntropyParameters(2 * m + ctx_n, 2 * c, ep_hidden)
+        self.lrp_anchor = LatentResidualPrediction(m + prev + c, c, (m * 7 // 10, m * 2 // 5))
+        self.lrp_nonanchor = LatentResidualPrediction(m + prev + c, c, (m * 7 // 10, m * 2 // 5))
+
+
+# --- quantizers: what happens to each half-slice ---------------------------------------------
+class Quantizer(Protocol):
+    def anchor(self, s: int, scales: torch.Tensor, means: torch.Tensor) -> torch.Tensor: ...
+    def nonanchor(self, s: int, scales: torch.Tensor, means: torch.Tensor) -> torch.Tensor: ...
+
+
+class NoisyQuantizer:
+    """Training: rate from the Gaussian conditional (noise), y^ = STE round(y - mu) + mu."""
+
+    def __init__(self, y: torch.Tensor, gc: GaussianConditional, slice_ch: int) -> None:
+        self.y_slices = y.split(slice_ch, dim=1)
+        self.gc = gc
+        self.anchors = anchor_mask(*y.shape[-2:], device=y.device)
+        self.likelihoods: list[torch.Tensor] = []
+        self._anchor_params: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def anchor(self, s, scales, means):
+        self._anchor_params = (scales, means)
+        return (ste_round(self.y_slices[s] - means) + means) * self.anchors
+
+    def nonanchor(self, s, scales, means):
+        if self._anchor_params is None:
+            raise RuntimeError("NoisyQuantizer: non-anchors of a slice requested before its anchors")
+        scales_a, means_a = self._anchor_params
+        y = self.y_slices[s]
+        _, likelihoods = self.gc(
+            y, torch.where(self.anchors, scales_a, scales), means=torch.where(self.anchors, means_a, means)
+        )
+        self.likelihoods.append(likelihoods)
+        return (ste_round(y - means) + means) * ~self.anchors
+
+
+class RansQuantizer:
+    """Coding one view (batch 1): encode ``round(y - mu)`` into ``coder`` or decode from it."""
+
+    def __init__(
+        self, gc: GaussianConditional, coder: BufferedRansEncoder | RansDecoder, shape: tuple[int, ...],
+        slice_ch: int, device: torch.device, y: Optional[torch.Tensor] = None,
+    ) -> None:
+        self.gc, self.coder, self.y, self.slice_ch = gc, coder, y, slice_ch
+        self.tables = CdfTables.of(gc)
+        self.anchors = anchor_mask(*shape[-2:], device=device)
+        self.symbols = torch.zeros(shape, dtype=torch.int32, device=device)
+
+    def _code(self, s: int, scales: torch.Tensor, means: torch.Tensor, part: torch.Tensor) -> torch.Tensor:
+        if scales.shape[0] != 1:
+            raise ValueError(f"coding takes one view at a time, got a batch of {scales.shape[0]}")
+        channels = slice(s * self.slice_ch, (s + 1) * self.slice_ch)
+        indexes = self.gc.build_indexes(scales[:, :, part])  # (1, c, positions), channel-major
+        mu = means[:, :, part]
+        if self.y is not None:
+            q = torch.round(self.y[:, channels][:, :, part] - mu).int()
+            encode_symbols(self.coder, q, indexes, self.tables)  # type: ignore[arg-type]
+        else:
+            q = decode_symbols(self.coder, indexes, self.tables).to(mu.device)  # type: ignore[arg-type]
+        self.symbols[:, channels][:, :, part] = q
+        out = torch.zeros_like(means)
+        out[:, :, part] = q.to(mu.dtype) + mu
+        return out
+
+    def anchor(self, s, scales, means):
+        return self._code(s, scales, means, self.anchors)
+
+    def nonanchor(self, s, scales, means):
+        return self._code(s, scales, means, ~self.anchors)
+
+
+# A view-context hook: (slice index, hyper means, y^<s of this view or None)
+#   -> (extra for the anchor EP, extra for the non-anchor EP), both added after EP's first layer.
+ViewContextHook = Callable[[int, torch.Tensor, Optional[torch.Tensor]], tuple[torch.Tensor, torch.Tensor]]
+
+
+class MultiReferenceEntropyModel(nn.Module):
+    """MLIC++'s entropy model for y: channel slices x checkerboard, multi-reference contexts."""
+
+    def __init__(self, config: MLICPPConfig) -> None:
+        super().__init__()
+        self.latent_channels = config.M
+        self.slice_channels = config.M // config.slices
+        self.slices = nn.ModuleList(SliceContextModel(i, config) for i in range(config.slices))
+
+    def run(self, hyper: torch.Tensor, quantizer: Quantizer, view_context: ViewContextHook | None = None) -> torch.Tensor:
+        """The slice loop: returns y^ (B, M, h, w); what is coded/measured is up to ``quantizer``."""
+        hyper_means = hyper.chunk(2, dim=1)[1]
+        anchors = anchor_mask(*hyper.shape[-2:], device=hyper.device)
+        decoded: list[torch.Tensor] = []
+        for s, part in enumerate(self.slices):
+            previous = torch.cat(decoded, dim=1) if decoded else None
+            extra_a = extra_n = None
+            if view_context is not None:
+                extra_a, extra_n = view_context(s, hyper_means, previous)
+            if previous is None:
+                shared: list[torch.Tensor] = []
+            else:
+                shared = [part.inter(previous), part.channel(previous)]
+            scales, means = part.ep_anchor(torch.cat([*shared, hyper], dim=1), extra_a)
+            y_anchor = quantizer.anchor(s, scales, means)
+            y_anchor = y_anchor + part.lrp_anchor(torch.cat([hyper_means, *decoded, y_anchor], dim=1)) * anchors
+            local = [part.local(y_anchor)]
+            if previous is not None:
+                local.append(part.intra(decoded[-1], y_anchor))
+            scales, means = part.ep_nonanchor(torch.cat([*local, *shared, hyper], dim=1), extra_n)
+            y_slice = y_anchor + quantizer.nonanchor(s, scales, means)
+            y_slice = y_slice + part.lrp_nonanchor(torch.cat([hyper_means, *decoded, y_slice], dim=1)) * ~anchors
+            decoded.append(y_slice)
+        return torch.cat(decoded, dim=1)
+
+    def forward(self, y, hyper, gc, view_context=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training: (y^, likelihoods of y)."""
+        quantizer = NoisyQuantizer(y, gc, self.slice_channels)
+        y_hat = self.run(hyper, quantizer, view_context)
+        return y_hat, torch.cat(quantizer.likelihoods, dim=1)
+
+
+class ViewCode(NamedTuple):
+    """One coded (or decoded) view."""
+
+    z_string: bytes
+    y_symbols: torch.Tensor  # (1, M, h, w) int32
+    z_symbols: torch.Tensor  # (1, N, h/4, w/4) int32
+    y_hat: torch.Tensor  # (1, M, h, w)
+    hyper_means: torch.Tensor  # (1, M, h, w)
+
+
+class MLICPPCore(nn.Module):
+    """Transforms + hyperprior + multi-reference entropy model of one view."""
+
+    def __init__(self, config: MLICPPConfig) -> None:
+        super().__init__()
+        n, m, s = config.N, config.M, config.slices
+        if s < 1 or m % s:
+            raise ValueError(f"M ({m}) must split into `slices` ({s}) equal slices")
+        c = m // s
+        if c % config.local_heads or c % config.intra_heads:
+            raise ValueError(
+                f"slice channels M/slices = {c} must divide by local_heads ({config.local_heads}) "
+                f"and intra_heads ({config.intra_heads})"
+            )
+        self.slice_channels = c
+        self.g_a = analysis_transform(n, m)
+        self.g_s = synthesis_transform(n, m)
+        self.h_a = hyper_analysis(n, m)
+        self.h_s = hyper_synthesis(n, m)
+        self.entropy_bottleneck = EntropyBottleneck(n)
+        self.gaussian_conditional = GaussianConditional(None)
+        self.mem = MultiReferenceEntropyModel(config)
+
+    def z_medians(self) -> torch.Tensor:
+        return self.entropy_bottleneck._get_medians().detach()
+
+    def hyper_forward(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training: (hyper features from STE-rounded z, likelihoods of z)."""
+        z = self.h_a(y)
+        _, z_likelihoods = self.entropy_bottleneck(z)
+        medians = self.z_medians()
+        return self.h_s(ste_round(z - medians) + medians), z_likelihoods
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Training on a batch of independent views: (x^, y likelihoods, z likelihoods)."""
+        y = self.g_a(x)
+        hyper, z_likelihoods = self.hyper_forward(y)
+        y_hat, y_likelihoods = self.mem(y, hyper, self.gaussian_conditional)
+        return self.g_s(y_hat), y_likelihoods, z_likelihoods
+
+    def _code_view(self, z_hat: torch.Tensor, coder, z_string: bytes, y=None, view_context=None) -> ViewCode:
+        hyper = self.h_s(z_hat)
+        shape = (1, self.mem.latent_channels, *hyper.shape[-2:])
+        quantizer = RansQuantizer(self.gaussian_conditional, coder, shape, self.slice_channels, hyper.device, y=y)
+        y_hat = self.mem.run(hyper, quantizer, view_context)
+        z_symbols = torch.round(z_hat - self.z_medians()).int()
+        return ViewCode(z_string, quantizer.symbols, z_symbols, y_hat, hyper.chunk(2, dim=1)[1])
+
+    def encode_view(
+        self, x: torch.Tensor, encoder: BufferedRansEncoder, view_context: ViewContextHook | None = None
+    ) -> ViewCode:
+        """Code one padded view (1, 3, H, W); the y symbols go into ``encoder``."""
+        y = self.g_a(x)
+        z = self.h_a(y)
+        with single_threaded():
+            (z_string,) = self.entropy_bottleneck.compress(z)
+            z_hat = self.entropy_bottleneck.decompress([z_string], z.shape[-2:])
+            return self._code_view(z_hat, encoder, z_string, y=y, view_context=view_context)
+
+    def decode_view(
+        self, z_string: bytes, decoder: RansDecoder, size: tuple[int, int], view_context: ViewContextHook | None = None
+    ) -> ViewCode:
+        """Decode one view of padded size ``size`` from its z string and y decoder."""
+        with single_threaded():
+            z_hat = self.entropy_bottleneck.decompress([z_string], (size[0] // 64, size[1] // 64))
+            return self._code_view(z_hat, decoder, z_string, view_context=view_context)
+
+    def parameter_counts(self) -> dict[str, int]:
+        def count(*modules: Optional[nn.Module]) -> int:
+            return sum(p.numel() for module in modules if module is not None for p in module.parameters())
+
+        parts = self.mem.slices
+        pick = lambda name: [getattr(p, name, None) for p in parts]  # noqa: E731
+        return {
+            "g_a": count(self.g_a),
+            "g_s": count(self.g_s),
+            "h_a": count(self.h_a),
+            "h_s": count(self.h_s),
+            "entropy_bottleneck": count(self.entropy_bottleneck),
+            "local_context": count(*pick("local")),
+            "channel_context": count(*pick("channel")),
+            "global_inter_context": count(*pick("inter")),
+            "global_intra_context": count(*pick("intra")),
+            "entropy_parameters": count(*pick("ep_anchor"), *pick("ep_nonanchor")),
+            "lrp": count(*pick("lrp_anchor"), *pick("lrp_nonanchor")),
+            "total": count(self),
+        }
+
+
+def split_streams(streams: tuple[bytes, ...] | list[bytes], num_views: int) -> list[tuple[bytes, RansDecoder]]:
+    """``[z_0, y_0, z_1, y_1, ...]`` -> per view (z string, y decoder)."""
+    if len(streams) != 2 * num_views:
+        raise ValueError(f"expected {2 * num_views} streams for {num_views} views, found {len(streams)}")
+    views = []
+    for v in range(num_views):
+        decoder = RansDecoder()
+        decoder.set_stream(streams[2 * v + 1])
+        views.append((streams[2 * v], decoder))
+    return views
+
+
+def collect(codes: list[ViewCode], streams: list[bytes], x_hat: torch.Tensor) -> CodedStreams:
+    latents = {
+        "y": torch.cat([c.y_symbols for c in codes]),
+        "z": torch.cat([c.z_symbols for c in codes]),
+    }
+    return CodedStreams(streams, latents, x_hat)
+
+
+class SingleViewMLICPP(MultiViewCodec):
+    """``single-view-mlicpp``: MLIC++ applied to every view on its own (see the module doc)."""
+
+    pad_multiple = 64
+    min_views = 1
+    max_views = None
+
+    def __init__(self, config: MLICPPConfig) -> None:
+        super().__init__(config)
+        self.base = MLICPPCore(config)
+
+    def forward(self, x: torch.Tensor) -> dict:
+        self.check_input(x)
+        batch, num_views = x.shape[:2]
+        x_hat, y_lik, z_lik = self.base(x.flatten(0, 1))
+        unflat = lambda t: t.reshape(batch, num_views, *t.shape[1:])  # noqa: E731
+        return {"x_hat": unflat(x_hat), "likelihoods": {"y": unflat(y_lik), "z": unflat(z_lik)}}
+
+    def _encode_padded(self, x: torch.Tensor) -> CodedStreams:
+        codes, streams, images = [], [], []
+        for v in range(x.shape[0]):
+            encoder = BufferedRansEncoder()
+            code = self.base.encode_view(x[v : v + 1], encoder)
+            streams += [code.z_string, encoder.flush()]
+            codes.append(code)
+            images.append(self.base.g_s(code.y_hat))
+        return collect(codes, streams, torch.cat(images))
+
+    def _decode_padded(self, streams, num_views, size):
+        codes, images = [], []
+        for z_string, decoder in split_streams(streams, num_views):
+            code = self.base.decode_view(z_string, decoder, size)
+            codes.append(code)
+            images.append(self.base.g_s(code.y_hat))
+        return collect(codes, list(streams), torch.cat(images))
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Per part, as in the reference breakdown (g_a 4.40 M, ..., LRP 25.90 M), and total."""
+        return self.base.parameter_counts()
+
+
+MLICPP_PRESETS = {
+    "paper": MLICPPConfig(N=192, M=320, slices=10),
+    "tiny": MLICPPConfig(N=32, M=32, slices=4),
+}
+
+register_codec(
+    "single-view-mlicpp", 102, MLICPP_PRESETS,
+    "Baseline: MLIC++ (multi-reference entropy model, checkerboard within 10 channel slices) per view",
+)(SingleViewMLICPP)

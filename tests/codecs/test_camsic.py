@@ -1,0 +1,171 @@
+"""CAMSIC and the single-view ELIC baseline: contract checks at the tiny preset, paper
+parameter counts, and CAMSIC's coding order (schedule, tie-breaking, encoder/decoder agreement)."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+import mvarchive.codecs.camsic  # noqa: F401  (registers "camsic")
+import mvarchive.codecs.elic  # noqa: F401  (registers "single-view-elic2022-chandelier")
+from mvarchive.codecs import BitstreamError, create_codec, load_codec
+from mvarchive.codecs.camsic import select_positions, sine_schedule
+from mvarchive.training.loss import RateDistortionLoss
+
+CODECS = ["camsic", "single-view-elic2022-chandelier"]
+
+
+def random_views(k: int, height: int, width: int, seed: int) -> torch.Tensor:
+    """Smooth-ish random images (a blurred noise field), so coding is non-trivial."""
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(k, 3, height // 8 + 2, width // 8 + 2, generator=g)
+    img = torch.nn.functional.interpolate(coarse, size=(height, width), mode="bilinear", align_corners=False)
+    return (img + 0.05 * torch.rand(k, 3, height, width, generator=g)).clamp(0, 1)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One CPU thread: the tiny models are small and the test machine is shared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def codecs():
+    return {name: load_codec(name=name, preset="tiny") for name in CODECS}
+
+
+def assert_round_trip(codec, x):
+    encoded = codec.compress(x)
+    decoded = codec.decompress(encoded.data)
+    assert torch.equal(decoded.x_hat, encoded.x_hat)
+    assert encoded.latents.keys() == decoded.latents.keys() == {"y", "z"}
+    for key in encoded.latents:
+        assert encoded.latents[key].dtype == np.int32
+        assert encoded.latents[key].shape[0] == x.shape[0]
+        np.testing.assert_array_equal(decoded.latents[key], encoded.latents[key])
+    return encoded
+
+
+@pytest.mark.parametrize("name", CODECS)
+def test_forward_is_finite_and_every_parameter_learns(name):
+    torch.manual_seed(0)
+    codec = create_codec(name, "tiny").train()
+    x = random_views(2, 64, 64, seed=1)[None].repeat(2, 1, 1, 1, 1)
+    out = codec(x)
+    assert out["x_hat"].shape == x.shape and torch.isfinite(out["x_hat"]).all()
+    for lik in out["likelihoods"].values():
+        assert lik.shape[:2] == x.shape[:2]
+        assert torch.isfinite(lik).all() and (lik > 0).all() and (lik <= 1).all()
+    loss = RateDistortionLoss(1024)(out, x)["loss"] + codec.aux_loss()
+    loss.backward()
+    missing = [n for n, p in codec.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert not missing, f"parameters without gradient: {missing[:5]}"
+
+
+def test_camsic_training_mask_follows_the_global_rng():
+    codec = create_codec("camsic", "tiny").train()
+    x = random_views(2, 64, 64, seed=1)[None]
+    torch.manual_seed(3)
+    a = codec(x)["likelihoods"]["y"]
+    torch.manual_seed(3)
+    b = codec(x)["likelihoods"]["y"]
+    assert torch.equal(a.detach(), b.detach())
+
+
+@pytest.mark.parametrize("name", CODECS)
+@pytest.mark.parametrize("size", [(64, 64), (97, 131)])
+def test_round_trip_is_exact(codecs, name, size):
+    x = random_views(2, *size, seed=2)
+    encoded = assert_round_trip(codecs[name], x)
+    assert encoded.x_hat.shape == x.shape
+
+
+@pytest.mark.parametrize("name", CODECS)
+def test_corrupted_and_truncated_streams_raise(codecs, name):
+    data = codecs[name].compress(random_views(2, 64, 64, seed=3)).data
+    flipped = bytearray(data)
+    flipped[len(flipped) // 2] ^= 0x01
+    with pytest.raises(BitstreamError, match="group 'g7'"):
+        codecs[name].decompress(bytes(flipped), where="group 'g7'")
+    with pytest.raises(BitstreamError, match="truncated"):
+        codecs[name].decompress(data[: len(data) - 9], where="group 'g7'")
+    other = next(n for n in CODECS if n != name)
+    with pytest.raises(BitstreamError, match="written by codec"):
+        codecs[other].decompress(data)
+
+
+@pytest.mark.parametrize("name", CODECS)
+def test_model_pickles_and_codes_identically(codecs, name):
+    x = random_views(2, 64, 64, seed=4)
+    clone = pickle.loads(pickle.dumps(codecs[name]))
+    assert clone.compress(x).data == codecs[name].compress(x).data
+
+
+def test_paper_parameter_counts():
+    with torch.device("meta"):  # shapes only: no memory, no initialization cost
+        camsic = create_codec("camsic", "paper").parameter_counts()
+        elic = create_codec("single-view-elic2022-chandelier", "paper").parameter_counts()
+    assert abs(camsic["total"] / 84_190_627 - 1) < 0.02, camsic
+    assert abs(camsic["g_a"] / 7_337_792 - 1) < 0.02 and abs(camsic["transformer"] / 56.725e6 - 1) < 0.02, camsic
+    assert abs(elic["total"] / 33.79e6 - 1) < 0.02, elic
+
+
+def test_camsic_takes_exactly_two_views(codecs):
+    with pytest.raises(ValueError, match="takes 2 views, got 3"):
+        codecs["camsic"].compress(random_views(3, 64, 64, seed=5))
+
+
+# --- CAMSIC coding order ---------------------------------------------------------------------
+def test_sine_schedule_counts():
+    assert sine_schedule(256, 8) == [49, 48, 44, 38, 31, 23, 14, 9]
+    assert sine_schedule(1024, 8) == [199, 192, 177, 155, 127, 94, 58, 22]
+    for n in (1, 16, 48, 96, 1000):
+        counts = sine_schedule(n, 8)
+        assert sum(counts) == n and min(counts) >= 0
+
+
+def test_equal_scores_break_ties_by_raster_index():
+    scales = torch.full((4, 10), 0.5)
+    decoded = torch.zeros(10, dtype=torch.bool)
+    assert select_positions(scales, decoded, 3).tolist() == [0, 1, 2]
+    decoded[[0, 2]] = True
+    assert select_positions(scales, decoded, 3).tolist() == [1, 3, 4]
+    scales[:, 7] = 5.0  # wider -> more bits -> picked last
+    scales[:, 9] = 0.2  # narrower -> fewer bits -> picked first
+    assert select_positions(scales, decoded, 2).tolist() == [1, 9]
+    assert select_positions(scales, decoded, 8).tolist() == [1, 3, 4, 5, 6, 7, 8, 9]
+    # every scale under the 0.11 bound scores the same: ties again go by raster index
+    low = torch.tensor([[0.05, 0.01, 0.11, 0.001]])
+    assert select_positions(low, torch.zeros(4, dtype=torch.bool), 2).tolist() == [0, 1]
+
+
+def test_camsic_order_agreement_over_many_inputs(codecs):
+    codec = codecs["camsic"]
+    sizes = [(64, 64), (64, 128), (128, 64), (97, 131)]
+    for seed in range(20):
+        for size in sizes:
+            g = torch.Generator().manual_seed(1000 + seed)
+            x = torch.rand(2, 3, *size, generator=g) if seed % 2 else random_views(2, *size, seed=seed)
+            assert_round_trip(codec, x)
+
+
+def test_camsic_latents_agree_across_thread_counts(codecs):
+    codec = codecs["camsic"]
+    x = random_views(2, 64, 128, seed=9)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        encoded = codec.compress(x)
+        torch.set_num_threads(1)
+        decoded = codec.decompress(encoded.data)
+    finally:
+        torch.set_num_threads(threads)
+    for key in encoded.latents:
+        np.testing.assert_array_equal(decoded.latents[key], encoded.latents[key])
+    assert (decoded.x_hat - encoded.x_hat).abs().max() < 1e-4
