@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import pickle
 
 import numpy as np
 import pytest
 import torch
 
 import mvarchive.codecs.bisic  # noqa: F401  (registers bisic, bisic-fast)
-from mvarchive.codecs import BitstreamError, create_codec, load_codec
-from mvarchive.training.loss import RateDistortionLoss
+from mvarchive.codecs import create_codec, load_codec
 
 NAMES = ["bisic", "bisic-fast"]
 
@@ -52,24 +50,6 @@ def coded64(codecs, pair64):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_forward_is_finite_and_every_parameter_learns(name):
-    torch.manual_seed(0)
-    codec = create_codec(name, "tiny").train()
-    x = stereo_pair(64, 64, seed=1)[None].repeat(2, 1, 1, 1, 1)
-    out = codec(x)
-    assert out["x_hat"].shape == x.shape
-    assert torch.isfinite(out["x_hat"]).all()
-    assert out["likelihoods"]["y"].shape == (2, 2, 32, 4, 4)
-    assert out["likelihoods"]["z"].shape == (2, 2, 32, 1, 1)
-    for lik in out["likelihoods"].values():
-        assert torch.isfinite(lik).all() and (lik > 0).all() and (lik <= 1).all()
-    loss = RateDistortionLoss(1024)(out, x)["loss"] + codec.aux_loss()
-    loss.backward()
-    missing = [n for n, p in codec.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
-    assert not missing, f"parameters without gradient: {missing[:5]}"
-
-
-@pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("size", [(64, 64), (97, 131)])
 def test_round_trip_is_exact(codecs, coded64, pair64, name, size):
     codec = codecs[name]
@@ -84,27 +64,6 @@ def test_round_trip_is_exact(codecs, coded64, pair64, name, size):
         assert encoded.latents[key].shape[0] == 2
         np.testing.assert_array_equal(decoded.latents[key], encoded.latents[key])
     assert decoded.header["sizes"] == [list(size)] * 2
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_corrupted_and_truncated_streams_raise(codecs, coded64, name):
-    codec = codecs[name]
-    data = coded64[name].data
-    flipped = bytearray(data)
-    flipped[len(flipped) // 2] ^= 0x01
-    with pytest.raises(BitstreamError, match="group 'g7'"):
-        codec.decompress(bytes(flipped), where="group 'g7'")
-    with pytest.raises(BitstreamError, match="truncated"):
-        codec.decompress(data[: len(data) - 9], where="group 'g7'")
-    other = codecs[next(n for n in NAMES if n != name)]
-    with pytest.raises(BitstreamError, match="written by codec"):
-        other.decompress(data)
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_model_pickles_and_codes_identically(codecs, coded64, pair64, name):
-    clone = pickle.loads(pickle.dumps(codecs[name]))
-    assert clone.compress(pair64).data == coded64[name].data
 
 
 @pytest.mark.parametrize(

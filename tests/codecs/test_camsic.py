@@ -3,7 +3,6 @@ parameter counts, and CAMSIC's coding order (schedule, tie-breaking, encoder/dec
 
 from __future__ import annotations
 
-import pickle
 
 import numpy as np
 import pytest
@@ -11,9 +10,8 @@ import torch
 
 import mvarchive.codecs.camsic  # noqa: F401  (registers "camsic")
 import mvarchive.codecs.elic  # noqa: F401  (registers "single-view-elic2022-chandelier")
-from mvarchive.codecs import BitstreamError, create_codec, load_codec
+from mvarchive.codecs import create_codec, load_codec
 from mvarchive.codecs.camsic import select_positions, sine_schedule
-from mvarchive.training.loss import RateDistortionLoss
 
 CODECS = ["camsic", "single-view-elic2022-chandelier"]
 
@@ -52,22 +50,6 @@ def assert_round_trip(codec, x):
     return encoded
 
 
-@pytest.mark.parametrize("name", CODECS)
-def test_forward_is_finite_and_every_parameter_learns(name):
-    torch.manual_seed(0)
-    codec = create_codec(name, "tiny").train()
-    x = random_views(2, 64, 64, seed=1)[None].repeat(2, 1, 1, 1, 1)
-    out = codec(x)
-    assert out["x_hat"].shape == x.shape and torch.isfinite(out["x_hat"]).all()
-    for lik in out["likelihoods"].values():
-        assert lik.shape[:2] == x.shape[:2]
-        assert torch.isfinite(lik).all() and (lik > 0).all() and (lik <= 1).all()
-    loss = RateDistortionLoss(1024)(out, x)["loss"] + codec.aux_loss()
-    loss.backward()
-    missing = [n for n, p in codec.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
-    assert not missing, f"parameters without gradient: {missing[:5]}"
-
-
 def test_camsic_training_mask_follows_the_global_rng():
     codec = create_codec("camsic", "tiny").train()
     x = random_views(2, 64, 64, seed=1)[None]
@@ -84,27 +66,6 @@ def test_round_trip_is_exact(codecs, name, size):
     x = random_views(2, *size, seed=2)
     encoded = assert_round_trip(codecs[name], x)
     assert encoded.x_hat.shape == x.shape
-
-
-@pytest.mark.parametrize("name", CODECS)
-def test_corrupted_and_truncated_streams_raise(codecs, name):
-    data = codecs[name].compress(random_views(2, 64, 64, seed=3)).data
-    flipped = bytearray(data)
-    flipped[len(flipped) // 2] ^= 0x01
-    with pytest.raises(BitstreamError, match="group 'g7'"):
-        codecs[name].decompress(bytes(flipped), where="group 'g7'")
-    with pytest.raises(BitstreamError, match="truncated"):
-        codecs[name].decompress(data[: len(data) - 9], where="group 'g7'")
-    other = next(n for n in CODECS if n != name)
-    with pytest.raises(BitstreamError, match="written by codec"):
-        codecs[other].decompress(data)
-
-
-@pytest.mark.parametrize("name", CODECS)
-def test_model_pickles_and_codes_identically(codecs, name):
-    x = random_views(2, 64, 64, seed=4)
-    clone = pickle.loads(pickle.dumps(codecs[name]))
-    assert clone.compress(x).data == codecs[name].compress(x).data
 
 
 def test_paper_parameter_counts():
@@ -155,17 +116,3 @@ def test_camsic_order_agreement_over_many_inputs(codecs):
             assert_round_trip(codec, x)
 
 
-def test_camsic_latents_agree_across_thread_counts(codecs):
-    codec = codecs["camsic"]
-    x = random_views(2, 64, 128, seed=9)
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(2)
-        encoded = codec.compress(x)
-        torch.set_num_threads(1)
-        decoded = codec.decompress(encoded.data)
-    finally:
-        torch.set_num_threads(threads)
-    for key in encoded.latents:
-        np.testing.assert_array_equal(decoded.latents[key], encoded.latents[key])
-    assert (decoded.x_hat - encoded.x_hat).abs().max() < 1e-4
