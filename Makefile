@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test install benchmark clean-demo
+.PHONY: demo test install benchmark benchmark-baselines system-deps clean-demo
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,6 +13,8 @@ $(INSTALLED): pyproject.toml
 	# torch/torchvision first, pinned: pip takes them from this machine's local wheels
 	$(BIN)/python -m pip install --quiet torch==2.14.1 torchvision==0.29.1
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	# Debian tools for the classical baselines (ffmpeg/x265, avifenc, cjxl); never fails the build
+	PYTHON=$(BIN)/python scripts/install-system-deps.sh
 	touch $(INSTALLED)
 
 install: $(INSTALLED)
@@ -25,6 +27,12 @@ test: $(INSTALLED)
 
 benchmark: $(INSTALLED)
 	$(BIN)/python benchmarks/codec_speed.py
+
+benchmark-baselines: $(INSTALLED)
+	$(BIN)/python benchmarks/baselines_rd.py
+
+system-deps:
+	PYTHON=$(BIN)/python scripts/install-system-deps.sh
 
 clean-demo:
 	rm -rf demo-output .mvarchive

@@ -273,6 +273,11 @@ def demo(
     _run(run_demo, config, _services(ctx), out)
 
 
+from mvarchive.cli_eval import eval_command  # noqa: E402  (uses the helpers above)
+
+app.command("eval")(eval_command)
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     """Entry point of the ``mvarchive`` script."""
     app(args=argv if argv is not None else sys.argv[1:], prog_name="mvarchive")

@@ -17,7 +17,7 @@ runner = CliRunner()
 def test_help_lists_every_command():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("archive", "restore", "info", "codecs", "train", "demo"):
+    for command in ("archive", "restore", "info", "codecs", "train", "demo", "eval"):
         assert command in result.output
 
 
