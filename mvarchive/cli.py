@@ -136,7 +136,8 @@ def archive(
     dest_options: Annotated[Optional[str], typer.Option(help="fsspec options for DEST as JSON.")] = None,
 ) -> None:
     """Encode a multi-view dataset into an archive (Prefect flow, shards on Dask)."""
-    from mvarchive.flows.archive import ArchiveConfig, TrackingConfig, archive_dataset
+    from mvarchive.flows.archive import ArchiveConfig, archive_dataset
+    from mvarchive.tracking import TrackingConfig
     from mvarchive.flows.runtime import prefect_session, run_on_dask
     from mvarchive.reporting import summary_table
 
@@ -171,7 +172,7 @@ def restore(
     out_options: Annotated[Optional[str], typer.Option(help="fsspec options for OUT as JSON.")] = None,
 ) -> None:
     """Decode an archive (or some groups / cameras) back to images with their original names."""
-    from mvarchive.flows.archive import TrackingConfig
+    from mvarchive.tracking import TrackingConfig
     from mvarchive.flows.restore import RestoreConfig, restore_dataset
     from mvarchive.flows.runtime import prefect_session, run_on_dask
 
@@ -240,7 +241,7 @@ def train(
     layout: Annotated[str, typer.Option(help="Dataset layout.")] = "auto",
 ) -> None:
     """Train a codec (Prefect flow; params, metrics, checkpoint and model logged to MLflow)."""
-    from mvarchive.flows.archive import TrackingConfig
+    from mvarchive.tracking import TrackingConfig
     from mvarchive.flows.runtime import prefect_session
     from mvarchive.flows.train import train_codec
     from mvarchive.training import TrainConfig

@@ -35,7 +35,7 @@ def eval_command(
     from mvarchive.cli import _options, _run, _services
     from mvarchive.cli import out as console
     from mvarchive.evaluation.tables import codec_table, rd_table
-    from mvarchive.flows.archive import TrackingConfig
+    from mvarchive.tracking import TrackingConfig
     from mvarchive.flows.evaluate import EvaluateConfig, evaluate_dataset
     from mvarchive.flows.runtime import prefect_session, run_on_dask
 

@@ -13,7 +13,7 @@ from mvarchive.datasets import DatasetIndex, discover_dataset
 from mvarchive.progress import progress_bar
 from mvarchive.storage import ArchiveMeta, ArchiveReader, ArchiveWriter, CodecRecord, Location
 from mvarchive.tasks.encode import EncodeShardJob, encode_shard
-from mvarchive.tracking import RunLogger, environment_params
+from mvarchive.tracking import TrackingConfig, environment_params, tracked_run
 from mvarchive.reporting import archive_summary, summary_markdown
 
 
@@ -31,12 +31,6 @@ class ArchiveConfig:
     seed: int = 0  # weights of an untrained codec (no checkpoint) come from this seed
     source_options: dict = field(default_factory=dict)
     dest_options: dict = field(default_factory=dict)
-
-
-@dataclass
-class TrackingConfig:
-    tracking_uri: str | None = None
-    experiment: str = "mvarchive"
 
 
 @dataclass
@@ -91,9 +85,7 @@ def archive_dataset(config: ArchiveConfig, tracking: TrackingConfig | None = Non
     )
     done = writer.completed_shards()
     pending = [s for s in range(meta.num_shards) if s not in done]
-    logger = RunLogger(tracking.tracking_uri, tracking.experiment, f"archive {config.codec}",
-                       {"mvarchive.job": "archive"}) if tracking and tracking.tracking_uri else None
-    try:
+    with tracked_run(tracking, f"archive {config.codec}", "archive") as logger:
         futures = [
             encode_shard.submit(EncodeShardJob(
                 archive=location, meta=meta, shard_id=shard,
@@ -119,10 +111,5 @@ def archive_dataset(config: ArchiveConfig, tracking: TrackingConfig | None = Non
             })
             logger.log_metrics({**summary, "wall_s": report.wall_s})
             logger.log_text(summary_markdown([(meta.codec.name, summary)]), "summary.md")
-            logger.finish()
             report.mlflow_run_id = logger.run_id
         return report
-    except BaseException:
-        if logger:
-            logger.finish(failed=True)
-        raise

@@ -17,7 +17,9 @@ from mvarchive.infra import ServicesConfig, mlflow_ui_command
 from mvarchive.reporting import summary_markdown, summary_table
 from mvarchive.training import TrainConfig
 
-from .archive import ArchiveConfig, TrackingConfig, archive_dataset
+from mvarchive.tracking import TrackingConfig
+
+from .archive import ArchiveConfig, archive_dataset
 from .restore import RestoreConfig, restore_dataset
 from .runtime import dask_session, prefect_session, run_on_dask
 from .train import train_codec

@@ -36,9 +36,8 @@ from mvarchive.evaluation.evaluate import (
     plan_points,
 )
 from mvarchive.progress import progress_bar
-from mvarchive.tracking import RunLogger, environment_params
+from mvarchive.tracking import RunLogger, TrackingConfig, environment_params, tracked_run
 
-from .archive import TrackingConfig
 
 _MAX_PARAM = 6000  # characters kept of a parameter value (MLflow's limit)
 
@@ -203,9 +202,7 @@ def evaluate_dataset(config: EvaluateConfig, tracking: TrackingConfig | None = N
         print(f"baseline {name} is unavailable: {reason}")
     if not specs:
         raise ValueError("nothing to evaluate: give --codec/--checkpoint or available baselines")
-    logger = (RunLogger(tracking.tracking_uri, tracking.experiment, f"evaluate {Path(config.dataset).name}",
-                        {"mvarchive.job": "evaluate"}) if tracking and tracking.tracking_uri else None)
-    try:
+    with tracked_run(tracking, f"evaluate {Path(config.dataset).name}", "evaluate") as logger:
         futures = [
             evaluate_point_task.submit(EvaluatePointJob(spec, tuple(index.groups), tuple(index.cameras),
                                                         config.storage_options))
@@ -225,10 +222,5 @@ def evaluate_dataset(config: EvaluateConfig, tracking: TrackingConfig | None = N
         report = EvaluateReport(result, config.out_dir, files, problem, time.perf_counter() - started)
         if logger:
             log_to_mlflow(logger, config, result, files)
-            logger.finish()
             report.mlflow_run_id = logger.run_id
         return report
-    except BaseException:
-        if logger:
-            logger.finish(failed=True)
-        raise

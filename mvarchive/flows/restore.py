@@ -12,9 +12,8 @@ from mvarchive.codecs import CodecRef, weights_digest
 from mvarchive.progress import progress_bar
 from mvarchive.storage import ArchiveError, ArchiveReader, Location
 from mvarchive.tasks.restore import RestoreJob, restore_groups
-from mvarchive.tracking import RunLogger
+from mvarchive.tracking import TrackingConfig, tracked_run
 
-from .archive import TrackingConfig
 
 
 @dataclass
@@ -90,8 +89,8 @@ def restore_dataset(config: RestoreConfig, tracking: TrackingConfig | None = Non
             decode_s += result.decode_s
             bar.advance(result.groups)
     report = RestoreReport(str(out), groups, images, decode_s, time.perf_counter() - started)
-    if tracking and tracking.tracking_uri:
-        with RunLogger(tracking.tracking_uri, tracking.experiment, "restore", {"mvarchive.job": "restore"}) as logger:
+    with tracked_run(tracking, "restore", "restore") as logger:
+        if logger:
             logger.log_params({"archive": config.archive, "out": config.out, "groups": len(indices),
                                "cameras": ",".join(reader.cameras[c] for c in cameras), "codec": ref.name})
             logger.log_metrics({"decode_s": decode_s, "images": images, "wall_s": report.wall_s})

@@ -12,9 +12,8 @@ from mvarchive.progress import progress_bar
 from mvarchive.reporting import summary_markdown
 from mvarchive.training.evaluate import rd_point
 from mvarchive.training import TrainConfig, TrainResult, train_codec_loop
-from mvarchive.tracking import RunLogger, environment_params, log_codec_model
+from mvarchive.tracking import TrackingConfig, environment_params, log_codec_model, tracked_run
 
-from .archive import TrackingConfig
 
 
 @dataclass
@@ -27,11 +26,7 @@ class TrainReport:
 @task(name="train-codec-task", task_run_name="train-{config.codec}-{config.preset}")
 def train_task(config: TrainConfig, tracking: TrackingConfig | None, show_progress: bool = True) -> TrainReport:
     """Runs where the task runner puts it (the flow process, or a GPU worker)."""
-    logger = (
-        RunLogger(tracking.tracking_uri, tracking.experiment, f"train {config.codec}", {"mvarchive.job": "train"})
-        if tracking and tracking.tracking_uri else None
-    )
-    try:
+    with tracked_run(tracking, f"train {config.codec}", "train") as logger:
         if logger:
             logger.log_params({**{k: v for k, v in asdict(config).items() if k != "storage_options"},
                                **environment_params()})
@@ -59,12 +54,7 @@ def train_task(config: TrainConfig, tracking: TrackingConfig | None, show_progre
             logger.log_text(summary_markdown([(config.codec, point)], ("groups", "bpp", "bpp_estimated", "psnr", "ms_ssim")),
                             "rd_point.md")
             model_uri = log_codec_model(logger, trained)
-            logger.finish()
         return TrainReport(result, logger.run_id if logger else None, model_uri)
-    except BaseException:
-        if logger:
-            logger.finish(failed=True)
-        raise
 
 
 @flow(name="train-codec", log_prints=True)

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import platform
 import subprocess
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from mlflow import MlflowClient
 
 from mvarchive.infra.mlflow_store import ensure_experiment
 
 _MAX_PARAM = 6000
+
+
+@dataclass
+class TrackingConfig:
+    """Where runs are logged; no URI means no tracking (e.g. in unit tests)."""
+
+    tracking_uri: str | None = None
+    experiment: str = "mvarchive"
 
 
 class RunLogger:
@@ -55,6 +65,22 @@ class RunLogger:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self.finish(failed=exc_type is not None)
+
+
+@contextlib.contextmanager
+def tracked_run(tracking: TrackingConfig | None, run_name: str, job: str) -> Iterator[RunLogger | None]:
+    """An MLflow run for the block (None when tracking is off): FINISHED when the block
+    completes, FAILED when it raises."""
+    if tracking is None or not tracking.tracking_uri:
+        yield None
+        return
+    logger = RunLogger(tracking.tracking_uri, tracking.experiment, run_name, {"mvarchive.job": job})
+    try:
+        yield logger
+    except BaseException:
+        logger.finish(failed=True)
+        raise
+    logger.finish()
 
 
 def environment_params() -> dict[str, str]:

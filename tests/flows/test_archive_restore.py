@@ -10,7 +10,8 @@ from mlflow import MlflowClient
 
 from mvarchive.codecs import load_codec
 from mvarchive.datasets import DatasetError, discover_dataset, load_group, load_image
-from mvarchive.flows.archive import ArchiveConfig, TrackingConfig, archive_dataset
+from mvarchive.flows.archive import ArchiveConfig, archive_dataset
+from mvarchive.tracking import TrackingConfig
 from mvarchive.flows.restore import RestoreConfig, restore_dataset
 from mvarchive.flows.runtime import run_on_dask
 from mvarchive.metrics import to_tensor, to_uint8

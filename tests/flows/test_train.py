@@ -7,7 +7,7 @@ import torch
 from mlflow import MlflowClient
 
 from mvarchive.codecs import load_codec, weights_digest
-from mvarchive.flows.archive import TrackingConfig
+from mvarchive.tracking import TrackingConfig
 from mvarchive.flows.train import train_codec
 from mvarchive.training import CropSampler, TrainConfig
 
