@@ -169,22 +169,6 @@ class MaskedStereoConv3d(StereoConv3d):
 
 
 # --- mutual attention -----------------------------------------------------------------------
-class EfficientAttention(EfficientCrossAttention):
-    """:class:`EfficientCrossAttention` with queries, keys and values from three sources."""
-
-    def attend(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-        n, _, height, width = query.shape
-        h = self.heads
-        q = self.query(query).reshape(n, h, -1, height * width).softmax(dim=2)
-        k = self.key(key).reshape(n, h, -1, height * width).softmax(dim=3)
-        v = self.value(value).reshape(n, h, -1, height * width)
-        attended = (k @ v.transpose(-1, -2)).transpose(-1, -2) @ q  # (n, h, d_v, HW)
-        return self.project(attended.reshape(n, -1, height, width))
-
-    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        return self.attend(x, context, context)
-
-
 class MutualAttention(nn.Module):
     """Bidirectional mutual attention block (paper §3.1, Fig. 2; official ``MutualAttention_master``).
 
@@ -198,10 +182,10 @@ class MutualAttention(nn.Module):
         super().__init__()
         self.extract = nn.Sequential(ResidualBlock(channels, channels), ResidualBlock(channels, channels))
         half = channels // 2
-        self.cross_a = EfficientAttention(channels, half, half, heads)
-        self.self_a = EfficientAttention(channels, half, half, heads)
-        self.cross_b = EfficientAttention(channels, half, half, heads)
-        self.self_b = EfficientAttention(channels, half, half, heads)
+        self.cross_a = EfficientCrossAttention(channels, half, half, heads)
+        self.self_a = EfficientCrossAttention(channels, half, half, heads)
+        self.cross_b = EfficientCrossAttention(channels, half, half, heads)
+        self.self_b = EfficientCrossAttention(channels, half, half, heads)
         self.combine = nn.Sequential(ResidualBlock(3 * channels, 2 * channels), ResidualBlock(2 * channels, channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -27,14 +27,18 @@ class EfficientCrossAttention(nn.Module):
         self.value = nn.Conv2d(channels, value_channels, 1)
         self.project = nn.Conv2d(value_channels, channels, 1)
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        n, _, height, width = x.shape
+    def attend(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+        """Attention with queries, keys and values taken from three feature maps."""
+        n, _, height, width = query.shape
         h = self.heads
-        q = self.query(x).reshape(n, h, -1, height * width).softmax(dim=2)
-        k = self.key(context).reshape(n, h, -1, height * width).softmax(dim=3)
-        v = self.value(context).reshape(n, h, -1, height * width)
+        q = self.query(query).reshape(n, h, -1, height * width).softmax(dim=2)
+        k = self.key(key).reshape(n, h, -1, height * width).softmax(dim=3)
+        v = self.value(value).reshape(n, h, -1, height * width)
         attended = (k @ v.transpose(-1, -2)).transpose(-1, -2) @ q  # (n, h, d_v, HW)
         return self.project(attended.reshape(n, -1, height, width))
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        return self.attend(x, context, context)
 
 
 class JointContextTransfer(nn.Module):

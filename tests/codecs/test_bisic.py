@@ -23,14 +23,6 @@ def stereo_pair(height: int, width: int, seed: int) -> torch.Tensor:
     return pair.clamp(0, 1)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The tiny models gain nothing from threads; on a shared 2-core machine OpenMP spinning
-    made these tests 5-10x slower. Restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -4,12 +4,12 @@ parameter counts, and CAMSIC's coding order (schedule, tie-breaking, encoder/dec
 from __future__ import annotations
 
 
-import numpy as np
 import pytest
 import torch
 
 import mvarchive.codecs.camsic  # noqa: F401  (registers "camsic")
 import mvarchive.codecs.elic  # noqa: F401  (registers "single-view-elic2022-chandelier")
+from tests.codecs.roundtrip import assert_round_trip
 from mvarchive.codecs import create_codec, load_codec
 from mvarchive.codecs.camsic import select_positions, sine_schedule
 
@@ -24,13 +24,6 @@ def random_views(k: int, height: int, width: int, seed: int) -> torch.Tensor:
     return (img + 0.05 * torch.rand(k, 3, height, width, generator=g)).clamp(0, 1)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One CPU thread: the tiny models are small and the test machine is shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -38,16 +31,6 @@ def codecs():
     return {name: load_codec(name=name, preset="tiny") for name in CODECS}
 
 
-def assert_round_trip(codec, x):
-    encoded = codec.compress(x)
-    decoded = codec.decompress(encoded.data)
-    assert torch.equal(decoded.x_hat, encoded.x_hat)
-    assert encoded.latents.keys() == decoded.latents.keys() == {"y", "z"}
-    for key in encoded.latents:
-        assert encoded.latents[key].dtype == np.int32
-        assert encoded.latents[key].shape[0] == x.shape[0]
-        np.testing.assert_array_equal(decoded.latents[key], encoded.latents[key])
-    return encoded
 
 
 def test_camsic_training_mask_follows_the_global_rng():

@@ -96,6 +96,7 @@ def test_fresh_process_decodes_bit_for_bit(tmp_path):
         "import sys, numpy as np, torch\n"
         "from mvarchive.codecs import load_codec, list_codecs\n"
         "d = sys.argv[1]\n"
+        "torch.set_num_threads(int(sys.argv[2]))  # the reconstruction is bit-exact at equal thread counts\n"
         "for spec in list_codecs():\n"
         "    codec = load_codec(name=spec.name, preset='tiny')\n"
         "    out = codec.decompress(open(f'{d}/{spec.name}.bin','rb').read())\n"
@@ -103,7 +104,8 @@ def test_fresh_process_decodes_bit_for_bit(tmp_path):
         "    assert np.array_equal(out.x_hat.numpy(), ref), spec.name\n"
         "print('ok')\n"
     )
-    result = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path), str(torch.get_num_threads())],
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().endswith("ok")
 

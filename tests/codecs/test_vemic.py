@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 
-import numpy as np
 import pytest
 import torch
 
 import mvarchive.codecs.mlicpp  # noqa: F401  (registers single-view-mlicpp)
 import mvarchive.codecs.vemic  # noqa: F401  (registers vemic)
+from tests.codecs.roundtrip import assert_round_trip
 from mvarchive.codecs import create_codec, load_codec, save_checkpoint
 from mvarchive.codecs.bitstream import unpack
 from mvarchive.codecs.vemic import vemic_from_single_view
@@ -28,16 +28,6 @@ def codecs():
     return {name: load_codec(name=name, preset="tiny") for name in NAMES}
 
 
-def assert_round_trip(codec, x):
-    encoded = codec.compress(x)
-    decoded = codec.decompress(encoded.data)
-    assert torch.equal(decoded.x_hat, encoded.x_hat)
-    assert encoded.latents.keys() == decoded.latents.keys() == {"y", "z"}
-    for key in encoded.latents:
-        assert encoded.latents[key].shape[0] == x.shape[0]
-        np.testing.assert_array_equal(decoded.latents[key], encoded.latents[key])
-    assert len(unpack(encoded.data).streams) == 2 * x.shape[0]  # z, y per view
-    return encoded
 
 
 @pytest.mark.parametrize("size", [(64, 64), (97, 131)])
