@@ -9,28 +9,16 @@ import torch
 
 import mvarchive.codecs.camsic  # noqa: F401  (registers "camsic")
 import mvarchive.codecs.elic  # noqa: F401  (registers "single-view-elic2022-chandelier")
-from tests.codecs.roundtrip import assert_round_trip
+from tests.codecs.helpers import assert_round_trip, random_views
 from mvarchive.codecs import create_codec, load_codec
 from mvarchive.codecs.camsic import select_positions, sine_schedule
 
 CODECS = ["camsic", "single-view-elic2022-chandelier"]
 
 
-def random_views(k: int, height: int, width: int, seed: int) -> torch.Tensor:
-    """Smooth-ish random images (a blurred noise field), so coding is non-trivial."""
-    g = torch.Generator().manual_seed(seed)
-    coarse = torch.rand(k, 3, height // 8 + 2, width // 8 + 2, generator=g)
-    img = torch.nn.functional.interpolate(coarse, size=(height, width), mode="bilinear", align_corners=False)
-    return (img + 0.05 * torch.rand(k, 3, height, width, generator=g)).clamp(0, 1)
-
-
-
-
 @pytest.fixture(scope="module")
 def codecs():
     return {name: load_codec(name=name, preset="tiny") for name in CODECS}
-
-
 
 
 def test_camsic_training_mask_follows_the_global_rng():

@@ -12,20 +12,13 @@ import torch
 
 from mvarchive.codecs import BitstreamError, create_codec, list_codecs, load_codec
 from mvarchive.training.loss import RateDistortionLoss
+from tests.codecs.helpers import random_views
 
 CODECS = [spec.name for spec in list_codecs()]
 
 
 def views_for(name: str) -> int:
     return 3 if name.startswith("ldmic") else 2
-
-
-def random_views(k: int, height: int, width: int, seed: int) -> torch.Tensor:
-    """Smooth-ish random images (a blurred noise field), so coding is non-trivial."""
-    g = torch.Generator().manual_seed(seed)
-    coarse = torch.rand(k, 3, height // 8 + 2, width // 8 + 2, generator=g)
-    img = torch.nn.functional.interpolate(coarse, size=(height, width), mode="bilinear", align_corners=False)
-    return (img + 0.05 * torch.rand(k, 3, height, width, generator=g)).clamp(0, 1)
 
 
 @pytest.mark.parametrize("name", CODECS)

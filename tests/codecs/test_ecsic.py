@@ -11,7 +11,7 @@ import mvarchive.codecs  # noqa: F401  (registers the other codecs: foreign stre
 import mvarchive.codecs.ecsic  # noqa: F401  (registers "ecsic")
 from mvarchive.codecs import bitstream, create_codec, load_codec
 from mvarchive.codecs.laplace import LaplaceConditional, laplace_scale_table
-from tests.codecs.test_contract import random_views
+from tests.codecs.helpers import random_views
 
 
 def lively_codec():

@@ -8,7 +8,7 @@ import torch
 
 import mvarchive.codecs.mlicpp  # noqa: F401  (registers single-view-mlicpp)
 import mvarchive.codecs.vemic  # noqa: F401  (registers vemic)
-from tests.codecs.roundtrip import assert_round_trip
+from tests.codecs.helpers import assert_round_trip, random_views
 from mvarchive.codecs import create_codec, load_codec, save_checkpoint
 from mvarchive.codecs.bitstream import unpack
 from mvarchive.codecs.vemic import vemic_from_single_view
@@ -16,18 +16,9 @@ from mvarchive.codecs.vemic import vemic_from_single_view
 NAMES = ["single-view-mlicpp", "vemic"]
 
 
-def random_views(k: int, height: int, width: int, seed: int) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    coarse = torch.rand(k, 3, height // 8 + 2, width // 8 + 2, generator=g)
-    img = torch.nn.functional.interpolate(coarse, size=(height, width), mode="bilinear", align_corners=False)
-    return (img + 0.05 * torch.rand(k, 3, height, width, generator=g)).clamp(0, 1)
-
-
 @pytest.fixture(scope="module")
 def codecs():
     return {name: load_codec(name=name, preset="tiny") for name in NAMES}
-
-
 
 
 @pytest.mark.parametrize("size", [(64, 64), (97, 131)])

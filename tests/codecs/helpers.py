@@ -1,4 +1,4 @@
-"""The exact round-trip assertion used by several codec tests."""
+"""Inputs and the exact round-trip assertion shared by the codec tests."""
 
 from __future__ import annotations
 
@@ -6,6 +6,14 @@ import numpy as np
 import torch
 
 from mvarchive.codecs.bitstream import unpack
+
+
+def random_views(k: int, height: int, width: int, seed: int) -> torch.Tensor:
+    """Smooth-ish random images (a blurred noise field), so coding is non-trivial."""
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(k, 3, height // 8 + 2, width // 8 + 2, generator=g)
+    img = torch.nn.functional.interpolate(coarse, size=(height, width), mode="bilinear", align_corners=False)
+    return (img + 0.05 * torch.rand(k, 3, height, width, generator=g)).clamp(0, 1)
 
 
 def assert_round_trip(codec, x: torch.Tensor, streams_per_view: int | None = None):
