@@ -29,6 +29,21 @@ class CropSampler:
         self.flips = flips
         self._cache: dict[int, np.ndarray] = {}
 
+    def rng_state(self) -> dict:
+        """The random state as plain data (nested dicts of str/int), loadable with
+        ``torch.load(weights_only=True)`` unlike the ``Generator`` object itself."""
+        return self.rng.bit_generator.state
+
+    def set_rng_state(self, state: dict) -> None:
+        """Continue exactly where the sampler that produced ``state`` left off."""
+        name = state.get("bit_generator") if isinstance(state, dict) else None
+        generator = getattr(np.random, str(name), None) if name else None
+        if generator is None or not isinstance(generator, type) or not issubclass(generator, np.random.BitGenerator):
+            raise ValueError(f"not a numpy bit generator state: {state!r:.200}")
+        bit_generator = generator()
+        bit_generator.state = state
+        self.rng = np.random.Generator(bit_generator)
+
     def _group(self, i: int) -> np.ndarray:
         if i not in self._cache:
             views = load_group(self.index.groups[i], self.storage_options)
