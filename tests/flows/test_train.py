@@ -9,9 +9,22 @@ from mlflow import MlflowClient
 from mvarchive.codecs import load_codec, weights_digest
 from mvarchive.tracking import TrackingConfig
 from mvarchive.flows.train import train_codec
-from mvarchive.training import CropSampler, TrainConfig
+from mvarchive.training import CropSampler, TrainConfig, TrainingConfigMismatch
+from tests.training.odd_sizes import LAYOUT, make_odd_dataset
 
 pytestmark = pytest.mark.slow
+
+
+def _load_logged(mlflow_uri: str, model_uri: str):
+    import mlflow
+    import mlflow.pytorch
+
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(mlflow_uri)
+    try:
+        return mlflow.pytorch.load_model(model_uri)
+    finally:
+        mlflow.set_tracking_uri(previous)
 
 
 def test_train_flow_logs_and_resumes(flow_env, sample_data, tmp_path, mlflow_uri):
@@ -27,25 +40,51 @@ def test_train_flow_logs_and_resumes(flow_env, sample_data, tmp_path, mlflow_uri
     assert run.info.status == "FINISHED"
     assert run.data.params["codec"] == "ldmic-fast" and run.data.params["lmbda"] == "1024.0"
     assert run.data.params["weights_digest"] == report.result.weights_digest
+    assert run.data.params["resumed_from"] == "none" and report.result.resumed_from is None
+    assert run.data.params["checkpoint_every"] == "6"
     assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == [3, 6, 9, 12]
     artifacts = [a.path for a in client.list_artifacts(run.info.run_id)]
     assert "checkpoint" in artifacts and "rd_point.md" in artifacts
     assert run.data.metrics["eval_bpp"] > 0 and run.data.metrics["eval_groups"] == 4
-    import mlflow
-    import mlflow.pytorch
-
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(mlflow_uri)
-    try:
-        logged = mlflow.pytorch.load_model(report.model_uri)
-    finally:
-        mlflow.set_tracking_uri(previous)
+    logged = _load_logged(mlflow_uri, report.model_uri)
     x = torch.rand(2, 3, 64, 64)
     assert logged.compress(x).data == codec.compress(x).data
 
     # resume: a second call with more steps continues from last.pt instead of restarting
     resumed = train_codec(TrainConfig(**{**config.__dict__, "steps": 15}), None, show_progress=False)
-    assert resumed.result.steps == 15
+    assert resumed.result.steps == 15 and resumed.result.resumed_from == 12
+
+
+def test_train_flow_on_odd_sizes_finishes_and_refuses_other_settings(flow_env, tmp_path, mlflow_uri):
+    """ECSIC (pad multiple 32) on 250x370 and 200x264 groups: the evaluation after training
+    pads like compress does, the run ends FINISHED with a model; another lambda in the same
+    folder is refused before any MLflow run is opened."""
+    data = make_odd_dataset(tmp_path / "odd")
+    config = TrainConfig(dataset=str(data), output_dir=str(tmp_path / "ckpt"), codec="ecsic", preset="tiny",
+                         steps=2, batch_size=1, crop=64, layout=LAYOUT)
+    report = train_codec(config, TrackingConfig(mlflow_uri, "tests"), show_progress=False)
+    client = MlflowClient(mlflow_uri)
+    run = client.get_run(report.mlflow_run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["eval_groups"] == 2 and run.data.metrics["eval_bpp_estimated"] > 0
+    assert run.data.params["checkpoint_every"] == "1"  # default for short runs: min(200, max(1, steps // 10))
+    logged = _load_logged(mlflow_uri, report.model_uri)
+    x = torch.rand(2, 3, 250, 370)
+    assert logged.compress(x).data == load_codec(report.result.checkpoint).compress(x).data
+
+    # resuming with more steps: logged as such
+    resumed = train_codec(TrainConfig(**{**config.__dict__, "steps": 3}), TrackingConfig(mlflow_uri, "tests"),
+                          show_progress=False)
+    assert resumed.result.resumed_from == 2 and resumed.result.steps == 3
+    again = client.get_run(resumed.mlflow_run_id)
+    assert again.info.status == "FINISHED" and again.data.params["resumed_from"] == "2"
+    assert [m.step for m in client.get_metric_history(again.info.run_id, "loss")] == [3]
+
+    with pytest.raises(TrainingConfigMismatch, match=r"was trained with lmbda=1024.0, this run asks lmbda=512.0; "):
+        train_codec(TrainConfig(**{**config.__dict__, "lmbda": 512.0, "steps": 4}), TrackingConfig(mlflow_uri, "tests"),
+                    show_progress=False)
+    runs = client.search_runs([run.info.experiment_id])
+    assert sorted(r.info.run_id for r in runs) == sorted([run.info.run_id, again.info.run_id])
 
 
 def test_crops_are_aligned_across_views(sample_data):
