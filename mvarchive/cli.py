@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -31,8 +32,17 @@ def _services(ctx: typer.Context):
 
 
 def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}")
+    from rich.markup import escape
+
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     raise typer.Exit(code)
+
+
+DEBUG_ENV = "MVARCHIVE_DEBUG"
+
+
+def _debug() -> bool:
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -40,14 +50,18 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from mvarchive.datasets import DatasetError
     from mvarchive.storage import ArchiveError
 
-    return (DatasetError, ArchiveError, BitstreamError, KeyError, FileNotFoundError, ValueError, TypeError)
+    return (DatasetError, ArchiveError, BitstreamError, KeyError, FileNotFoundError, FileExistsError, ValueError,
+            TypeError)
 
 
 def _run(fn, *args, **kwargs) -> Any:
-    """Call the library; user mistakes become one clear line and exit code 2."""
+    """Call the library; user mistakes become one clear line and exit code 2 (the traceback
+    only with --debug)."""
     try:
         return fn(*args, **kwargs)
     except _user_errors() as exc:
+        if _debug():
+            raise
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
         _fail(str(message))
 
@@ -73,9 +87,12 @@ def main_options(
     prefect_api_url: Annotated[Optional[str], typer.Option(help="Prefect API; default starts a local server per command. Env: PREFECT_API_URL.")] = None,
     mlflow_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI; default sqlite in HOME. Env: MLFLOW_TRACKING_URI.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect and Dask logs.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")] = False,
 ) -> None:
     from mvarchive.infra import ServicesConfig
 
+    if debug:
+        os.environ[DEBUG_ENV] = "1"
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if not verbose:
         from mvarchive.flows.runtime import quiet_cluster_logs
@@ -129,25 +146,28 @@ def archive(
     dest: Annotated[str, typer.Argument(help="Archive location (local path or s3://...). Re-running resumes.")],
     codec: Annotated[str, typer.Option(help="Codec name (see `mvarchive codecs`).")] = "ldmic-fast",
     preset: Annotated[str, typer.Option(help="Size preset: paper or tiny.")] = "paper",
-    checkpoint: Annotated[Optional[str], typer.Option(help="Trained weights (from `mvarchive train`).")] = None,
+    checkpoint: Annotated[Optional[str], typer.Option(help="Trained weights (from `mvarchive train`); required.")] = None,
+    untrained: Annotated[bool, typer.Option("--untrained", help="Encode with random weights (tests only; poor quality).")] = False,
+    embed_model: Annotated[bool, typer.Option("--embed-model/--no-embed-model", help="Store the checkpoint in the archive so it restores anywhere.")] = True,
     layout: Annotated[str, typer.Option(help="auto, camera-folders, group-folders or manifest.")] = "auto",
     shard_size: Annotated[int, typer.Option(help="Groups per shard (one task each).")] = 4,
     source_options: Annotated[Optional[str], typer.Option(help="fsspec options for SOURCE as JSON (default: MVARCHIVE_STORAGE_OPTIONS for remote URLs).")] = None,
     dest_options: Annotated[Optional[str], typer.Option(help="fsspec options for DEST as JSON.")] = None,
 ) -> None:
     """Encode a multi-view dataset into an archive (Prefect flow, shards on Dask)."""
-    from mvarchive.flows.archive import ArchiveConfig, archive_dataset
+    from mvarchive.flows.archive import ArchiveConfig, archive_dataset, plan_archive
     from mvarchive.tracking import TrackingConfig
     from mvarchive.flows.runtime import prefect_session, run_on_dask
     from mvarchive.reporting import summary_table
 
     services = _services(ctx)
     config = ArchiveConfig(
-        source=source, dest=dest, codec=codec, preset=preset, checkpoint=checkpoint, layout=layout,
-        shard_size=shard_size,
+        source=source, dest=dest, codec=codec, preset=preset, checkpoint=checkpoint, untrained=untrained,
+        embed_model=embed_model, layout=layout, shard_size=shard_size,
         source_options=_options(source_options, source, services.storage_options),
         dest_options=_options(dest_options, dest, services.storage_options),
     )
+    _run(plan_archive, config)  # every user error shows here, before any service starts
     with prefect_session(services) as api_url:
         report = _run(run_on_dask, archive_dataset, services, api_url, config=config,
                       tracking=TrackingConfig(services.resolved_mlflow_uri(), services.mlflow_experiment))
@@ -167,26 +187,79 @@ def restore(
     out_dir: Annotated[str, typer.Argument(metavar="OUT", help="Where to write decoded images (never the source).")],
     groups: Annotated[Optional[str], typer.Option(help="Comma-separated group names (default: all).")] = None,
     cameras: Annotated[Optional[str], typer.Option(help="Comma-separated cameras (default: all).")] = None,
-    checkpoint: Annotated[Optional[str], typer.Option(help="Codec weights, if moved since archiving.")] = None,
+    checkpoint: Annotated[Optional[str], typer.Option(help="Codec weights, if the archive holds no copy and they moved.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace files that already exist in OUT.")] = False,
+    exact: Annotated[bool, typer.Option("--exact", help="Also refuse groups whose pixels differ from the encoder's by rounding.")] = False,
     archive_options: Annotated[Optional[str], typer.Option(help="fsspec options for ARCHIVE as JSON.")] = None,
     out_options: Annotated[Optional[str], typer.Option(help="fsspec options for OUT as JSON.")] = None,
 ) -> None:
-    """Decode an archive (or some groups / cameras) back to images with their original names."""
+    """Decode an archive (or some groups / cameras) back to images with their original names.
+
+    Every group is checked against what the encoder produced; a group that does not match is
+    named and not written. Existing files are never replaced without --overwrite."""
     from mvarchive.tracking import TrackingConfig
-    from mvarchive.flows.restore import RestoreConfig, restore_dataset
+    from mvarchive.flows.restore import RestoreConfig, plan_restore, restore_dataset
     from mvarchive.flows.runtime import prefect_session, run_on_dask
+    from mvarchive.integrity import Status
 
     services = _services(ctx)
     config = RestoreConfig(
         archive=archive_url, out=out_dir, groups=_split(groups), cameras=_split(cameras), checkpoint=checkpoint,
+        overwrite=overwrite, exact=exact,
         archive_options=_options(archive_options, archive_url, services.storage_options),
         out_options=_options(out_options, out_dir, services.storage_options),
     )
+    _run(plan_restore, config)  # every user error shows here, before any service starts
     with prefect_session(services) as api_url:
         report = _run(run_on_dask, restore_dataset, services, api_url, config=config,
                       tracking=TrackingConfig(services.resolved_mlflow_uri(), services.mlflow_experiment))
+    close = report.count(Status.CLOSE)
     out.print(f"restored {report.images} images of {report.groups} groups into {report.out} "
-              f"(decode {report.decode_s:.2f} s, wall {report.wall_s:.1f} s)")
+              f"(decode {report.decode_s:.2f} s, wall {report.wall_s:.1f} s); verified: "
+              f"{report.count(Status.OK)} exact" + (f", {close} within rounding" if close else ""))
+
+
+@app.command()
+def verify(
+    ctx: typer.Context,
+    archive_url: Annotated[str, typer.Argument(metavar="ARCHIVE", help="Archive location.")],
+    groups: Annotated[Optional[str], typer.Option(help="Comma-separated group names (default: all).")] = None,
+    checkpoint: Annotated[Optional[str], typer.Option(help="Codec weights, if the archive holds no copy and they moved.")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    archive_options: Annotated[Optional[str], typer.Option(help="fsspec options for ARCHIVE as JSON.")] = None,
+) -> None:
+    """Decode an archive without writing images and check every group against the encoder.
+
+    Per group: ok (exact), close (symbols exact, pixels differ by rounding on this CPU),
+    mismatch or undecodable. Exits 1 when any group fails."""
+    from mvarchive.tracking import TrackingConfig
+    from mvarchive.flows.restore import VerifyConfig, plan_verify, verify_archive
+    from mvarchive.flows.runtime import prefect_session, run_on_dask
+    from mvarchive.integrity import Status
+
+    services = _services(ctx)
+    config = VerifyConfig(archive=archive_url, groups=_split(groups), checkpoint=checkpoint,
+                          archive_options=_options(archive_options, archive_url, services.storage_options))
+    _run(plan_verify, config)
+    with prefect_session(services) as api_url:
+        report = _run(run_on_dask, verify_archive, services, api_url, config=config, show_progress=not json_output,
+                      tracking=TrackingConfig(services.resolved_mlflow_uri(), services.mlflow_experiment))
+    failed = [c for c in report.checks if c.status.failed]
+    if json_output:
+        print(json.dumps({
+            "archive": archive_url, "groups": len(report.checks),
+            "counts": {s.value: report.count(s) for s in Status}, "decode_s": report.decode_s,
+            "results": [{"group": c.group, "status": c.status.value, "detail": c.describe(),
+                         "views": {v.camera: v.status.value for v in c.views}} for c in report.checks],
+        }, indent=2))
+    else:
+        for check in report.checks:
+            if check.status is not Status.OK:
+                (err if check.status.failed else out).print(check.describe())
+        counts = ", ".join(f"{report.count(s)} {s.value}" for s in Status)
+        out.print(f"verified {len(report.checks)} groups of {archive_url}: {counts} (decode {report.decode_s:.2f} s)")
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -239,6 +312,7 @@ def train(
     learning_rate: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-4,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     layout: Annotated[str, typer.Option(help="Dataset layout.")] = "auto",
+    checkpoint_every: Annotated[Optional[int], typer.Option(help="Save last.pt every N steps (a killed run resumes from it).")] = None,
 ) -> None:
     """Train a codec (Prefect flow; params, metrics, checkpoint and model logged to MLflow)."""
     from mvarchive.tracking import TrackingConfig
@@ -247,9 +321,18 @@ def train(
     from mvarchive.training import TrainConfig
 
     services = _services(ctx)
+    from mvarchive.codecs import create_codec
+    from mvarchive.datasets import discover_dataset
+
+    extra = {} if checkpoint_every is None else {"checkpoint_every": checkpoint_every}
     config = TrainConfig(dataset=dataset, output_dir=str(output_dir), codec=codec, preset=preset, steps=steps,
                          batch_size=batch_size, crop=crop, lmbda=lmbda, learning_rate=learning_rate, device=device,
-                         layout=layout)
+                         layout=layout, **extra)
+    # user errors first, before any service starts
+    if steps < 1 or batch_size < 1 or crop < 64 or (checkpoint_every is not None and checkpoint_every < 1):
+        _fail("--steps, --batch-size and --checkpoint-every must be >= 1 and --crop >= 64")
+    index = _run(discover_dataset, dataset, layout)
+    _run(lambda: create_codec(codec, preset).check_views(len(index.cameras)))
     with prefect_session(services):
         report = _run(train_codec, config, TrackingConfig(services.resolved_mlflow_uri(), services.mlflow_experiment))
     final = report.result.final
@@ -280,8 +363,24 @@ app.command("eval")(eval_command)
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    """Entry point of the ``mvarchive`` script."""
-    app(args=argv if argv is not None else sys.argv[1:], prog_name="mvarchive")
+    """Entry point of the ``mvarchive`` script: unexpected errors are one line too, with the
+    traceback only under --debug."""
+    args = argv if argv is not None else sys.argv[1:]
+    if "--debug" in args:
+        os.environ[DEBUG_ENV] = "1"
+    try:
+        app(args=args, prog_name="mvarchive")
+    except KeyboardInterrupt:
+        err.print("[bold red]interrupted[/]; re-running the same command resumes where it stopped")
+        raise SystemExit(130) from None
+    except Exception as exc:  # noqa: BLE001 - the last resort: one line, not a 30-line traceback
+        if _debug():
+            raise
+        from rich.markup import escape
+
+        err.print(f"[bold red]error:[/] {type(exc).__name__}: {escape(str(exc))}", highlight=False)
+        err.print("run again with --debug for the traceback")
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

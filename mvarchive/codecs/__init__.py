@@ -8,19 +8,23 @@ from . import bisic, camsic, ecsic, elic, ldmic, mlicpp, single_view, vemic  # n
 from .base import CodecIdentity, CompressedGroup, DecodedGroup, MultiViewCodec
 from .bitstream import BitstreamError
 from .registry import (
+    CheckpointError,
     CodecRef,
     CodecSpec,
     codecs_accepting,
     create_codec,
     get_spec,
     list_codecs,
+    codec_from_checkpoint_bytes,
     load_codec,
+    read_checkpoint_bytes,
     save_checkpoint,
     weights_digest,
 )
 
 __all__ = [
     "BitstreamError",
+    "CheckpointError",
     "CodecIdentity",
     "CodecRef",
     "CodecSpec",
@@ -32,6 +36,8 @@ __all__ = [
     "get_spec",
     "list_codecs",
     "load_codec",
+    "codec_from_checkpoint_bytes",
+    "read_checkpoint_bytes",
     "save_checkpoint",
     "weights_digest",
 ]

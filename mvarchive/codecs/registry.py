@@ -10,6 +10,8 @@ from typing import Any, Callable, Mapping
 
 import torch
 
+from mvarchive.storage.options import StorageOptions, as_options
+
 from .base import CodecIdentity, MultiViewCodec, config_dict
 
 
@@ -116,20 +118,63 @@ def save_checkpoint(model: MultiViewCodec, path: str | Path, extra: dict[str, An
     return weights_digest(model)
 
 
+class CheckpointError(ValueError):
+    """A checkpoint is missing, unreadable, of another codec, or not the expected weights."""
+
+
+def read_checkpoint_bytes(checkpoint: str | Path, storage_options: dict[str, Any] | None = None) -> bytes:
+    """The raw bytes of a checkpoint at a local path or fsspec URL."""
+    import fsspec
+
+    try:
+        with fsspec.open(str(checkpoint), "rb", **(storage_options or {})) as handle:
+            return handle.read()
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint not found: {checkpoint}") from None
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"cannot read checkpoint {checkpoint}: {exc}") from None
+
+
+def codec_from_checkpoint_bytes(data: bytes, where: str, name: str | None = None) -> MultiViewCodec:
+    """Build a codec from checkpoint bytes (tensors and plain data only: ``weights_only``)."""
+    import io
+    import pickle
+    import zipfile
+
+    try:
+        payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{where} is not an mvarchive checkpoint ({first[:160]})") from None
+    if not isinstance(payload, dict) or not {"codec", "preset", "config", "state_dict"} <= set(payload):
+        raise CheckpointError(
+            f"{where} is not an mvarchive checkpoint (expected codec, preset, config and state_dict; "
+            "train one with `mvarchive train`)"
+        )
+    if name is not None and name != payload["codec"]:
+        raise CheckpointError(f"checkpoint {where} holds codec {payload['codec']!r}, not {name!r}")
+    model = create_codec(payload["codec"], payload["preset"], **payload["config"])
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"checkpoint {where} does not fit codec {payload['codec']!r}: {str(exc)[:200]}") from None
+    return model
+
+
 def load_codec(
-    checkpoint: str | Path | None = None, *, name: str | None = None, preset: str = "paper", seed: int = 0
+    checkpoint: str | Path | None = None, *, name: str | None = None, preset: str = "paper", seed: int = 0,
+    storage_options: dict[str, Any] | None = None, data: bytes | None = None,
 ) -> MultiViewCodec:
-    """Build a codec ready to code: from a checkpoint, or freshly initialized from a seed.
+    """Build a codec ready to code: from a checkpoint (path, fsspec URL, or its bytes), or
+    freshly initialized from a seed.
 
     An untrained codec made from ``seed`` is deterministic, so the same name/preset/seed gives
-    the same weights in every process (used by tests and by archives without a checkpoint).
+    the same weights in every process (used by tests; archives refuse it unless asked).
     """
-    if checkpoint is not None:
-        payload = torch.load(Path(checkpoint), map_location="cpu", weights_only=False)
-        model = create_codec(payload["codec"], payload["preset"], **payload["config"])
-        if name is not None and name != payload["codec"]:
-            raise ValueError(f"checkpoint {checkpoint} holds codec {payload['codec']!r}, not {name!r}")
-        model.load_state_dict(payload["state_dict"])
+    if data is not None or checkpoint is not None:
+        if data is None:
+            data = read_checkpoint_bytes(checkpoint, storage_options)  # type: ignore[arg-type]
+        model = codec_from_checkpoint_bytes(data, str(checkpoint or "checkpoint"), name)
     else:
         if name is None:
             raise ValueError("give a codec name or a checkpoint")
@@ -143,12 +188,28 @@ def load_codec(
 
 @dataclass(frozen=True)
 class CodecRef:
-    """A picklable reference to a ready codec: what tasks receive instead of a model."""
+    """A picklable reference to a ready codec: what tasks receive instead of a model.
+
+    ``checkpoint`` is a local path or fsspec URL that every worker can read (with
+    ``storage_options``), or None for an untrained codec from ``seed``; ``digest``, when set,
+    is checked after loading so a worker never codes with other weights than planned.
+    """
 
     name: str
     preset: str = "paper"
     checkpoint: str | None = None
     seed: int = 0
+    digest: str | None = None
+    storage_options: StorageOptions = dataclasses.field(default_factory=StorageOptions)
 
     def load(self) -> MultiViewCodec:
-        return load_codec(self.checkpoint, name=self.name, preset=self.preset, seed=self.seed)
+        model = load_codec(self.checkpoint, name=self.name, preset=self.preset, seed=self.seed,
+                           storage_options=as_options(self.storage_options).reveal())
+        if self.digest is not None:
+            actual = weights_digest(model)
+            if actual != self.digest:
+                raise CheckpointError(
+                    f"{self.checkpoint or 'untrained ' + self.name} has weights {actual[:12]}, "
+                    f"expected {self.digest[:12]}"
+                )
+        return model

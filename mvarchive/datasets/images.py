@@ -8,6 +8,8 @@ refused, with a message that names the file.
 from __future__ import annotations
 
 import io
+import os
+import uuid
 import logging
 import posixpath
 from typing import Any
@@ -136,14 +138,18 @@ def _format_for(url: str) -> str:
 
 
 def save_image(
-    array: np.ndarray, url: str, storage_options: dict[str, Any] | None = None
+    array: np.ndarray, url: str, storage_options: dict[str, Any] | None = None, *, exclusive: bool = False
 ) -> None:
     """Write a uint8 image to ``url`` in the format implied by its extension.
 
     PNG is recommended because it is lossless; JPEG is written at quality 95
     and WebP losslessly. The file is encoded in memory first so a failed
-    encode never leaves a partial file behind. Parent folders are created for
-    local paths (object stores need none).
+    encode never leaves a partial file behind; local files are written under a
+    temporary name and renamed, so a killed write never leaves a torn image. Parent
+    folders are created for local paths (object stores need none).
+
+    ``exclusive`` refuses to replace an existing file (``FileExistsError``) unless it
+    already holds exactly these bytes (a retried task rewriting its own output).
     """
     arr = np.asarray(array)
     if arr.dtype != np.uint8:
@@ -166,10 +172,27 @@ def save_image(
     buf = io.BytesIO()
     img.save(buf, format=fmt, **params)
 
+    data = buf.getvalue()
     fs, path = url_to_fs(url, **dict(storage_options or {}))
+    if exclusive and fs.exists(path):
+        if fs.cat_file(path) == data:
+            return
+        raise FileExistsError(f"{url} exists; refusing to overwrite it")
     if isinstance(fs, LocalFileSystem):
         parent = posixpath.dirname(path)
         if parent:
             fs.makedirs(parent, exist_ok=True)
+        tmp = f"{path}.part-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        try:
+            if exclusive:
+                os.link(tmp, path)  # fails if the file appeared meanwhile: never replaces it
+            else:
+                os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return
     with fs.open(path, "wb") as fh:
-        fh.write(buf.getvalue())
+        fh.write(data)

@@ -47,10 +47,18 @@ _MAX_LISTED = 5  # problems quoted in one error message before summarising
 
 @dataclass(frozen=True)
 class ViewRef:
-    """One camera's image in a group: the camera name and a URL ``load_image`` can read."""
+    """One camera's image in a group.
+
+    ``url`` is what ``load_image`` reads (absolute, however the dataset path was typed);
+    ``name`` is the file's path relative to the dataset root, computed once at discovery:
+    it is what an archive stores and what restore recreates. ``size`` is the file's byte
+    size from the listing (part of an archive job's identity), ``None`` when unknown.
+    """
 
     camera: str
     url: str
+    name: str = ""
+    size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -195,6 +203,7 @@ class _Folder:
     name: str
     path: str
     images: dict[str, str]
+    sizes: dict[str, int | None]
 
 
 def _scan_subfolders(
@@ -216,6 +225,7 @@ def _scan_subfolders(
             top_images += _is_image(name)
             continue
         images: dict[str, str] = {}
+        sizes: dict[str, int | None] = {}
         for sub in _listdir(fs, entry["name"]):
             fname = _basename(sub["name"])
             if sub.get("type") == "directory" or _is_hidden(fname) or not _is_image(fname):
@@ -227,8 +237,9 @@ def _scan_subfolders(
                     f"{_basename(images[stem])} and {fname}; keep only one"
                 )
             images[stem] = sub["name"].rstrip("/")
+            sizes[stem] = sub.get("size")
         if images:
-            folders.append(_Folder(name=name, path=entry["name"].rstrip("/"), images=images))
+            folders.append(_Folder(name=name, path=entry["name"].rstrip("/"), images=images, sizes=sizes))
         else:
             log.warning("%s: ignoring sub-folder %r: it holds no images", url, name)
     folders.sort(key=lambda f: _natural_key(f.name))
@@ -251,7 +262,55 @@ def _summarise(problems: list[str]) -> str:
     return shown + (f"; and {extra} more" if extra > 0 else "")
 
 
-def _camera_folders(folders: list[_Folder], url: str, loc: _Locator) -> DatasetIndex:
+def _archive_name(path: str, root: str, fallback: str) -> str:
+    """A file's name in the archive: its path under ``root``, or ``fallback`` when the file
+    lies outside the root (a manifest may point anywhere; restore must not follow it there)."""
+    rel = posixpath.relpath(path, root)
+    if rel == ".." or rel.startswith("../") or posixpath.isabs(rel):
+        return fallback
+    return rel
+
+
+def _view(camera: str, path: str, size: int | None, root: str, loc: _Locator, fallback: str) -> ViewRef:
+    return ViewRef(camera, loc.url(path), _archive_name(path, root, fallback), size)
+
+
+def _safe_part(name: str) -> str:
+    """One path component made from a group or camera name (no separators, no dot-dirs)."""
+    part = re.sub(r"[/\\\x00]", "_", name)
+    return "_" + part if part in ("", ".", "..") else part
+
+
+def unsafe_name_reason(name: str) -> str | None:
+    """Why a stored file name could write outside the output folder (None when it is safe)."""
+    parts = name.split("/")
+    if not name or posixpath.isabs(name) or "\\" in name or "\x00" in name \
+            or any(p in ("", ".", "..") for p in parts):
+        return f"unsafe file name {name!r} (must be a relative path inside the output folder)"
+    return None
+
+
+def check_view_names(index: "DatasetIndex") -> None:
+    """Every view needs a distinct, relative archive name that cannot leave the output folder."""
+    seen: dict[str, str] = {}
+    problems = []
+    for group in index.groups:
+        for view in group.views:
+            name = view.name
+            reason = unsafe_name_reason(name)
+            if reason:
+                problems.append(f"group {group.name!r} camera {view.camera!r}: {reason}")
+                continue
+            key = name.casefold()  # a.png and A.png are one file on case-insensitive disks
+            if key in seen:
+                problems.append(f"{seen[key]} and group {group.name!r} camera {view.camera!r} both map to {name!r}")
+            else:
+                seen[key] = f"group {group.name!r} camera {view.camera!r}"
+    if problems:
+        raise DatasetError(f"dataset {index.url}: {len(problems)} file name problem(s): {_summarise(problems)}")
+
+
+def _camera_folders(folders: list[_Folder], url: str, loc: _Locator, root: str) -> DatasetIndex:
     """ROOT/<camera>/<frame>.<ext>: a group is a frame stem present in every camera."""
     cameras = tuple(f.name for f in folders)
     stems = sorted({s for f in folders for s in f.images}, key=_natural_key)
@@ -266,13 +325,16 @@ def _camera_folders(folders: list[_Folder], url: str, loc: _Locator) -> DatasetI
             + _summarise(problems)
         )
     groups = tuple(
-        GroupRef(stem, tuple(ViewRef(f.name, loc.url(f.images[stem])) for f in folders))
+        GroupRef(stem, tuple(
+            _view(f.name, f.images[stem], f.sizes[stem], root, loc, f"{_safe_part(f.name)}/{_safe_part(stem)}")
+            for f in folders
+        ))
         for stem in stems
     )
     return DatasetIndex(url=url, layout="camera-folders", cameras=cameras, groups=groups)
 
 
-def _group_folders(folders: list[_Folder], url: str, loc: _Locator) -> DatasetIndex:
+def _group_folders(folders: list[_Folder], url: str, loc: _Locator, root: str) -> DatasetIndex:
     """ROOT/<group>/<camera>.<ext>: each folder is a group, each file stem a camera."""
     counts: dict[str, int] = {}
     for f in folders:
@@ -294,7 +356,9 @@ def _group_folders(folders: list[_Folder], url: str, loc: _Locator) -> DatasetIn
             f"{_summarise(problems)}. Cameras seen: {seen}"
         )
     groups = tuple(
-        GroupRef(f.name, tuple(ViewRef(c, loc.url(f.images[c])) for c in cameras))
+        GroupRef(f.name, tuple(
+            _view(c, f.images[c], f.sizes[c], root, loc, f"{_safe_part(f.name)}/{_safe_part(c)}") for c in cameras
+        ))
         for f in folders
     )
     return DatasetIndex(url=url, layout="group-folders", cameras=cameras, groups=groups)
@@ -412,19 +476,20 @@ def _manifest(
         )
 
     base = posixpath.dirname(manifest_path)
-    listings: dict[tuple[int, str], set[str]] = {}
+    listings: dict[tuple[int, str], dict[str, int | None]] = {}
 
-    def exists(f: AbstractFileSystem, path: str) -> bool:
-        # One listing per folder instead of one request per file.
+    def file_size(f: AbstractFileSystem, path: str) -> int | None | bool:
+        """The file's byte size (None if the listing has none), False when it does not exist.
+        One listing per folder instead of one request per file."""
         parent = posixpath.dirname(path.rstrip("/"))
         key = (id(f), parent)
         if key not in listings:
             listings[key] = {
-                e["name"].rstrip("/") for e in _listdir(f, parent) if e.get("type") == "file"
+                e["name"].rstrip("/"): e.get("size") for e in _listdir(f, parent) if e.get("type") == "file"
             }
-        return path.rstrip("/") in listings[key]
+        return listings[key].get(path.rstrip("/"), False)
 
-    resolved: dict[str, dict[str, str]] = {}
+    resolved: dict[str, dict[str, ViewRef]] = {}
     missing_files = []
     for group, pairs in entries:
         resolved[group] = {}
@@ -449,18 +514,23 @@ def _manifest(
                     target = posixpath.normpath(posixpath.join(base, ref))
                 target_fs = fs
                 view_url = loc.url(target)
-            if not exists(target_fs, target):
+            size = file_size(target_fs, target)
+            if size is False:
                 missing_files.append(
                     f"group {group!r} camera {cam!r}: file not found: {ref} ({view_url})"
                 )
-            resolved[group][cam] = view_url
+            # files outside the manifest's folder (../x.png, /abs, URLs) restore under group/camera
+            ext = posixpath.splitext(target)[1].lower()
+            fallback = f"{_safe_part(group)}/{_safe_part(cam)}{ext}"
+            name = fallback if _is_url(ref) else _archive_name(target, base, fallback)
+            resolved[group][cam] = ViewRef(cam, view_url, name, None if size is False else size)
     if missing_files:
         raise DatasetError(
             f"manifest {where}: {len(missing_files)} missing file(s): "
             + _summarise(missing_files)
         )
     groups = tuple(
-        GroupRef(group, tuple(ViewRef(c, resolved[group][c]) for c in cameras))
+        GroupRef(group, tuple(resolved[group][c] for c in cameras))
         for group, _ in entries
     )
     return DatasetIndex(url=url, layout="manifest", cameras=tuple(cameras), groups=groups)
@@ -512,6 +582,7 @@ def discover_dataset(
 
     if not index.groups:
         raise DatasetError(f"dataset {url} ({index.layout}) contains no groups")
+    check_view_names(index)
     if len(index.cameras) < 2:
         raise DatasetError(
             f"dataset {url} ({index.layout}) has {len(index.cameras)} camera(s) "
@@ -564,5 +635,5 @@ def _discover_folder(
                 "pass layout='camera-folders' or 'group-folders'"
             )
     if layout == "camera-folders":
-        return _camera_folders(folders, url, loc)
-    return _group_folders(folders, url, loc)
+        return _camera_folders(folders, url, loc, root)
+    return _group_folders(folders, url, loc, root)

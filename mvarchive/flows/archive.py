@@ -1,20 +1,35 @@
-"""The archive flow: dataset -> shards of groups -> encode tasks on Dask -> Zarr archive."""
+"""The archive flow: dataset -> shards of groups -> encode tasks on Dask -> Zarr archive.
+
+Everything that can be wrong with the request (codec, model, dataset, destination) is
+checked by :func:`plan_archive` before any service starts or any byte is written; the
+CLI calls it first for fast, one-line errors and the flow calls it again for itself.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import time
 from dataclasses import dataclass, field
 
 from prefect import flow
 from prefect.futures import as_completed
 
-from mvarchive.codecs import CodecRef, MultiViewCodec, weights_digest
+from mvarchive.codecs.determinism import decode_policy
+from mvarchive.codecs import CodecRef, codec_from_checkpoint_bytes, get_spec, load_codec, read_checkpoint_bytes, weights_digest
 from mvarchive.datasets import DatasetIndex, discover_dataset
 from mvarchive.progress import progress_bar
-from mvarchive.storage import ArchiveMeta, ArchiveReader, ArchiveWriter, CodecRecord, Location
+from mvarchive.reporting import archive_summary, summary_markdown
+from mvarchive.storage import (
+    EMBEDDED_CHECKPOINT, ArchiveError, ArchiveMeta, ArchiveReader, ArchiveWriter, CodecRecord, Location,
+)
+from mvarchive.storage.location import absolute_url
+from mvarchive.storage.options import StorageOptions, as_options
 from mvarchive.tasks.encode import EncodeShardJob, encode_shard
 from mvarchive.tracking import TrackingConfig, environment_params, tracked_run
-from mvarchive.reporting import archive_summary, summary_markdown
+
+log = logging.getLogger("mvarchive.archive")
 
 
 @dataclass
@@ -26,11 +41,17 @@ class ArchiveConfig:
     codec: str = "ldmic-fast"
     preset: str = "paper"
     checkpoint: str | None = None
+    untrained: bool = False  # encode with seeded random weights: tests only, never by default
     layout: str = "auto"
     shard_size: int = 4
-    seed: int = 0  # weights of an untrained codec (no checkpoint) come from this seed
-    source_options: dict = field(default_factory=dict)
-    dest_options: dict = field(default_factory=dict)
+    seed: int = 0  # weights of an untrained codec come from this seed
+    embed_model: bool = True  # copy the checkpoint into the archive: it restores anywhere
+    source_options: StorageOptions = field(default_factory=StorageOptions)
+    dest_options: StorageOptions = field(default_factory=StorageOptions)
+
+    def __post_init__(self) -> None:
+        self.source_options = as_options(self.source_options)
+        self.dest_options = as_options(self.dest_options)
 
 
 @dataclass
@@ -43,25 +64,75 @@ class ArchiveReport:
     mlflow_run_id: str | None = None
 
 
-def relative_file(view_url: str, root_url: str) -> str:
-    """A view's path relative to the dataset root (what restore recreates)."""
-    root = root_url.rstrip("/") + "/"
-    return view_url[len(root):] if view_url.startswith(root) else view_url.rsplit("/", 1)[-1]
+@dataclass(frozen=True)
+class ArchivePlan:
+    """A validated archive job: what the flow needs, nothing written yet."""
+
+    index: DatasetIndex
+    meta: ArchiveMeta
+    location: Location
+    checkpoint_bytes: bytes | None
+    codec: CodecRef  # how workers load the codec (after the checkpoint is embedded)
 
 
-def plan_archive(config: ArchiveConfig, index: DatasetIndex, codec: MultiViewCodec) -> ArchiveMeta:
+def content_digest(index: DatasetIndex) -> str:
+    """SHA-256 of the source's content as listed: group names, file names and byte sizes."""
+    rows = [[g.name, [[v.camera, v.name, v.size] for v in g.views]] for g in index.groups]
+    return hashlib.sha256(json.dumps(rows, separators=(",", ":")).encode()).hexdigest()
+
+
+def plan_archive(config: ArchiveConfig) -> ArchivePlan:
+    """Check the whole request and build the archive's metadata; writes nothing."""
+    if config.shard_size < 1:
+        raise ValueError(f"--shard-size must be >= 1, got {config.shard_size}")
+    spec = get_spec(config.codec)
+    if config.preset not in spec.presets:
+        raise KeyError(f"codec {config.codec!r} has no preset {config.preset!r}; presets: {', '.join(spec.presets)}")
+    if config.checkpoint is None and not config.untrained:
+        raise ArchiveError(
+            f"no model given for codec {config.codec!r}: pass --checkpoint PATH (from `mvarchive train`); "
+            "--untrained encodes with random weights and is for tests only"
+        )
+    if config.checkpoint is not None and config.untrained:
+        raise ValueError("pass either --checkpoint or --untrained, not both")
+    source_options = config.source_options.reveal()
+    source = absolute_url(config.source)
+    index = discover_dataset(source, config.layout, source_options)
+    location = Location(absolute_url(config.dest), config.dest_options.reveal())
+    checkpoint_bytes = None
+    if config.checkpoint is not None:
+        checkpoint_url = absolute_url(config.checkpoint)
+        checkpoint_bytes = read_checkpoint_bytes(checkpoint_url)
+        codec = codec_from_checkpoint_bytes(checkpoint_bytes, config.checkpoint, name=config.codec)
+        codec.eval()
+    else:
+        checkpoint_url = None
+        codec = load_codec(name=config.codec, preset=config.preset, seed=config.seed)
+    codec.check_views(len(index.cameras))
     identity = codec.identity
-    return ArchiveMeta(
+    digest = weights_digest(codec)
+    embedded = EMBEDDED_CHECKPOINT if (checkpoint_bytes is not None and config.embed_model) else None
+    meta = ArchiveMeta(
         codec=CodecRecord(
             name=identity.name, codec_id=identity.codec_id, preset=identity.preset, config=dict(identity.config),
-            weights_digest=weights_digest(codec), checkpoint=config.checkpoint,
+            weights_digest=digest, source=checkpoint_url, embedded=embedded,
+            seed=config.seed if checkpoint_bytes is None else None,
         ),
-        dataset_url=index.url,
+        dataset_url=source,
         layout=index.layout,
         cameras=tuple(index.cameras),
         num_groups=len(index.groups),
         shard_size=config.shard_size,
+        content_digest=content_digest(index),
+        environment=decode_policy(),
     )
+    ArchiveWriter.check_destination(location, meta)
+    if embedded:
+        ref = CodecRef(identity.name, identity.preset, location.child(embedded).url, digest=digest,
+                       storage_options=StorageOptions(location.storage_options))
+    else:
+        ref = CodecRef(identity.name, identity.preset, checkpoint_url, config.seed, digest=digest)
+    return ArchivePlan(index, meta, location, checkpoint_bytes, ref)
 
 
 @flow(name="archive-dataset", log_prints=True)
@@ -69,20 +140,14 @@ def archive_dataset(config: ArchiveConfig, tracking: TrackingConfig | None = Non
     """Encode every group of a dataset into an archive; completed shards of an earlier,
     interrupted run are kept and skipped."""
     started = time.perf_counter()
-    if config.shard_size < 1:
-        raise ValueError(f"shard_size must be >= 1, got {config.shard_size}")
-    index = discover_dataset(config.source, config.layout, config.source_options)
-    ref = CodecRef(config.codec, config.preset, config.checkpoint, config.seed)
-    codec = ref.load()  # once here: validates the view count and the weights before any work
-    codec.check_views(len(index.cameras))
-    ref = CodecRef(codec.identity.name, codec.identity.preset, config.checkpoint, config.seed)
-    meta = plan_archive(config, index, codec)
-    location = Location(config.dest, config.dest_options)
+    plan = plan_archive(config)
+    index, location = plan.index, plan.location
     writer = ArchiveWriter.create_or_resume(
-        location, meta,
-        names=[g.name for g in index.groups],
-        files=[[relative_file(v.url, index.url) for v in g.views] for g in index.groups],
+        location, plan.meta, names=[g.name for g in index.groups], files=[[v.name for v in g.views] for g in index.groups],
     )
+    meta = writer.meta
+    if plan.checkpoint_bytes is not None and meta.codec.embedded and not writer.has_embedded_checkpoint():
+        writer.embed_checkpoint(plan.checkpoint_bytes)
     done = writer.completed_shards()
     pending = [s for s in range(meta.num_shards) if s not in done]
     with tracked_run(tracking, f"archive {config.codec}", "archive") as logger:
@@ -90,7 +155,7 @@ def archive_dataset(config: ArchiveConfig, tracking: TrackingConfig | None = Non
             encode_shard.submit(EncodeShardJob(
                 archive=location, meta=meta, shard_id=shard,
                 groups=tuple(index.groups[i] for i in meta.shard_range(shard)),
-                codec=ref, source_options=config.source_options,
+                codec=plan.codec, source_options=config.source_options,
             ))
             for shard in pending
         ]
@@ -101,12 +166,13 @@ def archive_dataset(config: ArchiveConfig, tracking: TrackingConfig | None = Non
                 bar.advance(1)
         writer.finalize()
         summary = archive_summary(ArchiveReader(location))
-        report = ArchiveReport(str(location), summary, len(pending), len(done), time.perf_counter() - started)
+        report = ArchiveReport(location.url, summary, len(pending), len(done), time.perf_counter() - started)
         if logger:
             logger.log_params({
                 "codec": meta.codec.name, "preset": meta.codec.preset, "weights_digest": meta.codec.weights_digest,
-                "checkpoint": meta.codec.checkpoint, "dataset_url": meta.dataset_url, "layout": meta.layout,
-                "shard_size": meta.shard_size, "cameras": ",".join(meta.cameras), "archive": str(location),
+                "checkpoint": meta.codec.source or "untrained", "model_embedded": bool(meta.codec.embedded),
+                "dataset_url": meta.dataset_url, "layout": meta.layout, "content_digest": meta.content_digest,
+                "shard_size": meta.shard_size, "cameras": ",".join(meta.cameras), "archive": location.url,
                 **environment_params(),
             })
             logger.log_metrics({**summary, "wall_s": report.wall_s})

@@ -1,19 +1,35 @@
-"""The restore flow: archive -> decode tasks on Dask -> images under their original names."""
+"""The restore and verify flows: archive -> decode tasks on Dask -> checked images.
+
+Every decoded group is checked against the fingerprints the encoder stored (see
+:mod:`mvarchive.integrity`); restore writes only groups that pass and never replaces an
+existing file unless asked. :func:`plan_restore` checks the request before any service
+starts or any file is written.
+"""
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 
 from prefect import flow
 from prefect.futures import as_completed
 
-from mvarchive.codecs import CodecRef, weights_digest
+from mvarchive.codecs import CheckpointError, CodecRef
+from mvarchive.codecs.determinism import policy_differences
+from mvarchive.datasets.layouts import unsafe_name_reason
+from mvarchive.integrity import GroupCheck, Status
 from mvarchive.progress import progress_bar
-from mvarchive.storage import ArchiveError, ArchiveReader, Location
+from mvarchive.storage import ArchiveError, ArchiveReader, Location, absolute_url
+from mvarchive.storage.options import StorageOptions, as_options
 from mvarchive.tasks.restore import RestoreJob, restore_groups
 from mvarchive.tracking import TrackingConfig, tracked_run
 
+log = logging.getLogger("mvarchive.restore")
+
+
+class RestoreError(ArchiveError):
+    """Some groups did not decode to what was encoded; they were not written."""
 
 
 @dataclass
@@ -24,10 +40,16 @@ class RestoreConfig:
     out: str
     groups: list[str] | None = None
     cameras: list[str] | None = None
-    checkpoint: str | None = None  # where the codec's weights are now, if not where the archive says
+    checkpoint: str | None = None  # the codec's weights, when the archive has no copy and they moved
+    overwrite: bool = False  # replace existing files in OUT
+    exact: bool = False  # also refuse groups whose pixels differ from the encoder's only by rounding
     groups_per_task: int = 4
-    archive_options: dict = field(default_factory=dict)
-    out_options: dict = field(default_factory=dict)
+    archive_options: StorageOptions = field(default_factory=StorageOptions)
+    out_options: StorageOptions = field(default_factory=StorageOptions)
+
+    def __post_init__(self) -> None:
+        self.archive_options = as_options(self.archive_options)
+        self.out_options = as_options(self.out_options)
 
 
 @dataclass
@@ -37,7 +59,48 @@ class RestoreReport:
     images: int
     decode_s: float
     wall_s: float
+    checks: list[GroupCheck] = field(default_factory=list)
     mlflow_run_id: str | None = None
+
+    def count(self, status: Status) -> int:
+        return sum(c.status is status for c in self.checks)
+
+
+def model_for_archive(reader: ArchiveReader, checkpoint: str | None, options: StorageOptions) -> CodecRef:
+    """Where workers load the archive's codec from: ``--checkpoint``, else the copy embedded
+    in the archive, else where it was read when archiving; each checked against the digest."""
+    record = reader.meta.codec
+    candidates: list[CodecRef] = []
+    if checkpoint is not None:
+        candidates.append(CodecRef(record.name, record.preset, absolute_url(checkpoint), digest=record.weights_digest))
+    elif record.embedded:
+        candidates.append(CodecRef(record.name, record.preset, reader.location.child(record.embedded).url,
+                                   digest=record.weights_digest, storage_options=options))
+    if checkpoint is None and record.source:
+        candidates.append(CodecRef(record.name, record.preset, record.source, digest=record.weights_digest))
+    if checkpoint is None and record.seed is not None:
+        candidates.append(CodecRef(record.name, record.preset, None, record.seed, digest=record.weights_digest))
+    problems = []
+    for ref in candidates:
+        try:
+            ref.load()
+            return ref
+        except CheckpointError as exc:
+            problems.append(str(exc))
+    raise CheckpointError(
+        f"{reader.location} needs the {record.name} ({record.preset}) weights {record.weights_digest[:12]}: "
+        + ("; ".join(problems) if problems else "no copy in the archive and no recorded location")
+        + "; pass --checkpoint PATH with the checkpoint used for archiving"
+    )
+
+
+@dataclass(frozen=True)
+class RestorePlan:
+    reader: ArchiveReader
+    indices: list[int]
+    cameras: tuple[int, ...]
+    out: Location | None
+    codec: CodecRef
 
 
 def _refuse_source(out: Location, dataset_url: str) -> None:
@@ -51,48 +114,136 @@ def _refuse_source(out: Location, dataset_url: str) -> None:
         raise ArchiveError(f"refusing to restore into the source dataset {dataset_url}")
 
 
-def codec_for_archive(reader: ArchiveReader, checkpoint: str | None) -> CodecRef:
-    """The codec that wrote the archive, with its weights checked against the recorded digest."""
-    record = reader.meta.codec
-    ref = CodecRef(record.name, record.preset, checkpoint or record.checkpoint)
-    codec = ref.load()
-    digest = weights_digest(codec)
-    if digest != record.weights_digest:
+def _check_targets(reader: ArchiveReader, indices: list[int], cameras: tuple[int, ...], out: Location,
+                   overwrite: bool) -> int:
+    """Every file restore would write: a safe relative name, distinct, and (unless
+    ``overwrite``) not there yet. Returns how many files that is."""
+    targets: dict[str, str] = {}
+    for group in reader.read_names(indices):
+        name, files = group
+        for c in cameras:
+            reason = unsafe_name_reason(files[c])
+            if reason:
+                raise ArchiveError(f"{reader.location}: group {name!r} camera {reader.cameras[c]!r}: {reason}")
+            key = files[c].casefold()
+            if key in targets:
+                raise ArchiveError(f"{reader.location}: groups {targets[key]!r} and {name!r} both restore to {files[c]!r}")
+            targets[key] = name
+    if overwrite:
+        return len(targets)
+    fs, root = out.filesystem()
+    existing = []
+    if fs.exists(root):
+        present = {p[len(root.rstrip("/")) + 1:].casefold() for p in fs.find(root)}
+        existing = sorted(k for k in targets if k in present)
+    if existing:
+        shown = ", ".join(existing[:5]) + (f" and {len(existing) - 5} more" if len(existing) > 5 else "")
         raise ArchiveError(
-            f"{reader.location}: written with weights {record.weights_digest[:12]}, but "
-            f"{ref.checkpoint or 'the untrained ' + record.name} has {digest[:12]}; pass --checkpoint "
-            "with the checkpoint used for archiving"
+            f"restore would overwrite {len(existing)} existing file(s) in {out}: {shown}; "
+            "pass --overwrite to replace them, or choose another folder"
         )
-    return ref
+    return len(targets)
+
+
+def plan_restore(config: RestoreConfig, write: bool = True) -> RestorePlan:
+    """Open the archive, select groups and cameras, find the model, check the targets."""
+    archive = Location(absolute_url(config.archive), config.archive_options.reveal())
+    reader = ArchiveReader(archive)
+    out = Location(absolute_url(config.out), config.out_options.reveal()) if write else None
+    if out is not None:
+        _refuse_source(out, reader.meta.dataset_url)
+    indices = reader.select(config.groups)
+    cameras = tuple(reader.camera_indices(config.cameras))
+    if out is not None:
+        _check_targets(reader, indices, cameras, out, config.overwrite)
+    differences = policy_differences(reader.meta.environment) if reader.meta.environment else {}
+    if differences:
+        shown = ", ".join(f"{k} {a} -> {b}" for k, a, b in ((k, *v) for k, v in differences.items()))
+        log.warning("%s was written under other decoding conditions (%s); every group is verified", archive, shown)
+    codec = model_for_archive(reader, config.checkpoint, config.archive_options)
+    return RestorePlan(reader, indices, cameras, out, codec)
+
+
+def _decode_all(plan: RestorePlan, config: RestoreConfig, description: str, show_progress: bool) -> RestoreReport:
+    started = time.perf_counter()
+    size = max(1, config.groups_per_task)
+    batches = [tuple(plan.indices[i : i + size]) for i in range(0, len(plan.indices), size)]
+    futures = [
+        restore_groups.submit(RestoreJob(plan.reader.location, batch, plan.cameras, plan.out, plan.codec,
+                                         overwrite=config.overwrite, accept_close=not config.exact))
+        for batch in batches
+    ]
+    report = RestoreReport(str(plan.out or plan.reader.location), 0, 0, 0.0, 0.0)
+    with progress_bar(description, total=len(plan.indices), enabled=show_progress) as bar:
+        for future in as_completed(futures):
+            result = future.result()
+            report.groups += result.groups
+            report.images += result.images
+            report.decode_s += result.decode_s
+            report.checks.extend(result.checks)
+            bar.advance(result.groups)
+    order = {plan.reader.names[i]: n for n, i in enumerate(plan.indices)}
+    report.checks.sort(key=lambda c: order.get(c.group, 0))
+    report.wall_s = time.perf_counter() - started
+    return report
 
 
 @flow(name="restore-dataset", log_prints=True)
 def restore_dataset(config: RestoreConfig, tracking: TrackingConfig | None = None, show_progress: bool = True) -> RestoreReport:
-    started = time.perf_counter()
-    archive = Location(config.archive, config.archive_options)
-    reader = ArchiveReader(archive)
-    out = Location(config.out, config.out_options)
-    _refuse_source(out, reader.meta.dataset_url)
-    indices = reader.select(config.groups)
-    cameras = tuple(reader.camera_indices(config.cameras))
-    ref = codec_for_archive(reader, config.checkpoint)
-    size = max(1, config.groups_per_task)
-    batches = [tuple(indices[i : i + size]) for i in range(0, len(indices), size)]
-    futures = [restore_groups.submit(RestoreJob(archive, batch, cameras, out, ref)) for batch in batches]
-    groups = images = 0
-    decode_s = 0.0
-    with progress_bar("restore", total=len(indices), enabled=show_progress) as bar:
-        for future in as_completed(futures):
-            result = future.result()
-            groups += result.groups
-            images += result.images
-            decode_s += result.decode_s
-            bar.advance(result.groups)
-    report = RestoreReport(str(out), groups, images, decode_s, time.perf_counter() - started)
+    """Decode and write groups; raises :class:`RestoreError` naming every group that failed
+    its check (those are not written; all others are)."""
+    plan = plan_restore(config)
+    report = _decode_all(plan, config, "restore", show_progress)
     with tracked_run(tracking, "restore", "restore") as logger:
         if logger:
-            logger.log_params({"archive": config.archive, "out": config.out, "groups": len(indices),
-                               "cameras": ",".join(reader.cameras[c] for c in cameras), "codec": ref.name})
-            logger.log_metrics({"decode_s": decode_s, "images": images, "wall_s": report.wall_s})
+            logger.log_params({"archive": plan.reader.location.url, "out": report.out, "groups": len(plan.indices),
+                               "cameras": ",".join(plan.reader.cameras[c] for c in plan.cameras),
+                               "codec": plan.codec.name, "overwrite": config.overwrite})
+            logger.log_metrics({"decode_s": report.decode_s, "images": report.images, "wall_s": report.wall_s,
+                                **{f"groups_{s.value}": report.count(s) for s in Status}})
+            report.mlflow_run_id = logger.run_id
+    failed = [c for c in report.checks if c.status.failed or (config.exact and c.status is Status.CLOSE)]
+    close = report.count(Status.CLOSE)
+    if close and not config.exact:
+        log.warning("%d group(s) decoded with exact symbols but pixels that differ from the encoder's by rounding "
+                    "(another CPU or thread count); they were written. `mvarchive verify` lists them.", close)
+    if failed:
+        shown = "; ".join(c.describe() for c in failed[:5]) + (f"; and {len(failed) - 5} more" if len(failed) > 5 else "")
+        raise RestoreError(f"{len(failed)} of {len(report.checks)} group(s) failed verification and were not written: {shown}")
+    return report
+
+
+@dataclass
+class VerifyConfig:
+    archive: str
+    groups: list[str] | None = None
+    checkpoint: str | None = None
+    groups_per_task: int = 4
+    archive_options: StorageOptions = field(default_factory=StorageOptions)
+
+    def __post_init__(self) -> None:
+        self.archive_options = as_options(self.archive_options)
+
+    def as_restore(self) -> RestoreConfig:
+        return RestoreConfig(archive=self.archive, out="", groups=self.groups, checkpoint=self.checkpoint,
+                             groups_per_task=self.groups_per_task, archive_options=self.archive_options)
+
+
+def plan_verify(config: VerifyConfig) -> RestorePlan:
+    return plan_restore(config.as_restore(), write=False)
+
+
+@flow(name="verify-archive", log_prints=True)
+def verify_archive(config: VerifyConfig, tracking: TrackingConfig | None = None, show_progress: bool = True) -> RestoreReport:
+    """Decode every selected group without writing anything and check it; the report lists
+    ok / close / mismatch / undecodable per group."""
+    restore_config = config.as_restore()
+    plan = plan_verify(config)
+    report = _decode_all(plan, restore_config, "verify", show_progress)
+    with tracked_run(tracking, "verify", "verify") as logger:
+        if logger:
+            logger.log_params({"archive": plan.reader.location.url, "groups": len(plan.indices), "codec": plan.codec.name})
+            logger.log_metrics({"decode_s": report.decode_s, "wall_s": report.wall_s,
+                                **{f"groups_{s.value}": report.count(s) for s in Status}})
             report.mlflow_run_id = logger.run_id
     return report

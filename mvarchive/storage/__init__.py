@@ -1,6 +1,7 @@
 """Archives on Zarr through fsspec: location handling, layout, writer and reader."""
 
 from .archive import (
+    EMBEDDED_CHECKPOINT,
     METRIC_COLUMNS,
     ArchiveError,
     ArchiveMeta,
@@ -10,9 +11,13 @@ from .archive import (
     GroupRecord,
     StoredGroup,
 )
-from .location import Location
+from .location import Location, absolute_url
+from .options import StorageOptions
 
 __all__ = [
+    "EMBEDDED_CHECKPOINT",
+    "StorageOptions",
+    "absolute_url",
     "METRIC_COLUMNS",
     "ArchiveError",
     "ArchiveMeta",

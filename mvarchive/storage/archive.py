@@ -8,6 +8,10 @@ Layout (documented for users in docs/archive-format.md)::
       groups/size    int32  (G, K, 2)  chunks (S, K, 2) original (height, width) of each view
       groups/stream  bytes  (G,)       chunks (S,)     one container per group (codecs/bitstream.py)
       groups/metrics float64(G, Q)     chunks (S, Q)   per-group metrics, columns in meta.metrics
+      groups/pixels_sha256  str (G, K) chunks (S, K)   digest of the encoder's uint8 reconstruction
+      groups/symbols_sha256 str (G, K) chunks (S, K)   digest of the coded latent symbols
+      groups/thumbnail bytes (G,)      chunks (S,)     64x64-tile means of every view (integrity.py)
+      model/checkpoint.pt              the codec's weights, embedded (not a Zarr node)
       latents/<gggggggg>/<name> int32 (K, C, h, w)  one chunk: quantized latent symbols per view
       shards/complete bool  (n_shards,) chunks (1,)    completion marker, written last by each shard
 
@@ -29,10 +33,13 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 import zarr
 
+from mvarchive.integrity import Fingerprint
+
 from .location import Location
 
-ARCHIVE_FORMAT = 1
+ARCHIVE_FORMAT = 2
 METRIC_COLUMNS = ("bytes", "bpp", "psnr", "ms_ssim", "encode_s")
+EMBEDDED_CHECKPOINT = "model/checkpoint.pt"
 
 
 class ArchiveError(ValueError):
@@ -50,22 +57,38 @@ def _quiet() -> Iterator[None]:
 
 @dataclass(frozen=True)
 class CodecRecord:
+    """The codec an archive was written with, and where its weights can be found again.
+
+    ``weights_digest`` identifies the weights; the rest only helps find them: ``embedded``
+    is the archive-relative path of a copy stored in the archive, ``source`` the absolute
+    URL they were read from (provenance), ``seed`` set for an untrained codec (tests only).
+    """
+
     name: str
     codec_id: int
     preset: str
     config: dict[str, Any]
     weights_digest: str
-    checkpoint: str | None
+    source: str | None = None
+    embedded: str | None = None
+    seed: int | None = None
+
+
+# What makes two archive runs the same job (a rerun resumes); everything else is provenance.
+IDENTITY_FIELDS = ("format", "codec", "preset", "codec_config", "weights_digest", "cameras", "num_groups",
+                   "content_digest", "shard_size", "metrics")
 
 
 @dataclass(frozen=True)
 class ArchiveMeta:
     codec: CodecRecord
-    dataset_url: str
+    dataset_url: str  # provenance: where the source was read (absolute), not part of identity
     layout: str
     cameras: tuple[str, ...]
     num_groups: int
     shard_size: int
+    content_digest: str = ""  # group names, file names and byte sizes of the source
+    environment: dict[str, Any] = field(default_factory=dict)  # what decoding depends on
     format: int = ARCHIVE_FORMAT
     metrics: tuple[str, ...] = METRIC_COLUMNS
     created_by: str = "mvarchive"
@@ -91,8 +114,28 @@ class ArchiveMeta:
         data["metrics"] = tuple(data["metrics"])
         return cls(**data)
 
-    def same_content_as(self, other: "ArchiveMeta") -> bool:
-        return self.to_json() == other.to_json()
+    def identity(self) -> dict[str, Any]:
+        """The fields that define the job (paths, versions and model locations do not)."""
+        return {
+            "format": self.format, "codec": self.codec.name, "preset": self.codec.preset,
+            "codec_config": self.codec.config, "weights_digest": self.codec.weights_digest,
+            "cameras": list(self.cameras), "num_groups": self.num_groups, "content_digest": self.content_digest,
+            "shard_size": self.shard_size, "metrics": list(self.metrics),
+        }
+
+    def identity_difference(self, other: "ArchiveMeta") -> str | None:
+        """The first identity field that differs, in words; None for the same job."""
+        mine, theirs = self.identity(), other.identity()
+        for name in IDENTITY_FIELDS:
+            if mine[name] != theirs[name]:
+                what = "dataset content (group names, files or file sizes)" if name == "content_digest" else name
+                return f"{what} differs (archive: {_short(mine[name])}, this run: {_short(theirs[name])})"
+        return None
+
+
+def _short(value: Any, limit: int = 48) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @dataclass
@@ -104,6 +147,7 @@ class GroupRecord:
     sizes: list[tuple[int, int]]
     stream: bytes
     latents: dict[str, np.ndarray]
+    fingerprint: Fingerprint
     metrics: dict[str, float] = field(default_factory=dict)
 
 
@@ -117,6 +161,39 @@ class ArchiveWriter:
     def __init__(self, location: Location, meta: ArchiveMeta) -> None:
         self.location = location
         self.meta = meta
+
+    @staticmethod
+    def check_destination(location: Location, meta: ArchiveMeta) -> None:
+        """Refuse, before anything is written, a destination that holds something else: files
+        that are not an archive, or an archive of another job. Empty or missing is fine."""
+        with _quiet():
+            try:
+                root = zarr.open_group(location.zarr_store(read_only=True), mode="r", use_consolidated=False)
+            except FileNotFoundError:
+                root = None
+            except Exception:  # noqa: BLE001 - zarr raises several types for "not a group"
+                root = None
+        if root is None:
+            fs, path = location.filesystem()
+            try:
+                entries = fs.ls(path, detail=False) if fs.isdir(path) else ([path] if fs.exists(path) else [])
+            except FileNotFoundError:
+                entries = []
+            if entries:
+                raise ArchiveError(f"{location} exists and is not an mvarchive archive; refusing to write into it")
+            return
+        existing = root.attrs.get("mvarchive")
+        if existing is None:
+            raise ArchiveError(f"{location} exists and is not an mvarchive archive; refusing to write into it")
+        difference = _read_meta(existing, location).identity_difference(meta)
+        if difference:
+            raise ArchiveError(f"{location} holds a different archive job: {difference}; choose another destination")
+
+    def has_embedded_checkpoint(self) -> bool:
+        if not self.meta.codec.embedded:
+            return False
+        fs, root = self.location.filesystem()
+        return fs.exists(f"{root.rstrip('/')}/{self.meta.codec.embedded}")
 
     @classmethod
     def create_or_resume(
@@ -133,13 +210,13 @@ class ArchiveWriter:
                 existing = root.attrs.get("mvarchive")
                 if existing is None:
                     raise ArchiveError(f"{location}: exists and is not an mvarchive archive; refusing to write into it")
-                old = ArchiveMeta.from_json(existing)
-                if not old.same_content_as(meta):
-                    diff = {k: (v, meta.to_json()[k]) for k, v in old.to_json().items() if meta.to_json()[k] != v}
+                old = _read_meta(existing, location)
+                difference = old.identity_difference(meta)
+                if difference:
                     raise ArchiveError(
-                        f"{location}: holds a different archive job ({diff}); choose another destination"
+                        f"{location} holds a different archive job: {difference}; choose another destination"
                     )
-                return cls(location, meta)
+                return cls(location, old)  # resume under the archive's own record (its provenance stays)
             root = zarr.open_group(store, mode="w-", zarr_format=3)
             g, k, s = meta.num_groups, len(meta.cameras), meta.shard_size
             groups = root.create_group("groups")
@@ -151,6 +228,9 @@ class ArchiveWriter:
                 "metrics", shape=(g, len(meta.metrics)), chunks=(s, len(meta.metrics)), dtype="float64",
                 fill_value=np.nan,
             )
+            groups.create_array("pixels_sha256", shape=(g, k), chunks=(s, k), dtype=str)
+            groups.create_array("symbols_sha256", shape=(g, k), chunks=(s, k), dtype=str)
+            groups.create_array("thumbnail", shape=(g,), chunks=(s,), dtype=zarr.dtype.VariableLengthBytes())
             root.create_group("latents")
             shards = root.create_group("shards")
             shards.create_array("complete", shape=(meta.num_shards,), chunks=(1,), dtype="bool", fill_value=False)
@@ -190,12 +270,61 @@ class ArchiveWriter:
             root["groups/metrics"][start:stop] = np.array(
                 [[r.metrics.get(col, np.nan) for col in self.meta.metrics] for r in records], dtype=np.float64
             )
+            k = len(self.meta.cameras)
+            root["groups/pixels_sha256"][start:stop] = np.array(
+                [list(r.fingerprint.pixels) for r in records], dtype=object).reshape(len(records), k)
+            root["groups/symbols_sha256"][start:stop] = np.array(
+                [list(r.fingerprint.symbols) for r in records], dtype=object).reshape(len(records), k)
+            thumbs = np.empty(len(records), dtype=object)
+            thumbs[:] = [_pack_thumbnails(r.fingerprint.thumbnails) for r in records]
+            root["groups/thumbnail"][start:stop] = thumbs
             root["shards/complete"][shard_id : shard_id + 1] = np.array([True])
 
     def finalize(self) -> None:
         """Consolidate metadata once all shards are written (readers then open it in one request)."""
         with _quiet():
             zarr.consolidate_metadata(self.location.zarr_store(read_only=False))
+
+
+    def embed_checkpoint(self, data: bytes) -> str:
+        """Store the codec's checkpoint inside the archive (restores need nothing else)."""
+        fs, root = self.location.filesystem()
+        path = f"{root.rstrip('/')}/{EMBEDDED_CHECKPOINT}"
+        fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        tmp = path + ".tmp"
+        fs.pipe_file(tmp, data)
+        fs.mv(tmp, path)
+        return EMBEDDED_CHECKPOINT
+
+
+def _pack_thumbnails(thumbs: Sequence[bytes]) -> bytes:
+    """Per-view thumbnails as one value: a uint32 length before each."""
+    return b"".join(len(t).to_bytes(4, "little") + t for t in thumbs)
+
+
+def _unpack_thumbnails(data: bytes) -> tuple[bytes, ...]:
+    out, pos = [], 0
+    while pos < len(data):
+        n = int.from_bytes(data[pos : pos + 4], "little")
+        out.append(bytes(data[pos + 4 : pos + 4 + n]))
+        pos += 4 + n
+    return tuple(out)
+
+
+def _read_meta(raw: Any, location: Location) -> ArchiveMeta:
+    """Parse the metadata attribute, with one clear error for other format versions."""
+    if not isinstance(raw, dict):
+        raise ArchiveError(f"{location}: archive metadata is not an object")
+    version = raw.get("format")
+    if version != ARCHIVE_FORMAT:
+        raise ArchiveError(
+            f"{location}: archive format {version}, this build reads format {ARCHIVE_FORMAT}"
+            + (" (format 1 archives have no integrity digests: restore them with mvarchive 0.1)" if version == 1 else "")
+        )
+    try:
+        return ArchiveMeta.from_json(raw)
+    except (TypeError, KeyError) as exc:
+        raise ArchiveError(f"{location}: archive metadata is damaged ({exc})") from exc
 
 
 @dataclass(frozen=True)
@@ -206,6 +335,7 @@ class StoredGroup:
     sizes: tuple[tuple[int, int], ...]
     stream: bytes
     metrics: dict[str, float]
+    fingerprint: Fingerprint
 
 
 class ArchiveReader:
@@ -223,9 +353,7 @@ class ArchiveReader:
             raw = self.root.attrs.get("mvarchive")
             if raw is None:
                 raise ArchiveError(f"{location}: not an mvarchive archive (no 'mvarchive' attributes)")
-            self.meta = ArchiveMeta.from_json(raw)
-            if self.meta.format != ARCHIVE_FORMAT:
-                raise ArchiveError(f"{location}: archive format {self.meta.format}, this build reads {ARCHIVE_FORMAT}")
+            self.meta = _read_meta(raw, location)
             self.names: list[str] = [str(n) for n in self.root["groups/name"][:]]
             self.complete = np.asarray(self.root["shards/complete"][:], dtype=bool)
 
@@ -269,8 +397,11 @@ class ArchiveReader:
             sizes = self.root["groups/size"]
             streams = self.root["groups/stream"]
             metrics = self.root["groups/metrics"]
+            pixels, symbols = self.root["groups/pixels_sha256"], self.root["groups/symbols_sha256"]
+            thumbs = self.root["groups/thumbnail"]
             for start, stop in _runs(sorted(set(indices))):
                 f, s, b, m = files[start:stop], sizes[start:stop], streams[start:stop], metrics[start:stop]
+                px, sy, th = pixels[start:stop], symbols[start:stop], thumbs[start:stop]
                 for offset, index in enumerate(range(start, stop)):
                     out.append(StoredGroup(
                         index=index,
@@ -279,14 +410,39 @@ class ArchiveReader:
                         sizes=tuple((int(h), int(w)) for h, w in s[offset]),
                         stream=bytes(b[offset]),
                         metrics={c: float(v) for c, v in zip(self.meta.metrics, m[offset])},
+                        fingerprint=Fingerprint(
+                            pixels=tuple(str(x) for x in px[offset]),
+                            symbols=tuple(str(x) for x in sy[offset]),
+                            thumbnails=_unpack_thumbnails(bytes(th[offset])),
+                        ),
                     ))
         order = {index: i for i, index in enumerate(indices)}
         return sorted(out, key=lambda g: order.get(g.index, 0))
+
+    def read_names(self, indices: Sequence[int]) -> list[tuple[str, tuple[str, ...]]]:
+        """(group name, file names) of the given groups, without reading their streams."""
+        with _quiet():
+            files = self.root["groups/files"]
+            rows: dict[int, tuple[str, ...]] = {}
+            for start, stop in _runs(sorted(set(indices))):
+                for offset, row in enumerate(files[start:stop]):
+                    rows[start + offset] = tuple(str(x) for x in row)
+        return [(self.names[i], rows[i]) for i in indices]
 
     def read_latents(self, index: int) -> dict[str, np.ndarray]:
         with _quiet():
             group = self.root[f"latents/{index:08d}"]
             return {name: np.asarray(arr[...]) for name, arr in group.arrays()}
+
+    def read_embedded_checkpoint(self) -> bytes | None:
+        """The embedded checkpoint's bytes, or None when the archive has none."""
+        if not self.meta.codec.embedded:
+            return None
+        fs, root = self.location.filesystem()
+        try:
+            return fs.cat_file(f"{root.rstrip('/')}/{self.meta.codec.embedded}")
+        except FileNotFoundError:
+            return None
 
     def metrics_table(self) -> np.ndarray:
         with _quiet():

@@ -12,6 +12,14 @@ import zarr
 from zarr.abc.store import Store
 
 
+def absolute_url(url: str) -> str:
+    """A local path made absolute (``~`` expanded, relative to the current directory), other
+    URLs unchanged: what is stored and sent to workers must not depend on where a command ran."""
+    if "://" in url and not url.startswith("file://"):
+        return url
+    return str(Path(url.removeprefix("file://")).expanduser().resolve())
+
+
 @dataclass(frozen=True)
 class Location:
     """A local path or fsspec URL (``s3://bucket/prefix``) with its storage options.

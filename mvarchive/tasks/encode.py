@@ -9,9 +9,12 @@ from prefect import task
 
 from mvarchive.codecs import CodecRef
 from mvarchive.datasets import GroupRef, load_group
+from mvarchive.integrity import Fingerprint
 from mvarchive.metrics import group_metrics, to_tensor, to_uint8
 from mvarchive.storage import ArchiveMeta, ArchiveReader, ArchiveWriter, GroupRecord, Location
+from mvarchive.storage.options import StorageOptions, as_options
 
+from .retry import retry_transient
 from .worker import codec_on_worker, prepare_torch
 
 
@@ -24,7 +27,7 @@ class EncodeShardJob:
     shard_id: int
     groups: tuple[GroupRef, ...]
     codec: CodecRef
-    source_options: dict = field(default_factory=dict)
+    source_options: StorageOptions = field(default_factory=StorageOptions)
 
 
 @dataclass(frozen=True)
@@ -48,12 +51,14 @@ def encode_shard_fn(job: EncodeShardJob) -> ShardResult:
     prepare_torch()
     codec = codec_on_worker(job.codec)
     records = []
+    source_options = as_options(job.source_options).reveal()
     for index, group in zip(indices, job.groups):
-        views = load_group(group, job.source_options)
+        views = load_group(group, source_options)
         started = time.perf_counter()
         compressed = codec.compress(to_tensor(views))
         encode_s = time.perf_counter() - started
-        metrics = group_metrics(views, to_uint8(compressed.x_hat), len(compressed.data))
+        reconstruction = to_uint8(compressed.x_hat)
+        metrics = group_metrics(views, reconstruction, len(compressed.data))
         metrics["encode_s"] = encode_s
         records.append(GroupRecord(
             index=index,
@@ -61,6 +66,7 @@ def encode_shard_fn(job: EncodeShardJob) -> ShardResult:
             sizes=[(int(views.shape[1]), int(views.shape[2]))] * views.shape[0],
             stream=compressed.data,
             latents=compressed.latents,
+            fingerprint=Fingerprint.of(reconstruction, compressed.latents),
             metrics=metrics,
         ))
     writer.write_shard(job.shard_id, records)
@@ -73,5 +79,6 @@ encode_shard = task(
     task_run_name="encode-shard-{job.shard_id}",
     retries=2,
     retry_delay_seconds=[2, 10],
+    retry_condition_fn=retry_transient,
 )
 

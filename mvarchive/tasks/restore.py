@@ -1,4 +1,5 @@
-"""Decode groups from an archive and write their images under the original names."""
+"""Decode groups from an archive, check each against the encoder's fingerprints, and (for a
+restore) write the chosen cameras under their original names."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from prefect import task
 
 from mvarchive.codecs import BitstreamError, CodecRef
 from mvarchive.datasets import save_image
+from mvarchive.integrity import GroupCheck, Status, check_group
 from mvarchive.metrics import to_uint8
 from mvarchive.storage import ArchiveReader, Location
 
+from .retry import retry_transient
 from .worker import codec_on_worker, prepare_torch
 
 
@@ -20,8 +23,10 @@ class RestoreJob:
     archive: Location
     indices: tuple[int, ...]
     cameras: tuple[int, ...]  # camera positions to write
-    out: Location
+    out: Location | None  # None: verify only, write nothing
     codec: CodecRef
+    overwrite: bool = False
+    accept_close: bool = True  # write groups whose pixels differ from the encoder's only by rounding
 
 
 @dataclass(frozen=True)
@@ -29,29 +34,41 @@ class RestoreResult:
     groups: int
     images: int
     decode_s: float
+    checks: tuple[GroupCheck, ...]
 
 
 def restore_groups_fn(job: RestoreJob) -> RestoreResult:
-    """Decode each group (all views: joint decoders need them) and write the chosen cameras."""
+    """Decode each group (all views: joint decoders need them), check it, write the chosen
+    cameras of every group that passed. A group that fails is reported, never written."""
     prepare_torch()
     codec = codec_on_worker(job.codec)
     reader = ArchiveReader(job.archive)
     images = 0
     decode_s = 0.0
+    checks = []
     for stored in reader.read_groups(list(job.indices)):
         started = time.perf_counter()
-        decoded = codec.decompress(stored.stream, where=f"group {stored.name!r} of {job.archive}")
-        decode_s += time.perf_counter() - started
+        try:
+            decoded = codec.decompress(stored.stream, where=f"group {stored.name!r} of {job.archive}")
+        except BitstreamError as exc:
+            checks.append(GroupCheck(stored.name, Status.UNDECODABLE, detail=str(exc)))
+            continue
+        finally:
+            decode_s += time.perf_counter() - started
         views = to_uint8(decoded.x_hat)
         if [tuple(s) for s in stored.sizes] != [v.shape[:2] for v in views]:
-            raise BitstreamError(
-                f"group {stored.name!r}: decoded sizes {[v.shape[:2] for v in views]} differ from the "
-                f"archive's {stored.sizes}"
-            )
+            checks.append(GroupCheck(stored.name, Status.MISMATCH, detail=(
+                f"decoded sizes {[v.shape[:2] for v in views]} differ from the archive's {list(stored.sizes)}")))
+            continue
+        check = check_group(stored.name, reader.cameras, stored.fingerprint, views, decoded.latents)
+        checks.append(check)
+        if job.out is None or check.status.failed or (check.status is Status.CLOSE and not job.accept_close):
+            continue
         for camera in job.cameras:
-            save_image(views[camera], job.out.child(stored.files[camera]).url, job.out.storage_options)
+            save_image(views[camera], job.out.child(stored.files[camera]).url, job.out.storage_options,
+                       exclusive=not job.overwrite)
             images += 1
-    return RestoreResult(len(job.indices), images, decode_s)
+    return RestoreResult(len(job.indices), images, decode_s, tuple(checks))
 
 
 restore_groups = task(
@@ -60,4 +77,5 @@ restore_groups = task(
     task_run_name="restore-{job.indices[0]}",
     retries=2,
     retry_delay_seconds=[2, 10],
+    retry_condition_fn=retry_transient,
 )
