@@ -29,6 +29,10 @@ _LOG_NAME = "mvarchive.datasets"
 #: File extensions (lower case, with dot) treated as images when scanning folders.
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
+#: Largest view (pixels) read by default: a learned codec's activations take ~200 bytes per
+#: pixel, so a bigger image would exhaust a worker's memory instead of failing clearly.
+MAX_VIEW_PIXELS = 16_000_000
+
 # Modes that carry more than 8 bits per sample; refused rather than silently reduced.
 _HIGH_DEPTH_MODES = ("I", "F", "I;16", "I;16B", "I;16L", "I;16N", "I;16S", "I;32", "F;32")
 
@@ -74,7 +78,9 @@ def _high_depth_reason(img: Image.Image) -> str | None:
     return None
 
 
-def load_image(url: str, storage_options: dict[str, Any] | None = None) -> np.ndarray:
+def load_image(
+    url: str, storage_options: dict[str, Any] | None = None, max_pixels: int | None = MAX_VIEW_PIXELS
+) -> np.ndarray:
     """Read ``url`` as an ``(H, W, 3) uint8`` RGB array.
 
     Grayscale, alpha, palette and CMYK images are converted (with a logged
@@ -92,8 +98,16 @@ def load_image(url: str, storage_options: dict[str, Any] | None = None) -> np.nd
     except (OSError, ValueError) as exc:
         raise DatasetError(f"cannot read image file {url}: {exc}") from exc
 
+    if not data:
+        raise DatasetError(f"{url}: empty file (0 bytes)")
     try:
         img = Image.open(io.BytesIO(data))
+        width, height = img.size
+        if max_pixels is not None and width * height > max_pixels:
+            raise DatasetError(
+                f"{url}: {width}x{height} image has {width * height / 1e6:.1f} MP, over the "
+                f"{max_pixels / 1e6:.1f} MP limit per view (raise it with --max-pixels if the workers have the memory)"
+            )
         reason = _high_depth_reason(img)
         if reason is not None:
             raise DatasetError(

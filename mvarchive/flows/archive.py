@@ -18,7 +18,8 @@ from prefect.futures import as_completed
 
 from mvarchive.codecs.determinism import decode_policy
 from mvarchive.codecs import CodecRef, codec_from_checkpoint_bytes, get_spec, load_codec, read_checkpoint_bytes, weights_digest
-from mvarchive.datasets import DatasetIndex, discover_dataset
+from mvarchive.datasets import DatasetError, DatasetIndex, discover_dataset
+from mvarchive.datasets.images import MAX_VIEW_PIXELS
 from mvarchive.progress import progress_bar
 from mvarchive.reporting import archive_summary, summary_markdown
 from mvarchive.storage import (
@@ -27,6 +28,7 @@ from mvarchive.storage import (
 from mvarchive.storage.location import absolute_url
 from mvarchive.storage.options import StorageOptions, as_options
 from mvarchive.tasks.encode import EncodeShardJob, encode_shard
+from mvarchive.tasks.preflight import PreflightJob, check_groups
 from mvarchive.tracking import TrackingConfig, environment_params, tracked_run
 
 log = logging.getLogger("mvarchive.archive")
@@ -46,6 +48,7 @@ class ArchiveConfig:
     shard_size: int = 4
     seed: int = 0  # weights of an untrained codec come from this seed
     embed_model: bool = True  # copy the checkpoint into the archive: it restores anywhere
+    max_pixels: int | None = MAX_VIEW_PIXELS  # per view; larger images are refused, not run out of memory
     source_options: StorageOptions = field(default_factory=StorageOptions)
     dest_options: StorageOptions = field(default_factory=StorageOptions)
 
@@ -135,6 +138,35 @@ def plan_archive(config: ArchiveConfig) -> ArchivePlan:
     return ArchivePlan(index, meta, location, checkpoint_bytes, ref)
 
 
+def pending_groups(plan: ArchivePlan) -> list[int]:
+    """Groups of shards not yet complete in an existing archive (all groups for a new one)."""
+    try:
+        done = ArchiveReader(plan.location).complete
+    except ArchiveError:
+        return list(range(plan.meta.num_groups))
+    return [i for i in range(plan.meta.num_groups) if not done[plan.meta.shard_of(i)]]
+
+
+def preflight(plan: ArchivePlan, config: ArchiveConfig, show_progress: bool, groups_per_task: int = 16) -> None:
+    """Load every image still to be encoded (on the workers) and refuse the whole run, before
+    anything is written, if any group cannot be archived."""
+    pending = pending_groups(plan)
+    chunks = [pending[i : i + groups_per_task] for i in range(0, len(pending), groups_per_task)]
+    futures = [
+        check_groups.submit(PreflightJob(tuple(plan.index.groups[i] for i in chunk), config.source_options,
+                                         config.max_pixels))
+        for chunk in chunks
+    ]
+    problems: list[str] = []
+    with progress_bar("check source", total=len(pending), enabled=show_progress and len(pending) > 64) as bar:
+        for future, chunk in zip(futures, chunks):
+            problems += future.result()
+            bar.advance(len(chunk))
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        raise DatasetError(f"{len(problems)} group(s) cannot be archived, nothing was written: {shown}")
+
+
 @flow(name="archive-dataset", log_prints=True)
 def archive_dataset(config: ArchiveConfig, tracking: TrackingConfig | None = None, show_progress: bool = True) -> ArchiveReport:
     """Encode every group of a dataset into an archive; completed shards of an earlier,
@@ -142,6 +174,7 @@ def archive_dataset(config: ArchiveConfig, tracking: TrackingConfig | None = Non
     started = time.perf_counter()
     plan = plan_archive(config)
     index, location = plan.index, plan.location
+    preflight(plan, config, show_progress)
     writer = ArchiveWriter.create_or_resume(
         location, plan.meta, names=[g.name for g in index.groups], files=[[v.name for v in g.views] for g in index.groups],
     )
@@ -155,7 +188,7 @@ def archive_dataset(config: ArchiveConfig, tracking: TrackingConfig | None = Non
             encode_shard.submit(EncodeShardJob(
                 archive=location, meta=meta, shard_id=shard,
                 groups=tuple(index.groups[i] for i in meta.shard_range(shard)),
-                codec=plan.codec, source_options=config.source_options,
+                codec=plan.codec, source_options=config.source_options, max_pixels=config.max_pixels,
             ))
             for shard in pending
         ]

@@ -28,6 +28,7 @@ class EncodeShardJob:
     groups: tuple[GroupRef, ...]
     codec: CodecRef
     source_options: StorageOptions = field(default_factory=StorageOptions)
+    max_pixels: int | None = None
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ def encode_shard_fn(job: EncodeShardJob) -> ShardResult:
     records = []
     source_options = as_options(job.source_options).reveal()
     for index, group in zip(indices, job.groups):
-        views = load_group(group, source_options)
+        views = load_group(group, source_options, job.max_pixels)
         started = time.perf_counter()
         compressed = codec.compress(to_tensor(views))
         encode_s = time.perf_counter() - started
