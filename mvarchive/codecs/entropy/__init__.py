@@ -9,17 +9,22 @@ from .context import (
     anchor_mask,
     make_context_model,
 )
+from .exact import PROMOTED, Float64Mode, exact_entropy, exact_entropy_active
 
 __all__ = [
     "AutoregressiveGaussianContext",
     "CdfTables",
     "CheckerboardGaussianContext",
+    "Float64Mode",
+    "PROMOTED",
     "GaussianContextModel",
     "anchor_mask",
     "MaskedConv2d",
     "SymbolCoder",
     "decode_symbols",
     "encode_symbols",
+    "exact_entropy",
+    "exact_entropy_active",
     "make_context_model",
     "single_threaded",
     "ste_round",

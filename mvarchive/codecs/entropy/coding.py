@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Iterator
-
 import torch
 from compressai.ans import BufferedRansEncoder, RansDecoder
 from compressai.entropy_models import EntropyModel
+
+from .exact import exact_entropy
 
 
 def ste_round(x: torch.Tensor) -> torch.Tensor:
@@ -54,21 +54,15 @@ def decode_symbols(decoder: RansDecoder, indexes: torch.Tensor, tables: CdfTable
     return torch.tensor(values, dtype=torch.int32).reshape(indexes.shape)
 
 
-@contextlib.contextmanager
-def single_threaded() -> Iterator[None]:
-    """Run the entropy-parameter path on one CPU thread while coding.
+def single_threaded() -> contextlib.AbstractContextManager[None]:
+    """The entropy-parameter path's arithmetic policy while coding: :func:`.exact.exact_entropy`.
 
-    CPU convolutions may round differently with different thread counts; a scale that
-    lands on the other side of a CDF-table boundary would make the decoder pick another
-    table and lose the rest of the stream. With one thread on both sides, an encoder on a
-    16-core worker and a decoder on a laptop compute the same indexes (same torch build).
+    (The historical name: it first only pinned one CPU thread. It now also computes every
+    accumulating operation in float64, rounded back to float32, so encoder and decoder
+    derive the same CDF indexes and means whatever their thread count, instruction set or
+    kernel library; see docs/determinism.md.) Every codec wraps its coding path in it.
     """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
+    return exact_entropy()
 
 
 class SymbolCoder:
