@@ -310,6 +310,14 @@ def check_view_names(index: "DatasetIndex") -> None:
         raise DatasetError(f"dataset {index.url}: {len(problems)} file name problem(s): {_summarise(problems)}")
 
 
+def check_empty_files(index: "DatasetIndex") -> None:
+    """Refuse zero-byte views at discovery (the listing has their size): no image to read,
+    and no reason to start a cluster to find that out."""
+    empty = [f"group {g.name!r} camera {v.camera!r}: {v.url}" for g in index.groups for v in g.views if v.size == 0]
+    if empty:
+        raise DatasetError(f"dataset {index.url}: {len(empty)} empty file(s) (0 bytes): {_summarise(empty)}")
+
+
 def _camera_folders(folders: list[_Folder], url: str, loc: _Locator, root: str) -> DatasetIndex:
     """ROOT/<camera>/<frame>.<ext>: a group is a frame stem present in every camera."""
     cameras = tuple(f.name for f in folders)
@@ -583,6 +591,7 @@ def discover_dataset(
     if not index.groups:
         raise DatasetError(f"dataset {url} ({index.layout}) contains no groups")
     check_view_names(index)
+    check_empty_files(index)
     if len(index.cameras) < 2:
         raise DatasetError(
             f"dataset {url} ({index.layout}) has {len(index.cameras)} camera(s) "
