@@ -337,6 +337,8 @@ def train(
     with prefect_session(services):
         report = _run(train_codec, config, TrackingConfig(services.resolved_mlflow_uri(), services.mlflow_experiment))
     final = report.result.final
+    if report.result.resumed_from is not None:
+        out.print(f"resumed from step {report.result.resumed_from} ({output_dir / 'last.pt'})")
     out.print(f"checkpoint {report.result.checkpoint} (weights {report.result.weights_digest[:12]}) after "
               f"{report.result.steps} steps: loss {final.get('loss', float('nan')):.4f}, "
               f"bpp {final.get('bpp', float('nan')):.4f}, PSNR {final.get('psnr', float('nan')):.2f} dB; "

@@ -11,7 +11,7 @@ A decode is then classified (:class:`Status`):
 
 * ``ok``: symbols and pixels identical to the encoder's;
 * ``close``: symbols identical, pixels differ but every tile mean is within
-  :data:`CLOSE_TILE_LSB` — the synthesis transform rounded differently (another CPU ISA,
+  :data:`CLOSE_TILE_LSB` levels — the synthesis transform rounded differently (another CPU ISA,
   thread count or torch build; see docs/determinism.md), not a coding error;
 * ``mismatch``: symbols differ, or the picture is visibly different;
 * ``undecodable``: the bitstream does not decode at all.
@@ -27,7 +27,7 @@ from typing import Mapping
 import numpy as np
 
 THUMB_TILE = 64
-CLOSE_TILE_LSB = 1.5  # a tile mean moves by at most 1 LSB when each pixel does, plus rounding
+CLOSE_TILE_LSB = 2  # a tile mean moves by at most 1 LSB when each pixel does; +1 for rounding the means
 
 
 class Status(str, enum.Enum):

@@ -292,7 +292,7 @@ class LoadReport:
 
 def _as_state_dict(source: Any) -> Mapping[str, torch.Tensor]:
     if isinstance(source, (str, Path)):
-        source = torch.load(Path(source), map_location="cpu", weights_only=False)
+        source = torch.load(Path(source), map_location="cpu", weights_only=True)
     if isinstance(source, nn.Module):
         return source.state_dict()
     if isinstance(source, Mapping) and "state_dict" in source and isinstance(source["state_dict"], Mapping):
@@ -362,7 +362,7 @@ def vemic_from_single_view(
     if source not in ("mlicpp", "elic"):
         raise ValueError(f"source must be 'mlicpp' or 'elic', got {source!r}")
     if isinstance(state_dict_or_checkpoint, (str, Path)):
-        state_dict_or_checkpoint = torch.load(Path(state_dict_or_checkpoint), map_location="cpu", weights_only=False)
+        state_dict_or_checkpoint = torch.load(Path(state_dict_or_checkpoint), map_location="cpu", weights_only=True)
     written_by = state_dict_or_checkpoint.get("codec") if isinstance(state_dict_or_checkpoint, Mapping) else None
     if source == "mlicpp" and isinstance(written_by, str) and written_by != "single-view-mlicpp":
         raise ValueError(f"checkpoint holds codec {written_by!r}, not 'single-view-mlicpp' (source='mlicpp')")

@@ -111,7 +111,7 @@ def _checkpoint_info(path: str) -> dict[str, Any]:
 
     if not Path(path).is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    payload = torch.load(Path(path), map_location="cpu", weights_only=False)
+    payload = torch.load(Path(path), map_location="cpu", weights_only=True)
     if not isinstance(payload, dict) or "codec" not in payload:
         raise ValueError(f"{path} is not an mvarchive checkpoint (no codec name in it)")
     return {"codec": payload["codec"], "preset": payload.get("preset", "paper"), "extra": payload.get("extra") or {}}

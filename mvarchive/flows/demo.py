@@ -68,7 +68,8 @@ def run_demo(config: DemoConfig, services: ServicesConfig, console: Console) -> 
                     ), tracking=tracking)
                     console.print(f"[bold]4/4[/] restoring {archive} -> {restored}")
                     decoded = run_on_dask(restore_dataset, cluster, api_url,
-                                          config=RestoreConfig(archive=str(archive), out=str(restored)),
+                                          # the demo owns this folder: a re-run replaces its own output
+                                          config=RestoreConfig(archive=str(archive), out=str(restored), overwrite=True),
                                           tracking=tracking)
                     rows.append((f"{codec} / {name}", {**encoded.summary, "decode_s": decoded.decode_s}))
     console.print(summary_table(rows, title="mvarchive demo (bpp from real bitstream bytes)"))

@@ -157,6 +157,7 @@ def plan_restore(config: RestoreConfig, write: bool = True) -> RestorePlan:
     if out is not None:
         _check_targets(reader, indices, cameras, out, config.overwrite)
     differences = policy_differences(reader.meta.environment) if reader.meta.environment else {}
+    differences.pop("synthesis_threads", None)  # workers pick their own; only pixels' rounding depends on it
     if differences:
         shown = ", ".join(f"{k} {a} -> {b}" for k, a, b in ((k, *v) for k, v in differences.items()))
         log.warning("%s was written under other decoding conditions (%s); every group is verified", archive, shown)

@@ -16,7 +16,7 @@ from mvarchive.flows.restore import RestoreConfig, restore_dataset
 from mvarchive.flows.runtime import run_on_dask
 from mvarchive.metrics import to_tensor, to_uint8
 from mvarchive.storage import ArchiveError, ArchiveReader, ArchiveWriter, Location
-from mvarchive.tasks.encode import EncodeShardJob, encode_shard_fn
+from tests.archive_helpers import archive_in_process
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +48,7 @@ def snapshot(path: str) -> dict:
     return {
         "meta": reader.meta.to_json(),
         "names": reader.names,
-        "groups": [(g.name, g.files, g.sizes, g.stream) for g in groups],
+        "groups": [(g.name, g.files, g.sizes, g.stream, g.fingerprint) for g in groups],
         "latents": [{k: v.tolist() for k, v in reader.read_latents(g.index).items()} for g in groups],
         "metrics": np.nan_to_num(metrics[:, keep]).tolist(),
         "complete": reader.complete.tolist(),
@@ -77,6 +77,7 @@ def test_archive_then_restore_reproduces_encoder_reconstruction(flow_env, sample
             assert got.shape == views[k].shape
             np.testing.assert_array_equal(got, expected[k])
     assert {p: p.read_bytes() for p in sample_data.rig.rglob("*.png")} == source_bytes  # source untouched
+    assert [c.status.value for c in restored.checks] == ["ok"] * 4
     # the run is in MLflow with its parameters, metrics and summary artifact
     client = MlflowClient(mlflow_uri)
     run_info = client.get_run(report.mlflow_run_id)
@@ -87,29 +88,20 @@ def test_archive_then_restore_reproduces_encoder_reconstruction(flow_env, sample
     assert "summary.md" in [a.path for a in client.list_artifacts(report.mlflow_run_id)]
 
 
-def test_interrupted_archive_resumes_to_the_same_archive(flow_env, sample_data, trained_checkpoint, tmp_path):
+def test_interrupted_archive_resumes_to_the_same_archive(flow_env, sample_data, trained_checkpoint, tmp_path, monkeypatch):
     config = dict(source=str(sample_data.stereo), codec="ldmic-fast", preset="tiny",
                   checkpoint=trained_checkpoint, shard_size=1)
     run(archive_dataset, flow_env, config=ArchiveConfig(dest=str(tmp_path / "full"), **config))
 
     # An "interrupted" run: shard 0 finished, shard 2 half written (latents but no marker).
     partial = tmp_path / "partial"
-    first = run(archive_dataset, flow_env, config=ArchiveConfig(dest=str(tmp_path / "scratch"), **config))
-    assert first.shards_written == 4
-    reader = ArchiveReader(Location(str(tmp_path / "scratch")))
-    writer = ArchiveWriter.create_or_resume(
-        Location(str(partial)), reader.meta, reader.names,
-        [list(g.files) for g in reader.read_groups(range(reader.meta.num_groups))],
-    )
-    index = discover_dataset(str(sample_data.stereo))
-    from mvarchive.codecs import CodecRef
+    plan = archive_in_process(ArchiveConfig(dest=str(partial), **config), shards=[0])
+    shutil.copytree(tmp_path / "full" / "latents" / "00000002", partial / "latents" / "00000002")
+    assert ArchiveWriter(plan.location, plan.meta).completed_shards() == {0}
 
-    ref = CodecRef("ldmic-fast", "tiny", trained_checkpoint)
-    encode_shard_fn(EncodeShardJob(Location(str(partial)), reader.meta, 0, (index.groups[0],), ref))
-    shutil.copytree(tmp_path / "scratch" / "latents" / "00000002", partial / "latents" / "00000002")
-    assert writer.completed_shards() == {0}
-
-    resumed = run(archive_dataset, flow_env, config=ArchiveConfig(dest=str(partial), **config))
+    # resumed with the source typed as a relative path from another directory: the same job
+    monkeypatch.chdir(sample_data.stereo.parent)
+    resumed = run(archive_dataset, flow_env, config=ArchiveConfig(dest=str(partial), **{**config, "source": "stereo"}))
     assert (resumed.shards_written, resumed.shards_skipped) == (3, 1)
     assert snapshot(str(partial)) == snapshot(str(tmp_path / "full"))
 
@@ -119,7 +111,7 @@ def test_archive_and_restore_on_s3(flow_env, sample_data, s3_bucket, tmp_path):
     dest = f"{url}/archives/stereo"
     report = run(archive_dataset, flow_env, config=ArchiveConfig(
         source=str(sample_data.stereo), dest=dest, codec="single-view-mbt2018-mean", preset="tiny",
-        shard_size=2, dest_options=options,
+        untrained=True, shard_size=2, dest_options=options,
     ))
     assert report.summary["groups"] == 4
     out = tmp_path / "restored"
@@ -137,16 +129,18 @@ def test_archive_and_restore_on_s3(flow_env, sample_data, s3_bucket, tmp_path):
 def test_restore_refuses_the_source_and_unknown_names(flow_env, sample_data, tmp_path):
     dest = tmp_path / "archive"
     run(archive_dataset, flow_env, config=ArchiveConfig(
-        source=str(sample_data.stereo), dest=str(dest), codec="single-view-mbt2018-mean", preset="tiny", shard_size=4))
+        source=str(sample_data.stereo), dest=str(dest), codec="single-view-mbt2018-mean", preset="tiny",
+        untrained=True, shard_size=4))
     with pytest.raises(ArchiveError, match="overlaps the source"):
         run(restore_dataset, flow_env, config=RestoreConfig(archive=str(dest), out=str(sample_data.stereo)))
     with pytest.raises(ArchiveError, match="no camera"):
         run(restore_dataset, flow_env, config=RestoreConfig(archive=str(dest), out=str(tmp_path / "o"), cameras=["top"]))
     with pytest.raises(ArchiveError, match="no group"):
         run(restore_dataset, flow_env, config=RestoreConfig(archive=str(dest), out=str(tmp_path / "o"), groups=["zzz"]))
-    with pytest.raises(ArchiveError, match="different archive job"):
+    with pytest.raises(ArchiveError, match="different archive job: codec differs"):
         run(archive_dataset, flow_env, config=ArchiveConfig(
-            source=str(sample_data.stereo), dest=str(dest), codec="ldmic-fast", preset="tiny", shard_size=4))
+            source=str(sample_data.stereo), dest=str(dest), codec="ldmic-fast", preset="tiny", untrained=True,
+            shard_size=4))
 
 
 def test_archive_reports_bad_input_by_group(flow_env, sample_data, tmp_path):
@@ -155,5 +149,5 @@ def test_archive_reports_bad_input_by_group(flow_env, sample_data, tmp_path):
     (broken / "coffee" / "right.png").unlink()
     with pytest.raises(DatasetError, match="coffee.*right|right.*coffee"):
         run(archive_dataset, flow_env, config=ArchiveConfig(
-            source=str(broken), dest=str(tmp_path / "a"), codec="ldmic-fast", preset="tiny"))
+            source=str(broken), dest=str(tmp_path / "a"), codec="ldmic-fast", preset="tiny", untrained=True))
     assert not (tmp_path / "a").exists()  # nothing written before the dataset is validated

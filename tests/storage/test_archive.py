@@ -5,22 +5,26 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mvarchive.integrity import Fingerprint
 from mvarchive.storage import ArchiveError, ArchiveMeta, ArchiveReader, ArchiveWriter, CodecRecord, GroupRecord, Location
 
 
-def make_meta(num_groups: int = 5, shard_size: int = 2, digest: str = "d" * 64) -> ArchiveMeta:
+def make_meta(num_groups: int = 5, shard_size: int = 2, digest: str = "d" * 64, dataset_url: str = "/data/set",
+              content: str = "c" * 64) -> ArchiveMeta:
     return ArchiveMeta(
-        codec=CodecRecord("ldmic-fast", 2, "tiny", {"N": 32}, digest, None),
-        dataset_url="/data/set", layout="group-folders", cameras=("left", "right"),
-        num_groups=num_groups, shard_size=shard_size,
+        codec=CodecRecord("ldmic-fast", 2, "tiny", {"N": 32}, digest),
+        dataset_url=dataset_url, layout="group-folders", cameras=("left", "right"),
+        num_groups=num_groups, shard_size=shard_size, content_digest=content,
     )
 
 
 def record(index: int, rng: np.random.Generator) -> GroupRecord:
     stream = bytes(rng.integers(0, 256, size=20 + index, dtype=np.uint8)) + b"\x00\x00"
+    latents = {"y": rng.integers(-5, 5, size=(2, 4, 3, 3)).astype(np.int32)}
+    views = rng.integers(0, 256, size=(2, 30 + index, 40, 3), dtype=np.uint8)
     return GroupRecord(
-        index=index, name=f"g{index}", sizes=[(30 + index, 40)] * 2, stream=stream,
-        latents={"y": rng.integers(-5, 5, size=(2, 4, 3, 3)).astype(np.int32)},
+        index=index, name=f"g{index}", sizes=[(30 + index, 40)] * 2, stream=stream, latents=latents,
+        fingerprint=Fingerprint.of(views, latents),
         metrics={"bytes": float(len(stream)), "bpp": 0.5, "psnr": 30.0 + index, "ms_ssim": np.nan, "encode_s": 0.1},
     )
 
@@ -52,6 +56,7 @@ def test_round_trip_and_visibility(tmp_path):
         assert stored.files == (f"g{stored.index}/left.png", f"g{stored.index}/right.png")
         assert stored.sizes == tuple(original.sizes)
         assert stored.metrics["psnr"] == original.metrics["psnr"]
+        assert stored.fingerprint == original.fingerprint
         np.testing.assert_array_equal(reader.read_latents(stored.index)["y"], original.latents["y"])
     writer.write_shard(1, [records[2], records[3]])
     writer.finalize()
@@ -63,8 +68,15 @@ def test_resume_requires_the_same_job(tmp_path):
     location = Location(str(tmp_path / "a"))
     create(location, make_meta())
     create(location, make_meta())  # same job: reopened for resume
-    with pytest.raises(ArchiveError, match="different archive job"):
+    # paths are provenance: the same content read from another path is the same job
+    create(location, make_meta(dataset_url="../set"))
+    with pytest.raises(ArchiveError, match=r"different archive job: weights_digest differs \(archive: d{12}…, this run: e{12}…\)"):
         create(location, make_meta(digest="e" * 64))
+    with pytest.raises(ArchiveError, match="dataset content .* differs"):
+        create(location, make_meta(content="f" * 64))
+    with pytest.raises(ArchiveError, match="num_groups differs") as info:
+        create(location, make_meta(num_groups=6))
+    assert "\n" not in str(info.value) and len(str(info.value)) < 200
 
 
 def test_refuses_foreign_directories_and_bad_shards(tmp_path):

@@ -8,7 +8,8 @@ import torch
 
 from mvarchive.codecs import CodecRef, list_codecs
 from mvarchive.datasets import discover_dataset, load_image
-from mvarchive.flows.archive import ArchiveConfig, plan_archive, relative_file
+from mvarchive.flows.archive import ArchiveConfig
+from tests.archive_helpers import archive_in_process, subset
 from mvarchive.storage import ArchiveReader, ArchiveWriter, Location
 from mvarchive.tasks.encode import EncodeShardJob, encode_shard_fn
 from mvarchive.tasks.restore import RestoreJob, restore_groups_fn
@@ -36,18 +37,16 @@ def test_trains_and_checkpoints(name, sample_data, tmp_path):
 
 @pytest.mark.parametrize("name", CODECS)
 def test_archives_and_restores_a_real_group(name, sample_data, tmp_path):
-    index = discover_dataset(str(sample_data.stereo)).select(groups=["motorcycle"])
-    ref = CodecRef(name, "tiny")
-    location = Location(str(tmp_path / "archive"))
-    meta = plan_archive(ArchiveConfig(str(sample_data.stereo), location.url, codec=name, preset="tiny", shard_size=1),
-                        index, ref.load())
-    ArchiveWriter.create_or_resume(location, meta, [g.name for g in index.groups],
-                                   [[relative_file(v.url, index.url) for v in g.views] for g in index.groups])
-    encode_shard_fn(EncodeShardJob(location, meta, 0, index.groups, ref))
+    dataset = subset(sample_data.stereo, ["motorcycle"], tmp_path / "data")
+    index = discover_dataset(str(dataset))
+    plan = archive_in_process(ArchiveConfig(str(dataset), str(tmp_path / "archive"), codec=name, preset="tiny",
+                                            untrained=True, shard_size=1))
+    location = plan.location
     assert ArchiveReader(location).is_complete()
     out = Location(str(tmp_path / "out"))
-    result = restore_groups_fn(RestoreJob(location, (0,), (0, 1), out, ref))
+    result = restore_groups_fn(RestoreJob(location, (0,), (0, 1), out, plan.codec))
     assert result.images == 2
+    assert [c.status.value for c in result.checks] == ["ok"]
     for view in index.groups[0].views:
         restored = load_image(str(tmp_path / "out" / "motorcycle" / f"{view.camera}.png"))
         assert restored.shape == load_image(view.url).shape
