@@ -135,6 +135,8 @@ class ArchiveMeta:
 
 def _short(value: Any, limit: int = 48) -> str:
     text = str(value)
+    if len(text) == 64 and all(c in "0123456789abcdef" for c in text):
+        return text[:12] + "…"  # a digest
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
