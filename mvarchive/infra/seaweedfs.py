@@ -175,18 +175,26 @@ class SeaweedS3Server:
         }
         return [str(find_weed_binary()), "mini", *(f"-{k}={v}" for k, v in flags.items())]
 
-    def start(self) -> SeaweedS3Server:
+    def start(self, *, same_ports: bool = False) -> SeaweedS3Server:
         """Start the server and wait until an authenticated bucket listing works.
 
         If a chosen port was taken in the meantime, new ports are tried
-        (three attempts in all).
+        (three attempts in all). ``same_ports=True`` starts a stopped server
+        again on the ports it had, so clients keep their endpoint (see
+        :meth:`restart`); a port taken meanwhile is then an error.
         """
         if self._process is not None:
             raise RuntimeError("SeaweedS3Server already started")
+        if same_ports and not self.ports:
+            raise RuntimeError("same_ports=True needs a server that was started before")
         find_weed_binary()  # fail early with a clear message
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._write_identities()
         began = time.monotonic()
+        if same_ports:
+            self._launch()
+            self.startup_seconds = time.monotonic() - began
+            return self
         for attempt in range(3):
             self.ports = {}
             for name, (http, grpc) in zip(
@@ -278,6 +286,23 @@ class SeaweedS3Server:
         if self._socket_dir is not None:
             shutil.rmtree(self._socket_dir, ignore_errors=True)
             self._socket_dir = None
+
+    @property
+    def running(self) -> bool:
+        """Whether the server process is alive."""
+        return self._process is not None and self._process.poll() is None
+
+    def restart(self, down_s: float = 0.0) -> SeaweedS3Server:
+        """Stop the server and start it again on the same ports, with the same
+        data directory and credentials (an outage of ``down_s`` seconds plus
+        the stop and start times): clients keep their endpoint and find their
+        objects again."""
+        if not self.ports:
+            raise RuntimeError("SeaweedS3Server is not started")
+        self.stop()
+        if down_s > 0:
+            time.sleep(down_s)
+        return self.start(same_ports=True)
 
     def __enter__(self) -> SeaweedS3Server:
         return self.start()
