@@ -39,6 +39,7 @@ def _fail(message: str, code: int = 2) -> None:
 
 
 DEBUG_ENV = "MVARCHIVE_DEBUG"
+QUIET_PREFECT_ENV = "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"
 
 
 def _debug() -> bool:
@@ -93,7 +94,10 @@ def main_options(
 
     if debug:
         os.environ[DEBUG_ENV] = "1"
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    level = logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(level)  # Prefect's INFO records propagate to the root handlers
     if not verbose:
         from mvarchive.flows.runtime import quiet_cluster_logs
 
@@ -371,6 +375,11 @@ def main(argv: Optional[list[str]] = None) -> None:
     args = argv if argv is not None else sys.argv[1:]
     if "--debug" in args:
         os.environ[DEBUG_ENV] = "1"
+    if not {"--debug", "-v", "--verbose"} & set(args):
+        # Prefect's console handler (here and in worker processes, which inherit the environment)
+        # would print run states and a failed flow's traceback before our one-line error; the
+        # Prefect API still receives every log line for the UI.
+        os.environ.setdefault(QUIET_PREFECT_ENV, "CRITICAL")
     try:
         app(args=args, prog_name="mvarchive")
     except KeyboardInterrupt:
