@@ -284,6 +284,8 @@ def info(
         "codec": asdict(meta.codec),
         "dataset": meta.dataset_url,
         "layout": meta.layout,
+        "content_digest": meta.content_digest,
+        "environment": meta.environment,
         "cameras": list(meta.cameras),
         "groups": meta.num_groups,
         "shards": meta.num_shards,
@@ -296,6 +298,11 @@ def info(
         print(json.dumps(data, indent=2, default=str))
         return
     out.print(f"[bold]{archive_url}[/]: codec {meta.codec.name} ({meta.codec.preset}), weights {meta.codec.weights_digest[:12]}")
+    model = (f"embedded ({meta.codec.embedded})" if meta.codec.embedded
+             else f"untrained (seed {meta.codec.seed})" if meta.codec.seed is not None
+             else f"not embedded; read from {meta.codec.source}")
+    out.print(f"model {model}; written with torch {meta.environment.get('torch', '?')}, "
+              f"mvarchive {meta.environment.get('mvarchive', '?')}")
     out.print(f"dataset {meta.dataset_url} ({meta.layout}); cameras {', '.join(meta.cameras)}")
     out.print(f"{meta.num_groups} groups in {meta.num_shards} shards, {data['shards_complete']} complete")
     s = data["summary"]
