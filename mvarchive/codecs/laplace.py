@@ -50,7 +50,8 @@ def laplace_scale_table(
     """Log-spaced Laplace scales b for the coding tables (see the module docstring)."""
     if not 0 < minimum < maximum or levels < 2:
         raise ValueError(f"need 0 < minimum < maximum and levels >= 2, got {minimum}, {maximum}, {levels}")
-    table = torch.exp(torch.linspace(math.log(minimum), math.log(maximum), levels))
+    # float64, then rounded: the same float32 table whatever the CPU's exp kernel (docs/determinism.md)
+    table = torch.exp(torch.linspace(math.log(minimum), math.log(maximum), levels, dtype=torch.float64)).float()
     table[0], table[-1] = minimum, maximum  # exact ends: a scale at the bound selects table 0
     return table
 
