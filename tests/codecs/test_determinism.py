@@ -31,10 +31,14 @@ from mvarchive.codecs import load_codec
 from mvarchive.metrics import to_uint8
 d = sys.argv[1]
 codec = load_codec(f"{d}/codec.pt")
+tables = {k: v.numpy() for k, v in codec.state_dict().items() if k.endswith(("_quantized_cdf", "scale_table"))}
+ref_tables = np.load(f"{d}/tables.npz")
 out = codec.decompress(open(f"{d}/stream.bin", "rb").read())
 ref = np.load(f"{d}/latents.npz")
 diff = np.abs(to_uint8(out.x_hat).astype(np.int16) - np.load(f"{d}/pixels.npy").astype(np.int16))
-print(json.dumps({"symbols_exact": all(np.array_equal(out.latents[k], ref[k]) for k in ref.files),
+print(json.dumps({"tables_equal": sorted(tables) == sorted(ref_tables.files)
+                  and all(np.array_equal(tables[k], ref_tables[k]) for k in tables),
+                  "symbols_exact": all(np.array_equal(out.latents[k], ref[k]) for k in ref.files),
                   "max_lsb": int(diff.max()), "differing": int((diff > 0).sum())}))
 """
 
@@ -58,6 +62,9 @@ def encoded(tmp_path_factory):
             layer.bias.mul_(gain)
     save_checkpoint(codec, folder / "codec.pt")
     codec = load_codec(folder / "codec.pt")
+    tables = {k: v.numpy() for k, v in codec.state_dict().items() if k.endswith(("_quantized_cdf", "scale_table"))}
+    assert tables
+    np.savez(folder / "tables.npz", **tables)
     result = codec.compress(_views())
     (folder / "stream.bin").write_bytes(result.data)
     np.savez(folder / "latents.npz", **result.latents)
@@ -66,7 +73,8 @@ def encoded(tmp_path_factory):
 
 
 def _decode_elsewhere(folder, threads: int, onednn: bool, env: dict[str, str]) -> dict:
-    environment = {k: v for k, v in os.environ.items() if not k.endswith("_CPU_ISA")}
+    environment = {k: v for k, v in os.environ.items()
+                   if k not in ("MKL_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY") and not k.endswith("_CPU_ISA")}
     environment.update(env)
     run = subprocess.run(
         [sys.executable, "-c", DECODE, str(folder), str(threads), "1" if onednn else "0"],
@@ -84,12 +92,17 @@ def test_latents_are_not_trivial(encoded):
 
 @pytest.mark.parametrize(
     "threads, onednn, env",
-    [(1, True, {"ONEDNN_MAX_CPU_ISA": "AVX2", "DNNL_MAX_CPU_ISA": "AVX2"}), (2, False, {})],
-    ids=["onednn-avx2", "no-onednn-2-threads"],
+    [
+        (1, True, {"ONEDNN_MAX_CPU_ISA": "AVX2", "DNNL_MAX_CPU_ISA": "AVX2"}),
+        (2, False, {}),
+        (1, True, {"ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}),
+    ],
+    ids=["onednn-avx2", "no-onednn-2-threads", "all-avx2"],
 )
 def test_symbols_exact_pixels_within_tolerance_on_another_cpu(encoded, threads, onednn, env):
     folder, _ = encoded
     report = _decode_elsewhere(folder, threads, onednn, env)
+    assert report["tables_equal"], report  # CDF tables are rebuilt at load: same on every CPU
     assert report["symbols_exact"], report
     assert report["max_lsb"] <= PIXEL_TOLERANCE_LSB, report
 
@@ -104,6 +117,24 @@ def test_exact_entropy_rounds_float64_results_to_float32():
             got = conv(x)
     assert not exact_entropy_active()
     assert got.dtype == torch.float32 and torch.equal(got, expected)
+
+
+def test_build_indexes_matches_compressai_loop():
+    from compressai.entropy_models import GaussianConditional
+
+    from mvarchive.codecs.entropy import exact
+    from mvarchive.codecs.laplace import LaplaceConditional, laplace_scale_table
+
+    gaussian, laplace = GaussianConditional(None), LaplaceConditional()
+    gaussian.update_scale_table(torch.exp(torch.linspace(-2.2, 5.5, 64)))
+    laplace.update_scale_table(laplace_scale_table())
+    for gc in (gaussian, laplace):
+        t = gc.scale_table
+        special = torch.tensor([float("nan"), float("inf"), -float("inf"), -1.0, 0.0])
+        scales = torch.cat([torch.rand(5000, generator=torch.Generator().manual_seed(1)) * 300, t,
+                            torch.nextafter(t, torch.zeros(())), torch.nextafter(t, torch.full((), 1e9)), special])
+        for x in (scales.reshape(1, -1)[:, ::2], scales.double()):  # non-contiguous; float64
+            assert torch.equal(exact._loop_build_indexes(gc, x), gc.build_indexes(x))
 
 
 def test_decode_policy_records_what_decoding_depends_on():

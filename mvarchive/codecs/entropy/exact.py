@@ -161,7 +161,7 @@ def build_indexes(gc: GaussianConditional, scales: torch.Tensor) -> torch.Tensor
     scales = gc.lower_bound_scale(scales)
     dtype = torch.promote_types(scales.dtype, table.dtype)
     boundaries = table[:-1].to(device=scales.device, dtype=dtype)
-    return torch.bucketize(scales.to(dtype), boundaries, out_int32=True)
+    return torch.bucketize(scales.to(dtype).contiguous(), boundaries, out_int32=True)
 
 
 # Installed once for every GaussianConditional (and subclasses such as the Laplace one that
