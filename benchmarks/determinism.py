@@ -284,6 +284,33 @@ def render(cases: list[dict], reference: dict, runs: dict[tuple[str, int], dict]
         "Decoding policy of the reference: `" + json.dumps(reference["policy"]) + "`",
         "",
     ]
+    # overview: one row per case, one column per configuration
+    lines += [
+        "## Overview",
+        "",
+        "Each cell: `ok` when the CDF tables, re-encoded streams, decoding scales and decoded symbols",
+        "all equal the reference's (else what differs), then the largest pixel difference in LSB and",
+        "the number of differing pixels.",
+        "",
+        "| case | nonzero y | " + " | ".join(f"{k} t{t}" for k, t in runs) + " |",
+        "|---|---|" + "---|" * len(runs),
+    ]
+    for case in cases:
+        ref = reference["cases"][case["id"]]
+        cells = []
+        for run in runs.values():
+            row = run["cases"][case["id"]]
+            if not row.get("decoded"):
+                cells.append("**decode failed**")
+                continue
+            bad = [name for name, good in (
+                ("tables", row["tables"] == ref["tables"]), ("streams", row["streams_identical"]),
+                ("scales", row["decode_scales"] == ref["decode_scales"]), ("symbols", row["symbols_exact"]),
+            ) if not good]
+            head = "ok" if not bad else "**" + ",".join(bad) + " differ**"
+            cells.append(f"{head}, {row['max_lsb']} ({row['pixels_differing']})")
+        lines.append(f"| {case['label']} | {100 * ref['nonzero_y']:.0f} % | " + " | ".join(cells) + " |")
+    lines.append("")
     for case in cases:
         ref = reference["cases"][case["id"]]
         lines += [
@@ -346,12 +373,24 @@ def main() -> None:
     parser.add_argument("--codecs", nargs="+", help="restrict to these codecs")
     parser.add_argument("--no-train", action="store_true", help="skip the briefly trained ldmic-fast")
     parser.add_argument("--output", type=Path, default=RESULTS / "determinism.md")
+    parser.add_argument("--render-only", action="store_true", help="re-render the table from an earlier run's --work")
     parser.add_argument("--worker", choices=["reference", "check"], help=argparse.SUPPRESS)
     parser.add_argument("--kernel", default="default", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(args.work, args.kernel, args.threads, args.worker)
+        return
+    if args.render_only:
+        cases = json.loads((args.work / "cases.json").read_text())
+        runs_dir = args.work / "runs"
+        reference = json.loads((runs_dir / "reference-default-t1.json").read_text())
+        runs = {(k, t): json.loads((runs_dir / f"check-{k}-t{t}.json").read_text())
+                for k, t in configurations(args.quick) if (runs_dir / f"check-{k}-t{t}.json").is_file()}
+        table = render(cases, reference, runs, args.quick)
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(table)
+        print(table)
         return
     started = time.perf_counter()
     args.work.mkdir(parents=True, exist_ok=True)
