@@ -185,7 +185,9 @@ class SingleViewElic(MultiViewCodec):
             streams.append(z_strings[0])
             streams.extend(s[0] for s in y_strings)
             y_hats.append(out["y_hat"])
-        y_hat, z_hat = torch.cat(y_hats), torch.cat(z_hats)
+        # CompressAI's encoder hands out ŷ channels-last, its decoder contiguous: equal values,
+        # but the synthesis would pick other kernels (1 LSB apart); one layout on both sides
+        y_hat, z_hat = torch.cat(y_hats).contiguous(), torch.cat(z_hats)
         return CodedStreams(streams, self._latents(y_hat, z_hat), self.model.g_s(y_hat))
 
     def _decode_padded(self, streams, num_views, size):
@@ -201,7 +203,7 @@ class SingleViewElic(MultiViewCodec):
                 out = lc.decompress([[s] for s in chunk[1:]] + [[chunk[0]]], shapes)
                 z_hats.append(lc["hyper"].entropy_bottleneck.decompress([chunk[0]], shapes["hyper"]))
             y_hats.append(out["y_hat"])
-        y_hat, z_hat = torch.cat(y_hats), torch.cat(z_hats)
+        y_hat, z_hat = torch.cat(y_hats).contiguous(), torch.cat(z_hats)
         return CodedStreams(list(streams), self._latents(y_hat, z_hat), self.model.g_s(y_hat))
 
     def parameter_counts(self) -> dict[str, int]:
