@@ -42,6 +42,14 @@ DEBUG_ENV = "MVARCHIVE_DEBUG"
 QUIET_PREFECT_ENV = "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"
 
 
+class _OnlyOurs(logging.Filter):
+    """Without -v/--debug the console shows mvarchive's own warnings, not the services' (a failed
+    flow's traceback from Prefect, Dask's worker chatter): the error line says it all."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.name.startswith(("prefect", "distributed", "dask", "uvicorn", "httpx", "alembic"))
+
+
 def _debug() -> bool:
     return os.environ.get(DEBUG_ENV, "") not in ("", "0")
 
@@ -98,6 +106,8 @@ def main_options(
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:
         handler.setLevel(level)  # Prefect's INFO records propagate to the root handlers
+        if not verbose and not debug:
+            handler.addFilter(_OnlyOurs())
     if not verbose:
         from mvarchive.flows.runtime import quiet_cluster_logs
 

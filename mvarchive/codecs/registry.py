@@ -88,10 +88,18 @@ def create_codec(name: str, preset: str = "paper", **overrides: Any) -> MultiVie
     return model
 
 
+#: Buffers that ``update()`` derives from the weights (entropy-coder CDF tables): not part of a
+#: model's identity, so the digest of a checkpoint does not change when tables are rebuilt.
+DERIVED_BUFFERS = ("_offset", "_quantized_cdf", "_cdf_length", "scale_table")
+
+
 def weights_digest(model: torch.nn.Module) -> str:
-    """SHA-256 over the state dict (names, dtypes, shapes, values): identifies trained weights."""
+    """SHA-256 over the state dict (names, dtypes, shapes, values) without the derived CDF
+    tables: identifies trained weights, whether or not tables were built and by which code."""
     digest = hashlib.sha256()
     for key, tensor in sorted(model.state_dict().items()):
+        if key.rsplit(".", 1)[-1] in DERIVED_BUFFERS:
+            continue
         t = tensor.detach().cpu().contiguous()
         digest.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
         digest.update(t.numpy().tobytes() if t.numel() else b"")

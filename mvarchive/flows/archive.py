@@ -160,7 +160,10 @@ def preflight(plan: ArchivePlan, config: ArchiveConfig, show_progress: bool, gro
     problems: list[str] = []
     with progress_bar("check source", total=len(pending), enabled=show_progress and len(pending) > 64) as bar:
         for future, chunk in zip(futures, chunks):
-            problems += future.result()
+            result = future.result()
+            problems += result.problems
+            for notice in result.notices:
+                log.warning("%s", notice)
             bar.advance(len(chunk))
     if problems:
         shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
