@@ -143,6 +143,18 @@ def read_checkpoint_bytes(checkpoint: str | Path, storage_options: dict[str, Any
         raise CheckpointError(f"cannot read checkpoint {checkpoint}: {exc}") from None
 
 
+def _load_failure(exc: BaseException) -> str:
+    """torch.load's failure in a few words (its own messages run to a paragraph)."""
+    text = str(exc)
+    markers = ("invalid load key", "central directory", "zip archive", "Unsupported operand")
+    if any(m in text for m in markers) or isinstance(exc, EOFError):
+        return "not a file written by torch.save"
+    if "Weights only load failed" in text:
+        return "it holds objects other than tensors and plain data, which are never unpickled"
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return first[:160]
+
+
 def codec_from_checkpoint_bytes(data: bytes, where: str, name: str | None = None) -> MultiViewCodec:
     """Build a codec from checkpoint bytes (tensors and plain data only: ``weights_only``)."""
     import io
@@ -152,8 +164,7 @@ def codec_from_checkpoint_bytes(data: bytes, where: str, name: str | None = None
     try:
         payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, AttributeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{where} is not an mvarchive checkpoint ({first[:160]})") from None
+        raise CheckpointError(f"{where} is not an mvarchive checkpoint ({_load_failure(exc)})") from None
     if not isinstance(payload, dict) or not {"codec", "preset", "config", "state_dict"} <= set(payload):
         raise CheckpointError(
             f"{where} is not an mvarchive checkpoint (expected codec, preset, config and state_dict; "
