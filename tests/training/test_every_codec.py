@@ -9,11 +9,10 @@ import torch
 from mvarchive.codecs import CodecRef, list_codecs
 from mvarchive.datasets import discover_dataset, load_image
 from mvarchive.flows.archive import ArchiveConfig
-from tests.archive_helpers import archive_in_process, subset
-from mvarchive.storage import ArchiveReader, ArchiveWriter, Location
-from mvarchive.tasks.encode import EncodeShardJob, encode_shard_fn
+from mvarchive.storage import ArchiveReader, Location
 from mvarchive.tasks.restore import RestoreJob, restore_groups_fn
 from mvarchive.training import TrainConfig, train_codec_loop
+from tests.archive_helpers import archive_in_process, subset
 
 CODECS = [spec.name for spec in list_codecs()]
 
@@ -38,9 +37,9 @@ def test_trains_and_checkpoints(name, sample_data, tmp_path):
 @pytest.mark.parametrize("name", CODECS)
 def test_archives_and_restores_a_real_group(name, sample_data, tmp_path):
     dataset = subset(sample_data.stereo, ["motorcycle"], tmp_path / "data")
-    index = discover_dataset(str(dataset))
+    index = discover_dataset(str(dataset), "group-folders")  # one folder of two images: say which layout
     plan = archive_in_process(ArchiveConfig(str(dataset), str(tmp_path / "archive"), codec=name, preset="tiny",
-                                            untrained=True, shard_size=1))
+                                            untrained=True, shard_size=1, layout="group-folders"))
     location = plan.location
     assert ArchiveReader(location).is_complete()
     out = Location(str(tmp_path / "out"))
