@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from mvarchive.flows.archive import ArchiveConfig, ArchivePlan, plan_archive
-from mvarchive.storage import ArchiveWriter
+from mvarchive.storage import ArchiveReader, ArchiveWriter, Location
 from mvarchive.tasks.encode import EncodeShardJob, encode_shard_fn
 
 
@@ -31,3 +34,18 @@ def archive_in_process(config: ArchiveConfig, shards: list[int] | None = None) -
         groups = tuple(plan.index.groups[i] for i in plan.meta.shard_range(shard))
         encode_shard_fn(EncodeShardJob(plan.location, plan.meta, shard, groups, plan.codec))
     return plan
+
+
+def archive_snapshot(location: Location | str) -> dict[str, Any]:
+    """Everything an archive stores, decoded, except timings: two runs of one job compare equal."""
+    reader = ArchiveReader(location if isinstance(location, Location) else Location(location))
+    groups = reader.read_groups(range(reader.meta.num_groups))
+    keep = [i for i, c in enumerate(reader.meta.metrics) if c != "encode_s"]
+    return {
+        "meta": reader.meta.to_json(),
+        "names": reader.names,
+        "groups": [(g.name, g.files, g.sizes, g.stream, g.fingerprint) for g in groups],
+        "latents": [{k: v.tolist() for k, v in reader.read_latents(g.index).items()} for g in groups],
+        "metrics": np.nan_to_num(reader.metrics_table()[:, keep]).tolist(),
+        "complete": reader.complete.tolist(),
+    }

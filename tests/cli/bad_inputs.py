@@ -49,14 +49,14 @@ def run_cli(args: list[str], cwd: Path, home: Path, timeout: float = 600, **extr
     import time
 
     env = dict(os.environ)
+    for key in ("PREFECT_API_URL", "MVARCHIVE_DASK_ADDRESS", "MLFLOW_TRACKING_URI", "MVARCHIVE_DEBUG"):
+        env.pop(key, None)  # by default every command starts its own services, as on a fresh machine
     env.update({
         "MVARCHIVE_HOME": str(home),
         "MVARCHIVE_DASK_WORKERS": "1",  # a 2-core machine: one worker process is enough here
         "COLUMNS": "200",
         **extra_env,
     })
-    for key in ("PREFECT_API_URL", "MVARCHIVE_DASK_ADDRESS", "MLFLOW_TRACKING_URI", "MVARCHIVE_DEBUG"):
-        env.pop(key, None)
     started = time.perf_counter()
     proc = subprocess.run([SCRIPT, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     return Run(args, proc.returncode, proc.stdout, proc.stderr, time.perf_counter() - started)

@@ -69,12 +69,15 @@ class Ctx:
     base: Path
     checkpoint: str  # relative to work/
     other_checkpoint: str  # relative to work/ (single-view-mbt2018-mean, tiny)
+    services: dict[str, str]  # environment reaching the session's Prefect API and Dask cluster
 
     def rel(self, path: Path) -> str:
         return os.path.relpath(path, self.work)
 
-    def cli(self, args: list[str], timeout: float = 600) -> Run:
-        return run_cli(args, self.work, self.home, timeout=timeout)
+    def cli(self, args: list[str], timeout: float = 600, shared: bool = False) -> Run:
+        """Run the script; ``shared`` reaches the session's running services (as a user with
+        `PREFECT_API_URL` / `MVARCHIVE_DASK_ADDRESS` set), else the command starts its own."""
+        return run_cli(args, self.work, self.home, timeout=timeout, **(self.services if shared else {}))
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +92,7 @@ def matrix():
 
 
 @pytest.fixture(scope="module")
-def ctx(tmp_path_factory: pytest.TempPathFactory) -> Ctx:
+def ctx(tmp_path_factory: pytest.TempPathFactory, flow_env) -> Ctx:
     from mvarchive.codecs import create_codec, save_checkpoint
     from mvarchive.datasets import build_sample_datasets
     from mvarchive.training import TrainConfig, train_codec_loop
@@ -110,7 +113,10 @@ def ctx(tmp_path_factory: pytest.TempPathFactory) -> Ctx:
     checkpoint = Path(train_codec_loop(config).checkpoint)
     other = ckpt_dir / "mbt.pt"
     save_checkpoint(create_codec("single-view-mbt2018-mean", "tiny"), other)
-    return Ctx(root, data, work, home, out, ckpt_dir, base, os.path.relpath(checkpoint, work), os.path.relpath(other, work))
+    cluster, api_url = flow_env
+    services = {"PREFECT_API_URL": api_url, "MVARCHIVE_DASK_ADDRESS": cluster.dask_address}
+    return Ctx(root, data, work, home, out, ckpt_dir, base, os.path.relpath(checkpoint, work),
+               os.path.relpath(other, work), services)
 
 
 def _watched(ctx: Ctx) -> dict[str, dict[str, str]]:
@@ -367,18 +373,42 @@ def _slug(case: Case) -> str:
     return case.dest or re.sub(r"[^a-z0-9]+", "-", case.id.lower()).strip("-")
 
 
+@dataclass
+class FastRuns:
+    """Every fast case built, then run two at a time (each run is mostly the interpreter's
+    start-up and imports); snapshots taken before the first and after the last run."""
+
+    runs: dict[str, Run]
+    dest_before: dict[str, dict[str, str]]
+    dest_after: dict[str, dict[str, str]]
+    watched_before: dict[str, dict[str, str]]
+    watched_after: dict[str, dict[str, str]]
+
+
+@pytest.fixture(scope="module")
+def fast_runs(ctx: Ctx) -> FastRuns:
+    from concurrent.futures import ThreadPoolExecutor
+
+    args = {_slug(case): case.build(ctx, ctx.data / _slug(case)) for case in FAST_CASES}
+    dests = {_slug(case): ctx.out / case.dest for case in FAST_CASES if case.dest}
+    dest_before = {slug: snapshot(dest) for slug, dest in dests.items()}
+    watched_before = _watched(ctx)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {slug: pool.submit(ctx.cli, a, 300) for slug, a in args.items()}
+        runs = {slug: future.result() for slug, future in futures.items()}
+    return FastRuns(runs, dest_before, {slug: snapshot(dest) for slug, dest in dests.items()},
+                    watched_before, _watched(ctx))
+
+
 @pytest.mark.parametrize("case", FAST_CASES, ids=_slug)
-def test_refused_before_any_service(case: Case, ctx: Ctx, matrix: Matrix):
-    folder = ctx.data / _slug(case)
-    args = case.build(ctx, folder)
-    dest = ctx.out / case.dest if case.dest else None
-    before, dest_before = _watched(ctx), snapshot(dest) if dest else {}
-    run = ctx.cli(args, timeout=300)
+def test_refused_before_any_service(case: Case, fast_runs: FastRuns, matrix: Matrix):
+    slug = _slug(case)
+    run = fast_runs.runs[slug]
     line = assert_refused(run, case.pattern)
     matrix.add(case.id, case.expected, line)
-    assert _watched(ctx) == before, "the source, checkpoints or working directory changed"
-    if dest is not None:
-        assert snapshot(dest) == dest_before, f"{dest} changed"
+    assert fast_runs.watched_after == fast_runs.watched_before, "the source, checkpoints or working directory changed"
+    if slug in fast_runs.dest_before:
+        assert fast_runs.dest_after[slug] == fast_runs.dest_before[slug], f"{case.dest} changed"
     assert run.seconds < 120, f"a refusal before any service should be quick: {run.seconds:.0f} s"
 
 
@@ -424,7 +454,7 @@ def test_oversized_image_is_refused_not_killed(ctx: Ctx, matrix: Matrix):
     huge = huge_black_png(10_000)
     make_group(folder, "huge", {"left": huge, "right": huge})
     before = _watched(ctx)
-    run = ctx.cli(_archive(ctx, folder))
+    run = ctx.cli(_archive(ctx, folder), shared=True)
     line = assert_refused(run, r"huge/huge/left\.png: 10000x10000 image has 100\.0 MP, over the 16\.0 MP limit",
                           in_flow=True)
     matrix.add("10000x10000 image", "refused (--max-pixels), never killed, nothing written", line)
@@ -490,7 +520,7 @@ def accepted(ctx: Ctx) -> Accepted:
     archive = ctx.out / "accepted"
     before = _watched(ctx)
     run = ctx.cli(["archive", ctx.rel(folder), ctx.rel(archive), "--codec", "ldmic-fast", "--preset", "tiny",
-                   "--checkpoint", ctx.checkpoint, "--shard-size", "4"])
+                   "--checkpoint", ctx.checkpoint, "--shard-size", "4"], shared=True)
     assert run.returncode == 0, run.describe()
     assert "Traceback" not in run.output, run.describe()
     assert _watched(ctx) == before
@@ -508,7 +538,7 @@ NOTICES = [  # case, file, notice
 def test_accepted_inputs_archive_and_restore_under_their_names(ctx: Ctx, accepted: Accepted, matrix: Matrix):
     from mvarchive.datasets import load_image
 
-    info = ctx.cli(["info", ctx.rel(accepted.archive), "--json"])
+    info = ctx.cli(["info", ctx.rel(accepted.archive), "--json"], shared=True)
     assert info.returncode == 0, info.describe()
     meta = json.loads(info.stdout)
     assert meta["complete"] and meta["group_names"] == list(ACCEPTED)
@@ -516,7 +546,7 @@ def test_accepted_inputs_archive_and_restore_under_their_names(ctx: Ctx, accepte
     out = ctx.out / "accepted-restored"
     before = _watched(ctx)
     outside_before = snapshot(ctx.out)
-    run = ctx.cli(["restore", ctx.rel(accepted.archive), ctx.rel(out)])
+    run = ctx.cli(["restore", ctx.rel(accepted.archive), ctx.rel(out)], shared=True)
     assert run.returncode == 0, run.describe()
     assert "Traceback" not in run.output, run.describe()
     assert _watched(ctx) == before
@@ -607,7 +637,7 @@ def damaged(ctx: Ctx, accepted: Accepted) -> Path:
 @pytest.mark.slow
 def test_verify_names_every_damaged_group(ctx: Ctx, damaged: Path, matrix: Matrix):
     before, archive_before = _watched(ctx), snapshot(damaged)
-    run = ctx.cli(["verify", ctx.rel(damaged)])
+    run = ctx.cli(["verify", ctx.rel(damaged)], shared=True)
     assert run.returncode == 1, run.describe()
     assert "Traceback" not in run.output, run.describe()
     err = run.stderr.splitlines()
@@ -623,7 +653,7 @@ def test_verify_names_every_damaged_group(ctx: Ctx, damaged: Path, matrix: Matri
 def test_restore_writes_nothing_for_damaged_groups(ctx: Ctx, damaged: Path, matrix: Matrix):
     out = ctx.out / "damaged-restored"
     before, archive_before = _watched(ctx), snapshot(damaged)
-    run = ctx.cli(["restore", ctx.rel(damaged), ctx.rel(out)])
+    run = ctx.cli(["restore", ctx.rel(damaged), ctx.rel(out)], shared=True)
     line = assert_refused(run, r"3 of 7 group\(s\) failed verification and were not written", in_flow=True)
     for group, case in DAMAGE.items():
         assert re.search(rf"\b{group}\b", line), f"{group} not named in {line!r}"

@@ -19,7 +19,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable
 
-import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
@@ -32,6 +31,7 @@ from mvarchive.storage import ArchiveError, ArchiveReader, Location
 from mvarchive.storage.options import secret_values
 from mvarchive.tasks.retry import is_transient
 from mvarchive.tracking import TrackingConfig
+from tests.archive_helpers import archive_snapshot
 
 pytestmark = pytest.mark.slow
 
@@ -95,28 +95,13 @@ def archive_objects(location: Location) -> dict[str, bytes]:
     return {path[len(root) + 1:]: fs.cat_file(path) for path in fs.find(root)}
 
 
-def snapshot(location: Location) -> dict[str, Any]:
-    """Everything an archive stores, decoded, except timings."""
-    reader = ArchiveReader(location)
-    groups = reader.read_groups(range(reader.meta.num_groups))
-    keep = [i for i, c in enumerate(reader.meta.metrics) if c != "encode_s"]
-    return {
-        "meta": reader.meta.to_json(),
-        "names": reader.names,
-        "groups": [(g.name, g.files, g.sizes, g.stream, g.fingerprint) for g in groups],
-        "latents": [{k: v.tolist() for k, v in reader.read_latents(g.index).items()} for g in groups],
-        "metrics": np.nan_to_num(reader.metrics_table()[:, keep]).tolist(),
-        "complete": reader.complete.tolist(),
-    }
-
-
 def assert_same_archive(got: Location, want: Location) -> None:
     """Byte-identical but for the timing column, and the same decoded content."""
     a, b = archive_objects(got), archive_objects(want)
     assert sorted(a) == sorted(b), f"objects differ: only in run {sorted(set(a) - set(b))}, only in reference {sorted(set(b) - set(a))}"
     differing = sorted(k for k in a if a[k] != b[k])
     assert all(k.startswith(TIMING_CHUNKS) for k in differing), f"objects differ beyond timings: {differing}"
-    assert snapshot(got) == snapshot(want)
+    assert archive_snapshot(got) == archive_snapshot(want)
 
 
 def group_census(location: Location, expected: Iterable[str]) -> tuple[set[str], dict[str, int]]:

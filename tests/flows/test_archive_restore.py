@@ -16,7 +16,7 @@ from mvarchive.flows.restore import RestoreConfig, restore_dataset
 from mvarchive.flows.runtime import run_on_dask
 from mvarchive.metrics import to_tensor, to_uint8
 from mvarchive.storage import ArchiveError, ArchiveReader, ArchiveWriter, Location
-from tests.archive_helpers import archive_in_process
+from tests.archive_helpers import archive_in_process, archive_snapshot
 
 pytestmark = pytest.mark.slow
 
@@ -37,22 +37,6 @@ def encoder_side(codec, views) -> np.ndarray:
 def run(flow, flow_env, **params):
     services, api_url = flow_env
     return run_on_dask(flow, services, api_url, show_progress=False, **params)
-
-
-def snapshot(path: str) -> dict:
-    """Everything an archive stores except timings."""
-    reader = ArchiveReader(Location(path))
-    groups = reader.read_groups(range(reader.meta.num_groups))
-    metrics = reader.metrics_table()
-    keep = [i for i, c in enumerate(reader.meta.metrics) if c != "encode_s"]
-    return {
-        "meta": reader.meta.to_json(),
-        "names": reader.names,
-        "groups": [(g.name, g.files, g.sizes, g.stream, g.fingerprint) for g in groups],
-        "latents": [{k: v.tolist() for k, v in reader.read_latents(g.index).items()} for g in groups],
-        "metrics": np.nan_to_num(metrics[:, keep]).tolist(),
-        "complete": reader.complete.tolist(),
-    }
 
 
 def test_archive_then_restore_reproduces_encoder_reconstruction(flow_env, sample_data, trained_checkpoint, tmp_path, mlflow_uri):
@@ -103,7 +87,7 @@ def test_interrupted_archive_resumes_to_the_same_archive(flow_env, sample_data, 
     monkeypatch.chdir(sample_data.stereo.parent)
     resumed = run(archive_dataset, flow_env, config=ArchiveConfig(dest=str(partial), **{**config, "source": "stereo"}))
     assert (resumed.shards_written, resumed.shards_skipped) == (3, 1)
-    assert snapshot(str(partial)) == snapshot(str(tmp_path / "full"))
+    assert archive_snapshot(str(partial)) == archive_snapshot(str(tmp_path / "full"))
 
 
 def test_archive_and_restore_on_s3(flow_env, sample_data, s3_bucket, tmp_path):
