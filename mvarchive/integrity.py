@@ -5,7 +5,11 @@ At encode time every view gets three fingerprints:
 * ``symbols``: SHA-256 of its quantized latent symbols (what the entropy coder wrote);
 * ``pixels``: SHA-256 of the encoder-side uint8 reconstruction (what restore must write);
 * a *thumbnail*: the mean of every 64x64 tile per channel, rounded to uint8 (~0.1 % of the
-  pixels' size), which lets a check tell a rounding difference from a wrong picture.
+  pixels' size), which lets a check tell a rounding difference from a wrong picture;
+
+and the group records the torch thread count its reconstruction was computed with: a decoder
+runs the synthesis with the same count, so pixels are exact whatever the worker's own setting
+(on the same CPU kernels; see docs/determinism.md).
 
 A decode is then classified (:class:`Status`):
 
@@ -83,14 +87,16 @@ class Fingerprint:
     pixels: tuple[str, ...]
     symbols: tuple[str, ...]
     thumbnails: tuple[bytes, ...]
+    threads: int = 0  # torch threads of the encoder's synthesis (0: unknown)
 
     @classmethod
-    def of(cls, views: np.ndarray, latents: Mapping[str, np.ndarray]) -> "Fingerprint":
+    def of(cls, views: np.ndarray, latents: Mapping[str, np.ndarray], threads: int = 0) -> "Fingerprint":
         """Fingerprints of (K, H, W, 3) uint8 views and their latent symbols."""
         return cls(
             pixels=tuple(pixel_digest(v) for v in views),
             symbols=tuple(symbol_digests(latents, len(views))),
             thumbnails=tuple(thumbnail(v).tobytes() for v in views),
+            threads=threads,
         )
 
 

@@ -11,6 +11,7 @@ Layout (documented for users in docs/archive-format.md)::
       groups/pixels_sha256  str (G, K) chunks (S, K)   digest of the encoder's uint8 reconstruction
       groups/symbols_sha256 str (G, K) chunks (S, K)   digest of the coded latent symbols
       groups/thumbnail bytes (G,)      chunks (S,)     64x64-tile means of every view (integrity.py)
+      groups/threads int16  (G,)       chunks (S,)     torch threads of the encoder's synthesis
       model/checkpoint.pt              the codec's weights, embedded (not a Zarr node)
       latents/<gggggggg>/<name> int32 (K, C, h, w)  one chunk: quantized latent symbols per view
       shards/complete bool  (n_shards,) chunks (1,)    completion marker, written last by each shard
@@ -233,6 +234,7 @@ class ArchiveWriter:
             groups.create_array("pixels_sha256", shape=(g, k), chunks=(s, k), dtype=str)
             groups.create_array("symbols_sha256", shape=(g, k), chunks=(s, k), dtype=str)
             groups.create_array("thumbnail", shape=(g,), chunks=(s,), dtype=zarr.dtype.VariableLengthBytes())
+            groups.create_array("threads", shape=(g,), chunks=(s,), dtype="int16", fill_value=0)
             root.create_group("latents")
             shards = root.create_group("shards")
             shards.create_array("complete", shape=(meta.num_shards,), chunks=(1,), dtype="bool", fill_value=False)
@@ -280,6 +282,7 @@ class ArchiveWriter:
             thumbs = np.empty(len(records), dtype=object)
             thumbs[:] = [_pack_thumbnails(r.fingerprint.thumbnails) for r in records]
             root["groups/thumbnail"][start:stop] = thumbs
+            root["groups/threads"][start:stop] = np.array([r.fingerprint.threads for r in records], dtype=np.int16)
             root["shards/complete"][shard_id : shard_id + 1] = np.array([True])
 
     def finalize(self) -> None:
@@ -400,10 +403,10 @@ class ArchiveReader:
             streams = self.root["groups/stream"]
             metrics = self.root["groups/metrics"]
             pixels, symbols = self.root["groups/pixels_sha256"], self.root["groups/symbols_sha256"]
-            thumbs = self.root["groups/thumbnail"]
+            thumbs, threads = self.root["groups/thumbnail"], self.root["groups/threads"]
             for start, stop in _runs(sorted(set(indices))):
                 f, s, b, m = files[start:stop], sizes[start:stop], streams[start:stop], metrics[start:stop]
-                px, sy, th = pixels[start:stop], symbols[start:stop], thumbs[start:stop]
+                px, sy, th, nt = pixels[start:stop], symbols[start:stop], thumbs[start:stop], threads[start:stop]
                 for offset, index in enumerate(range(start, stop)):
                     out.append(StoredGroup(
                         index=index,
@@ -416,6 +419,7 @@ class ArchiveReader:
                             pixels=tuple(str(x) for x in px[offset]),
                             symbols=tuple(str(x) for x in sy[offset]),
                             thumbnails=_unpack_thumbnails(bytes(th[offset])),
+                            threads=int(nt[offset]),
                         ),
                     ))
         order = {index: i for i, index in enumerate(indices)}

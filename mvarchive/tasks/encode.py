@@ -49,7 +49,7 @@ def encode_shard_fn(job: EncodeShardJob) -> ShardResult:
         reader = ArchiveReader(job.archive)
         stored = reader.read_groups(indices)
         return ShardResult(job.shard_id, True, [g.metrics for g in stored], sum(len(g.sizes) for g in stored))
-    prepare_torch()
+    threads = prepare_torch()
     codec = codec_on_worker(job.codec)
     records = []
     source_options = as_options(job.source_options).reveal()
@@ -67,7 +67,7 @@ def encode_shard_fn(job: EncodeShardJob) -> ShardResult:
             sizes=[(int(views.shape[1]), int(views.shape[2]))] * views.shape[0],
             stream=compressed.data,
             latents=compressed.latents,
-            fingerprint=Fingerprint.of(reconstruction, compressed.latents),
+            fingerprint=Fingerprint.of(reconstruction, compressed.latents, threads),
             metrics=metrics,
         ))
     writer.write_shard(job.shard_id, records)

@@ -15,7 +15,7 @@ from mvarchive.metrics import to_uint8
 from mvarchive.storage import ArchiveReader, Location
 
 from .retry import retry_transient
-from .worker import codec_on_worker, prepare_torch
+from .worker import codec_on_worker, prepare_torch, torch_threads
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,8 @@ def restore_groups_fn(job: RestoreJob) -> RestoreResult:
     for stored in reader.read_groups(list(job.indices)):
         started = time.perf_counter()
         try:
-            decoded = codec.decompress(stored.stream, where=f"group {stored.name!r} of {job.archive}")
+            with torch_threads(stored.fingerprint.threads):
+                decoded = codec.decompress(stored.stream, where=f"group {stored.name!r} of {job.archive}")
         except BitstreamError as exc:
             checks.append(GroupCheck(stored.name, Status.UNDECODABLE, detail=str(exc)))
             continue

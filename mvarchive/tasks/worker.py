@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 import torch
 
 from mvarchive.codecs import CodecRef, MultiViewCodec
@@ -14,6 +17,20 @@ def prepare_torch() -> int:
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     return threads
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run the block with ``threads`` torch threads (unchanged when 0): a decoder reproduces the
+    encoder's pixels bit for bit only with the encoder's thread count."""
+    previous = torch.get_num_threads()
+    if threads > 0 and threads != previous:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != previous:
+            torch.set_num_threads(previous)
 
 
 def codec_on_worker(ref: CodecRef) -> MultiViewCodec:
