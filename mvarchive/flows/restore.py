@@ -119,8 +119,7 @@ def _check_targets(reader: ArchiveReader, indices: list[int], cameras: tuple[int
     """Every file restore would write: a safe relative name, distinct, and (unless
     ``overwrite``) not there yet. Returns how many files that is."""
     targets: dict[str, str] = {}
-    for group in reader.read_names(indices):
-        name, files = group
+    for name, files in reader.read_names(indices):
         for c in cameras:
             reason = unsafe_name_reason(files[c])
             if reason:
