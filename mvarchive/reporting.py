@@ -8,25 +8,32 @@ from typing import Iterable, Sequence
 import numpy as np
 from rich.table import Table
 
-from mvarchive.storage import ArchiveReader
+from mvarchive.storage import METRIC_COLUMNS, ArchiveReader, IndexRow
 
 SUMMARY_COLUMNS = ("groups", "views", "bpp", "psnr", "ms_ssim", "encode_s", "decode_s")
 
 
 def archive_summary(reader: ArchiveReader) -> dict[str, float]:
-    """Dataset-level numbers over the complete groups: bpp over all pixels (real bytes),
+    """Dataset-level numbers over the archive's groups: bpp over all pixels (real bytes),
     mean per-group PSNR and MS-SSIM, total encode seconds."""
-    indices = reader.complete_indices()
-    table = reader.metrics_table()[indices] if indices else np.zeros((0, len(reader.meta.metrics)))
-    col = {name: table[:, i] for i, name in enumerate(reader.meta.metrics)}
-    views = len(indices) * len(reader.cameras)
-    if not indices:
+    return table_summary(reader.metrics_table(), reader.meta.metrics, len(reader.cameras))
+
+
+def rows_summary(rows: Sequence[IndexRow], cameras: int, metrics: Sequence[str] = METRIC_COLUMNS) -> dict[str, float]:
+    """The same numbers over some index rows (one run's groups)."""
+    table = np.array([[r.metrics.get(c, np.nan) for c in metrics] for r in rows], dtype=np.float64)
+    return table_summary(table.reshape(len(rows), len(metrics)), metrics, cameras)
+
+
+def table_summary(table: np.ndarray, metrics: Sequence[str], cameras: int) -> dict[str, float]:
+    if not len(table):
         return {"groups": 0.0, "views": 0.0}
+    col = {name: table[:, i] for i, name in enumerate(metrics)}
     pixels = float(np.sum(8.0 * col["bytes"] / col["bpp"]))
     ms = col["ms_ssim"][np.isfinite(col["ms_ssim"])]
     return {
-        "groups": float(len(indices)),
-        "views": float(views),
+        "groups": float(len(table)),
+        "views": float(len(table) * cameras),
         "bytes": float(col["bytes"].sum()),
         "bpp": float(8.0 * col["bytes"].sum() / pixels),
         "psnr": float(np.mean(col["psnr"])),

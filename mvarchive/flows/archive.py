@@ -1,8 +1,12 @@
-"""The archive flow: dataset -> shards of groups -> encode tasks on Dask -> Zarr archive.
+"""The archive flow: dataset -> shards of new groups -> encode tasks on Dask -> one blob each -> index.
 
-Everything that can be wrong with the request (codec, model, dataset, destination) is
-checked by :func:`plan_archive` before any service starts or any byte is written; the
-CLI calls it first for fast, one-line errors and the flow calls it again for itself.
+Everything that can be wrong with the request (codec, model, dataset, destination, a busy
+archive) is checked by :func:`plan_archive` before any service starts or any byte is written;
+the CLI calls it first for fast, one-line errors and the flow calls it again for itself.
+
+Archives grow: a run encodes only source groups the archive lacks (and, with ``reencode``,
+those whose content changed), under the archive's write lease; the orchestrator alone writes
+index rows and metadata once the shards' blobs exist.
 """
 
 from __future__ import annotations
@@ -10,20 +14,22 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from prefect import flow
 from prefect.futures import as_completed
 
-from mvarchive.codecs.determinism import decode_policy
 from mvarchive.codecs import CodecRef, codec_from_checkpoint_bytes, get_spec, load_codec, read_checkpoint_bytes, weights_digest
-from mvarchive.datasets import DatasetError, DatasetIndex, discover_dataset
+from mvarchive.codecs.determinism import decode_policy
+from mvarchive.datasets import DatasetError, DatasetIndex, GroupRef, discover_dataset
 from mvarchive.datasets.images import MAX_VIEW_PIXELS
 from mvarchive.progress import progress_bar
-from mvarchive.reporting import archive_summary, summary_markdown
+from mvarchive.reporting import archive_summary, rows_summary, summary_markdown
 from mvarchive.storage import (
-    EMBEDDED_CHECKPOINT, ArchiveError, ArchiveMeta, ArchiveReader, ArchiveWriter, CodecRecord, Location,
+    ArchiveBusyError, ArchiveError, ArchiveMeta, ArchiveReader, ArchiveWriter, CodecRecord, IndexRow, Lease, LeaseConfig,
+    Location, current_holder, embedded_path, group_digest,
 )
 from mvarchive.storage.location import absolute_url
 from mvarchive.storage.options import StorageOptions, as_options
@@ -42,13 +48,17 @@ class ArchiveConfig:
     dest: str
     codec: str = "ldmic-fast"
     preset: str = "paper"
-    checkpoint: str | None = None
+    checkpoint: str | None = None  # path, URL, or models:/NAME@ALIAS, models:/NAME/VERSION
     untrained: bool = False  # encode with seeded random weights: tests only, never by default
     layout: str = "auto"
     shard_size: int = 4
     seed: int = 0  # weights of an untrained codec come from this seed
     embed_model: bool = True  # copy the checkpoint into the archive: it restores anywhere
     max_pixels: int | None = MAX_VIEW_PIXELS  # per view; larger images are refused, not run out of memory
+    reencode: bool = False  # encode again the groups whose source content changed since archived
+    wait: bool = False  # wait for another run's write lease instead of failing
+    lease_ttl_s: float = 60.0
+    registry_uri: str | None = None  # MLflow tracking URI for models:/ checkpoints
     source_options: StorageOptions = field(default_factory=StorageOptions)
     dest_options: StorageOptions = field(default_factory=StorageOptions)
 
@@ -60,11 +70,30 @@ class ArchiveConfig:
 @dataclass
 class ArchiveReport:
     archive: str
-    summary: dict[str, float]
+    summary: dict[str, float]  # the whole archive after the run
     shards_written: int
-    shards_skipped: int
+    shards_skipped: int  # blobs found complete (a retried task's, or a killed run's, adopted)
     wall_s: float
     mlflow_run_id: str | None = None
+    run_id: str = ""  # the archive's run id (info's history)
+    groups_added: int = 0  # groups encoded by this run (new and re-encoded)
+    groups_changed: int = 0  # groups whose source content changed since archived
+    groups_vanished: int = 0  # archived groups no longer in the source (kept)
+    groups_reencoded: int = 0
+    changed_names: tuple[str, ...] = ()
+    vanished_names: tuple[str, ...] = ()
+    run_summary: dict[str, float] = field(default_factory=dict)  # this run's groups only
+
+
+@dataclass(frozen=True)
+class GrowthPlan:
+    """What a run does to an existing archive (everything, for a new one)."""
+
+    todo: tuple[int, ...]  # source group positions to encode
+    changed: tuple[str, ...]  # in both, content differs
+    vanished: tuple[str, ...]  # archived, not in the source
+    reencode: tuple[str, ...]  # changed and to be encoded again
+    archived: int  # groups already in the archive (with adopted ones)
 
 
 @dataclass(frozen=True)
@@ -76,6 +105,8 @@ class ArchivePlan:
     location: Location
     checkpoint_bytes: bytes | None
     codec: CodecRef  # how workers load the codec (after the checkpoint is embedded)
+    digests: tuple[str, ...]  # per source group
+    growth: GrowthPlan
 
 
 def content_digest(index: DatasetIndex) -> str:
@@ -84,7 +115,42 @@ def content_digest(index: DatasetIndex) -> str:
     return hashlib.sha256(json.dumps(rows, separators=(",", ":")).encode()).hexdigest()
 
 
-def plan_archive(config: ArchiveConfig) -> ArchivePlan:
+def source_digest(group: GroupRef) -> str:
+    return group_digest(group.name, [(v.camera, v.name, v.size) for v in group.views])
+
+
+def _resolve_checkpoint(text: str, registry_uri: str | None) -> tuple[str, str | None]:
+    """(what to read, pinned registry URI or None) for a --checkpoint/--model value."""
+    if not text.startswith("models:/"):
+        return absolute_url(text), None
+    try:
+        from mvarchive.models.registry import resolve_model_uri
+    except ImportError as exc:  # the registry module arrives separately
+        raise ArchiveError(f"{text}: models:/ URIs need mvarchive.models.registry, missing in this build") from exc
+    pinned = resolve_model_uri(text, tracking_uri=registry_uri).uri
+    return pinned, pinned
+
+
+def plan_growth(index: DatasetIndex, digests: tuple[str, ...], reader: ArchiveReader | None,
+                reencode: bool) -> GrowthPlan:
+    """Compare the source with what is archived (newest row per name, adopted blobs included)."""
+    if reader is None:
+        return GrowthPlan(tuple(range(len(index.groups))), (), (), (), 0)
+    archived = reader.digests()
+    source = {g.name for g in index.groups}
+    todo, changed = [], []
+    for i, (group, digest) in enumerate(zip(index.groups, digests)):
+        if group.name not in archived:
+            todo.append(i)
+        elif archived[group.name] != digest:
+            changed.append(group.name)
+            if reencode:
+                todo.append(i)
+    vanished = tuple(n for n in archived if n not in source)
+    return GrowthPlan(tuple(todo), tuple(changed), vanished, tuple(changed) if reencode else (), len(archived))
+
+
+def plan_archive(config: ArchiveConfig, check_lease: bool = True) -> ArchivePlan:
     """Check the whole request and build the archive's metadata; writes nothing."""
     if config.shard_size < 1:
         raise ValueError(f"--shard-size must be >= 1, got {config.shard_size}")
@@ -93,8 +159,8 @@ def plan_archive(config: ArchiveConfig) -> ArchivePlan:
         raise KeyError(f"codec {config.codec!r} has no preset {config.preset!r}; presets: {', '.join(spec.presets)}")
     if config.checkpoint is None and not config.untrained:
         raise ArchiveError(
-            f"no model given for codec {config.codec!r}: pass --checkpoint PATH (from `mvarchive train`); "
-            "--untrained encodes with random weights and is for tests only"
+            f"no model given for codec {config.codec!r}: pass --checkpoint PATH (from `mvarchive train`) or "
+            "--model models:/NAME@ALIAS; --untrained encodes with random weights and is for tests only"
         )
     if config.checkpoint is not None and config.untrained:
         raise ValueError("pass either --checkpoint or --untrained, not both")
@@ -103,8 +169,9 @@ def plan_archive(config: ArchiveConfig) -> ArchivePlan:
     index = discover_dataset(source, config.layout, source_options)
     location = Location(absolute_url(config.dest), config.dest_options.reveal())
     checkpoint_bytes = None
+    registered = None
     if config.checkpoint is not None:
-        checkpoint_url = absolute_url(config.checkpoint)
+        checkpoint_url, registered = _resolve_checkpoint(config.checkpoint, config.registry_uri)
         checkpoint_bytes = read_checkpoint_bytes(checkpoint_url)
         codec = codec_from_checkpoint_bytes(checkpoint_bytes, config.checkpoint, name=config.codec)
         codec.eval()
@@ -114,43 +181,37 @@ def plan_archive(config: ArchiveConfig) -> ArchivePlan:
     codec.check_views(len(index.cameras))
     identity = codec.identity
     digest = weights_digest(codec)
-    embedded = EMBEDDED_CHECKPOINT if (checkpoint_bytes is not None and config.embed_model) else None
-    meta = ArchiveMeta(
-        codec=CodecRecord(
-            name=identity.name, codec_id=identity.codec_id, preset=identity.preset, config=dict(identity.config),
-            weights_digest=digest, source=checkpoint_url, embedded=embedded,
-            seed=config.seed if checkpoint_bytes is None else None,
-        ),
-        dataset_url=source,
-        layout=index.layout,
-        cameras=tuple(index.cameras),
-        num_groups=len(index.groups),
-        shard_size=config.shard_size,
-        content_digest=content_digest(index),
-        environment=decode_policy(),
+    embedded = embedded_path(digest) if (checkpoint_bytes is not None and config.embed_model) else None
+    record = CodecRecord(
+        name=identity.name, codec_id=identity.codec_id, preset=identity.preset, config=dict(identity.config),
+        weights_digest=digest, source=checkpoint_url, embedded=embedded,
+        seed=config.seed if checkpoint_bytes is None else None, registered=registered,
     )
-    ArchiveWriter.check_destination(location, meta)
+    meta = ArchiveMeta(
+        codec=record, dataset_url=source, layout=index.layout, cameras=tuple(index.cameras),
+        num_groups=len(index.groups), shard_size=config.shard_size, content_digest=content_digest(index),
+        environment=decode_policy(), models=(record,),
+    )
+    existing = ArchiveWriter.check_destination(location, meta)
+    if check_lease and not config.wait:
+        holder = current_holder(location)
+        if holder is not None:
+            raise ArchiveBusyError(holder.describe(location))
+    digests = tuple(source_digest(g) for g in index.groups)
+    growth = plan_growth(index, digests, ArchiveReader(location) if existing is not None else None, config.reencode)
     if embedded:
         ref = CodecRef(identity.name, identity.preset, location.child(embedded).url, digest=digest,
                        storage_options=StorageOptions(location.storage_options))
     else:
         ref = CodecRef(identity.name, identity.preset, checkpoint_url, config.seed, digest=digest)
-    return ArchivePlan(index, meta, location, checkpoint_bytes, ref)
+    return ArchivePlan(index, meta, location, checkpoint_bytes, ref, digests, growth)
 
 
-def pending_groups(plan: ArchivePlan) -> list[int]:
-    """Groups of shards not yet complete in an existing archive (all groups for a new one)."""
-    try:
-        done = ArchiveReader(plan.location).complete
-    except ArchiveError:
-        return list(range(plan.meta.num_groups))
-    return [i for i in range(plan.meta.num_groups) if not done[plan.meta.shard_of(i)]]
-
-
-def preflight(plan: ArchivePlan, config: ArchiveConfig, show_progress: bool, groups_per_task: int = 16) -> None:
+def preflight(plan: ArchivePlan, config: ArchiveConfig, show_progress: bool, groups: tuple[int, ...] | None = None,
+              groups_per_task: int = 16) -> None:
     """Load every image still to be encoded (on the workers) and refuse the whole run, before
     anything is written, if any group cannot be archived."""
-    pending = pending_groups(plan)
+    pending = list(plan.growth.todo if groups is None else groups)
     chunks = [pending[i : i + groups_per_task] for i in range(0, len(pending), groups_per_task)]
     futures = [
         check_groups.submit(PreflightJob(tuple(plan.index.groups[i] for i in chunk), config.source_options,
@@ -170,48 +231,114 @@ def preflight(plan: ArchivePlan, config: ArchiveConfig, show_progress: bool, gro
         raise DatasetError(f"{len(problems)} group(s) cannot be archived, nothing was written: {shown}")
 
 
+def _names(names: tuple[str, ...], limit: int = 10) -> str:
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def report_drift(location: Location, growth: GrowthPlan) -> None:
+    """One warning line each for changed and vanished source groups."""
+    if growth.changed and not growth.reencode:
+        log.warning("%s: %d group(s) changed in the source since they were archived and were left alone "
+                    "(pass --reencode to encode them again): %s", location, len(growth.changed), _names(growth.changed))
+    elif growth.reencode:
+        log.warning("%s: %d group(s) changed in the source since they were archived; encoding them again "
+                    "(the earlier copies stay in their shards): %s", location, len(growth.reencode), _names(growth.reencode))
+    if growth.vanished:
+        log.warning("%s: %d archived group(s) are no longer in the source; they stay in the archive: %s",
+                    location, len(growth.vanished), _names(growth.vanished))
+
+
+def _shard_bpp(rows: list[IndexRow]) -> float:
+    pixels = sum(8.0 * r.metrics["bytes"] / r.metrics["bpp"] for r in rows if r.metrics.get("bpp"))
+    return 8.0 * sum(r.metrics.get("bytes", 0.0) for r in rows) / pixels if pixels else math.nan
+
+
 @flow(name="archive-dataset", log_prints=True)
 def archive_dataset(config: ArchiveConfig, tracking: TrackingConfig | None = None, show_progress: bool = True) -> ArchiveReport:
-    """Encode every group of a dataset into an archive; completed shards of an earlier,
-    interrupted run are kept and skipped."""
+    """Encode the source's groups that the archive lacks into new shards; a killed run's
+    blobs are adopted, never encoded again."""
     started = time.perf_counter()
     plan = plan_archive(config)
-    index, location = plan.index, plan.location
     preflight(plan, config, show_progress)
-    writer = ArchiveWriter.create_or_resume(
-        location, plan.meta, names=[g.name for g in index.groups], files=[[v.name for v in g.views] for g in index.groups],
-    )
-    meta = writer.meta
-    if plan.checkpoint_bytes is not None and meta.codec.embedded and not writer.has_embedded_checkpoint():
-        writer.embed_checkpoint(plan.checkpoint_bytes)
-    done = writer.completed_shards()
-    pending = [s for s in range(meta.num_shards) if s not in done]
-    with tracked_run(tracking, f"archive {config.codec}", "archive") as logger:
-        futures = [
-            encode_shard.submit(EncodeShardJob(
-                archive=location, meta=meta, shard_id=shard,
-                groups=tuple(index.groups[i] for i in meta.shard_range(shard)),
-                codec=plan.codec, source_options=config.source_options, max_pixels=config.max_pixels,
-            ))
-            for shard in pending
-        ]
-        with progress_bar(f"archive {config.codec}", total=meta.num_shards, enabled=show_progress) as bar:
-            bar.advance(len(done))
-            for future in as_completed(futures):
-                future.result()
-                bar.advance(1)
-        writer.finalize()
-        summary = archive_summary(ArchiveReader(location))
-        report = ArchiveReport(location.url, summary, len(pending), len(done), time.perf_counter() - started)
-        if logger:
-            logger.log_params({
-                "codec": meta.codec.name, "preset": meta.codec.preset, "weights_digest": meta.codec.weights_digest,
-                "checkpoint": meta.codec.source or "untrained", "model_embedded": bool(meta.codec.embedded),
-                "dataset_url": meta.dataset_url, "layout": meta.layout, "content_digest": meta.content_digest,
-                "shard_size": meta.shard_size, "cameras": ",".join(meta.cameras), "archive": location.url,
-                **environment_params(),
-            })
-            logger.log_metrics({**summary, "wall_s": report.wall_s})
-            logger.log_text(summary_markdown([(meta.codec.name, summary)]), "summary.md")
-            report.mlflow_run_id = logger.run_id
-        return report
+    location = plan.location
+    lease = Lease(location, config=LeaseConfig(ttl_s=config.lease_ttl_s, renew_s=config.lease_ttl_s / 4))
+    lease.acquire(wait=config.wait)
+    try:
+        writer = ArchiveWriter.create_or_resume(location, plan.meta)
+        adopted = writer.adopt_orphans()
+        if adopted:
+            log.warning("%s: %d group(s) of an interrupted run were adopted from their shards", location, len(adopted))
+        checked = set(plan.growth.todo)
+        plan = replace(plan, growth=plan_growth(plan.index, plan.digests, ArchiveReader(location), config.reencode))
+        unchecked = tuple(sorted(set(plan.growth.todo) - checked))
+        if unchecked:  # the archive changed while we waited: check what is new to this run
+            preflight(plan, config, show_progress, unchecked)
+        growth = plan.growth
+        report_drift(location, growth)
+        record = plan.meta.codec
+        run_id = writer.begin_run(record, planned=len(growth.todo), dataset_url=plan.meta.dataset_url,
+                                  content_digest=plan.meta.content_digest, shard_size=config.shard_size,
+                                  environment=plan.meta.environment, num_groups=growth.archived)
+        if plan.checkpoint_bytes is not None and record.embedded and not writer.has_embedded_checkpoint(record):
+            writer.embed_checkpoint(plan.checkpoint_bytes, record.weights_digest)
+        todo = list(growth.todo)
+        shards = [todo[i : i + config.shard_size] for i in range(0, len(todo), config.shard_size)]
+        with tracked_run(tracking, f"archive {config.codec}", "archive") as logger:
+            futures = [
+                encode_shard.submit(EncodeShardJob(
+                    archive=location, meta=writer.meta, shard_id=shard, run_id=run_id,
+                    groups=tuple(plan.index.groups[i] for i in members),
+                    digests=tuple(plan.digests[i] for i in members),
+                    codec=plan.codec, source_options=config.source_options, max_pixels=config.max_pixels,
+                ))
+                for shard, members in enumerate(shards)
+            ]
+            results = []
+            with progress_bar(f"archive {config.codec}", total=len(shards), enabled=show_progress) as bar:
+                for future in as_completed(futures):
+                    results.append(future.result())
+                    bar.advance(1)
+            results.sort(key=lambda r: r.shard_id)
+            rows = [row for r in results for row in r.rows]
+            lease.check()
+            writer.append_rows(rows)
+            skipped = sum(r.skipped for r in results) + len({r.blob for r in adopted})
+            report = ArchiveReport(
+                location.url, {}, len(results) - sum(r.skipped for r in results), skipped, 0.0, run_id=run_id,
+                groups_added=len(rows), groups_changed=len(growth.changed), groups_vanished=len(growth.vanished),
+                groups_reencoded=len(growth.reencode), changed_names=growth.changed, vanished_names=growth.vanished,
+                run_summary=rows_summary(rows, len(plan.meta.cameras)),
+            )
+            writer.finish_run(added=len(rows) - len(growth.reencode), reencoded=len(growth.reencode),
+                              changed_skipped=len(growth.changed) - len(growth.reencode),
+                              vanished=len(growth.vanished), adopted=len(adopted),
+                              changed_names=growth.changed[:100], vanished_names=growth.vanished[:100],
+                              mlflow_run_id=logger.run_id if logger else None)
+            writer.finalize()
+            report.summary = archive_summary(ArchiveReader(location))
+            report.wall_s = time.perf_counter() - started
+            if logger:
+                meta = writer.meta
+                logger.client.set_tag(logger.run_id, "mvarchive.archive", location.url)
+                logger.client.set_tag(logger.run_id, "mvarchive.run", run_id)
+                logger.log_params({
+                    "codec": meta.codec.name, "preset": meta.codec.preset, "weights_digest": meta.codec.weights_digest,
+                    "checkpoint": meta.codec.registered or meta.codec.source or "untrained",
+                    "model_embedded": bool(meta.codec.embedded), "dataset_url": meta.dataset_url,
+                    "layout": meta.layout, "content_digest": meta.content_digest, "shard_size": config.shard_size,
+                    "cameras": ",".join(meta.cameras), "archive": location.url, "archive_run": run_id,
+                    **environment_params(),
+                })
+                for r in results:
+                    bpp = _shard_bpp(r.rows)
+                    if math.isfinite(bpp):
+                        logger.log_metrics({"rate_bpp": bpp}, step=r.shard_id)
+                logger.log_metrics({**report.summary, "wall_s": report.wall_s, "groups_added": report.groups_added,
+                                    "groups_changed": report.groups_changed, "groups_vanished": report.groups_vanished,
+                                    **{f"run_{k}": v for k, v in report.run_summary.items()}})
+                logger.log_text(summary_markdown([(meta.codec.name, report.summary)]), "summary.md")
+                report.mlflow_run_id = logger.run_id
+            return report
+    finally:
+        lease.release()
+

@@ -20,7 +20,7 @@ from mvarchive.codecs.determinism import policy_differences
 from mvarchive.datasets.layouts import unsafe_name_reason
 from mvarchive.integrity import GroupCheck, Status
 from mvarchive.progress import progress_bar
-from mvarchive.storage import ArchiveError, ArchiveReader, Location, absolute_url
+from mvarchive.storage import ArchiveError, ArchiveReader, CodecRecord, Location, absolute_url
 from mvarchive.storage.options import StorageOptions, as_options
 from mvarchive.tasks.restore import RestoreJob, restore_groups
 from mvarchive.tracking import TrackingConfig, tracked_run
@@ -66,17 +66,22 @@ class RestoreReport:
         return sum(c.status is status for c in self.checks)
 
 
-def model_for_archive(reader: ArchiveReader, checkpoint: str | None, options: StorageOptions) -> CodecRef:
-    """Where workers load the archive's codec from: ``--checkpoint``, else the copy embedded
-    in the archive, else where it was read when archiving; each checked against the digest."""
-    record = reader.meta.codec
+def model_for_archive(reader: ArchiveReader, checkpoint: str | None, options: StorageOptions,
+                      record: CodecRecord | None = None) -> CodecRef:
+    """Where workers load one of the archive's models (the newest by default) from:
+    ``--checkpoint``, else the copy embedded in the archive, else where it was read when
+    archiving (its registry URI first); each checked against the model's digest."""
+    record = record or reader.meta.codec
     candidates: list[CodecRef] = []
     if checkpoint is not None:
-        candidates.append(CodecRef(record.name, record.preset, absolute_url(checkpoint), digest=record.weights_digest))
+        url = checkpoint if checkpoint.startswith("models:/") else absolute_url(checkpoint)
+        candidates.append(CodecRef(record.name, record.preset, url, digest=record.weights_digest))
     elif record.embedded:
         candidates.append(CodecRef(record.name, record.preset, reader.location.child(record.embedded).url,
                                    digest=record.weights_digest, storage_options=options))
-    if checkpoint is None and record.source:
+    if checkpoint is None and record.registered:
+        candidates.append(CodecRef(record.name, record.preset, record.registered, digest=record.weights_digest))
+    if checkpoint is None and record.source and record.source != record.registered:
         candidates.append(CodecRef(record.name, record.preset, record.source, digest=record.weights_digest))
     if checkpoint is None and record.seed is not None:
         candidates.append(CodecRef(record.name, record.preset, None, record.seed, digest=record.weights_digest))
@@ -87,6 +92,8 @@ def model_for_archive(reader: ArchiveReader, checkpoint: str | None, options: St
             return ref
         except CheckpointError as exc:
             problems.append(str(exc))
+        except Exception as exc:  # noqa: BLE001 - e.g. a registry that is not reachable: try the next copy
+            problems.append(f"{ref.checkpoint}: {exc}")
     raise CheckpointError(
         f"{reader.location} needs the {record.name} ({record.preset}) weights {record.weights_digest[:12]}: "
         + ("; ".join(problems) if problems else "no copy in the archive and no recorded location")
@@ -100,7 +107,16 @@ class RestorePlan:
     indices: list[int]
     cameras: tuple[int, ...]
     out: Location | None
-    codec: CodecRef
+    codec: CodecRef  # the newest model's (what most runs use)
+    codecs: dict[str, CodecRef] = field(default_factory=dict)  # weights digest -> where workers load it
+
+    def batches(self, size: int) -> list[tuple[CodecRef, tuple[int, ...]]]:
+        """Groups to decode per task, each batch of one model (each model loaded once per worker)."""
+        out = []
+        for digest, indices in self.reader.models_of(self.indices).items():
+            ref = self.codecs.get(digest, self.codec)
+            out += [(ref, tuple(indices[i : i + size])) for i in range(0, len(indices), size)]
+        return out
 
 
 def _refuse_source(out: Location, dataset_url: str) -> None:
@@ -160,18 +176,29 @@ def plan_restore(config: RestoreConfig, write: bool = True) -> RestorePlan:
     if differences:
         shown = ", ".join(f"{k} {a} -> {b}" for k, a, b in ((k, *v) for k, v in differences.items()))
         log.warning("%s was written under other decoding conditions (%s); every group is verified", archive, shown)
-    codec = model_for_archive(reader, config.checkpoint, config.archive_options)
-    return RestorePlan(reader, indices, cameras, out, codec)
+    used = reader.models_of(indices)
+    codecs: dict[str, CodecRef] = {}
+    for digest in used:
+        record = reader.meta.model(digest) if digest else reader.meta.codec
+        # --checkpoint names one model's weights: it applies to the model it matches
+        given = config.checkpoint if (len(used) == 1 or _matches(config.checkpoint, record)) else None
+        codecs[digest] = model_for_archive(reader, given, config.archive_options, record)
+    codec = codecs.get(reader.meta.codec.weights_digest) or next(iter(codecs.values()), None)
+    if codec is None:
+        codec = model_for_archive(reader, config.checkpoint, config.archive_options)
+    return RestorePlan(reader, indices, cameras, out, codec, codecs)
+
+
+def _matches(checkpoint: str | None, record: CodecRecord) -> bool:
+    return checkpoint is not None and checkpoint in (record.source, record.registered)
 
 
 def _decode_all(plan: RestorePlan, config: RestoreConfig, description: str, show_progress: bool) -> RestoreReport:
     started = time.perf_counter()
-    size = max(1, config.groups_per_task)
-    batches = [tuple(plan.indices[i : i + size]) for i in range(0, len(plan.indices), size)]
     futures = [
-        restore_groups.submit(RestoreJob(plan.reader.location, batch, plan.cameras, plan.out, plan.codec,
+        restore_groups.submit(RestoreJob(plan.reader.location, batch, plan.cameras, plan.out, ref,
                                          overwrite=config.overwrite, accept_close=not config.exact))
-        for batch in batches
+        for ref, batch in plan.batches(max(1, config.groups_per_task))
     ]
     report = RestoreReport(str(plan.out or plan.reader.location), 0, 0, 0.0, 0.0)
     with progress_bar(description, total=len(plan.indices), enabled=show_progress) as bar:

@@ -1,25 +1,18 @@
-"""The archive layout on Zarr (format 3), its writer and its reader.
+"""The archive layout (format 3), its writer and its reader.
 
 Layout (documented for users in docs/archive-format.md)::
 
-    <root>/                      group; attrs["mvarchive"] = ArchiveMeta as JSON
-      groups/name    str    (G,)       chunks (S,)     group names, dataset order
-      groups/files   str    (G, K)     chunks (S, K)   source file of each view, relative to the dataset
-      groups/size    int32  (G, K, 2)  chunks (S, K, 2) original (height, width) of each view
-      groups/stream  bytes  (G,)       chunks (S,)     one container per group (codecs/bitstream.py)
-      groups/metrics float64(G, Q)     chunks (S, Q)   per-group metrics, columns in meta.metrics
-      groups/pixels_sha256  str (G, K) chunks (S, K)   digest of the encoder's uint8 reconstruction
-      groups/symbols_sha256 str (G, K) chunks (S, K)   digest of the coded latent symbols
-      groups/thumbnail bytes (G,)      chunks (S,)     64x64-tile means of every view (integrity.py)
-      groups/threads int16  (G,)       chunks (S,)     torch threads of the encoder's synthesis
-      model/checkpoint.pt              the codec's weights, embedded (not a Zarr node)
-      latents/<gggggggg>/<name> int32 (K, C, h, w)  one chunk: quantized latent symbols per view
-      shards/complete bool  (n_shards,) chunks (1,)    completion marker, written last by each shard
+    <root>/                     Zarr group; attrs["mvarchive"] = ArchiveMeta as JSON (models, runs)
+      shards/<run>-<shard>.bin  one object per shard task: every byte of its groups (blob.py)
+      index/<column>            appendable Zarr arrays, one row per encoded group (index.py)
+      model/<digest16>.pt       embedded checkpoints, one per model any run used
+      lease.json                the current writer's lease (lease.py), absent when idle
 
-G groups, K cameras, S groups per shard. A shard writes only its own chunks (shard boundaries
-are chunk boundaries), so shards run in parallel and a retried shard rewrites the same
-objects. Readers trust a group only if its shard's marker is set. Attributes are written
-by the orchestrator only.
+Workers write only their own blob (written whole: a temporary name then a move, or one S3
+PUT), so a blob that exists is complete. The orchestrator alone writes the index and the
+attributes. Blobs are the truth: groups of blobs without index rows (a killed run) are
+visible to readers and adopted into the index by the next run; nothing is encoded twice.
+Archives grow: a later run appends new groups in new blobs and never rewrites old ones.
 """
 
 from __future__ import annotations
@@ -27,8 +20,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import uuid
 import warnings
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
@@ -36,15 +31,32 @@ import zarr
 
 from mvarchive.integrity import Fingerprint
 
+from .blob import BlobError, BlobGroup, pack_blob, read_header, unpack_latents, unpack_record
+from .errors import ArchiveError
+from .index import IndexRow, append_rows, create_index, read_index
 from .location import Location
 
-ARCHIVE_FORMAT = 2
+ARCHIVE_FORMAT = 3
 METRIC_COLUMNS = ("bytes", "bpp", "psnr", "ms_ssim", "encode_s")
+SHARDS = "shards"
+#: kept for callers of format 2's single checkpoint; format 3 names one file per model
 EMBEDDED_CHECKPOINT = "model/checkpoint.pt"
 
+__all__ = ["ARCHIVE_FORMAT", "ArchiveError", "ArchiveMeta", "ArchiveReader", "ArchiveWriter", "CodecRecord",
+           "GroupRecord", "RunRecord", "StoredGroup", "embedded_path", "group_digest"]
 
-class ArchiveError(ValueError):
-    """An archive is missing, incomplete, or does not match what was asked."""
+
+def embedded_path(weights_digest: str) -> str:
+    """Archive-relative path of a model's embedded checkpoint."""
+    return f"model/{weights_digest[:16]}.pt"
+
+
+def group_digest(name: str, views: Iterable[tuple[str, str, int]]) -> str:
+    """Content digest of one source group: its name and each view's (camera, file name, bytes)."""
+    import hashlib
+
+    rows = [name, [list(v) for v in views]]
+    return hashlib.sha256(json.dumps(rows, separators=(",", ":")).encode()).hexdigest()
 
 
 @contextlib.contextmanager
@@ -56,13 +68,18 @@ def _quiet() -> Iterator[None]:
         yield
 
 
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 @dataclass(frozen=True)
 class CodecRecord:
-    """The codec an archive was written with, and where its weights can be found again.
+    """A model an archive was written with, and where its weights can be found again.
 
     ``weights_digest`` identifies the weights; the rest only helps find them: ``embedded``
     is the archive-relative path of a copy stored in the archive, ``source`` the absolute
-    URL they were read from (provenance), ``seed`` set for an untrained codec (tests only).
+    URL they were read from (provenance), ``registered`` the pinned ``models:/NAME/VERSION``
+    URI when they came from the model registry, ``seed`` set for an untrained codec (tests only).
     """
 
     name: str
@@ -73,36 +90,58 @@ class CodecRecord:
     source: str | None = None
     embedded: str | None = None
     seed: int | None = None
+    registered: str | None = None
 
 
-# What makes two archive runs the same job (a rerun resumes); everything else is provenance.
-IDENTITY_FIELDS = ("format", "codec", "preset", "codec_config", "weights_digest", "cameras", "num_groups",
-                   "content_digest", "shard_size", "metrics")
+@dataclass(frozen=True)
+class RunRecord:
+    """One archive run, as ``info`` shows it."""
+
+    id: str
+    started: str
+    model: str  # weights digest
+    status: str = "running"  # running | finished | interrupted
+    finished: str | None = None
+    planned: int = 0  # groups this run set out to encode
+    added: int = 0
+    reencoded: int = 0
+    changed_skipped: int = 0
+    vanished: int = 0
+    adopted: int = 0  # groups of an earlier, killed run's blobs indexed by this run
+    changed_names: tuple[str, ...] = ()
+    vanished_names: tuple[str, ...] = ()
+    mlflow_run_id: str | None = None
+
+
+# What makes two archive runs the same archive; everything else may change between runs.
+IDENTITY_FIELDS = ("format", "codec", "cameras", "layout", "metrics")
 
 
 @dataclass(frozen=True)
 class ArchiveMeta:
-    codec: CodecRecord
+    codec: CodecRecord  # the newest model (the latest run's)
     dataset_url: str  # provenance: where the source was read (absolute), not part of identity
     layout: str
     cameras: tuple[str, ...]
-    num_groups: int
-    shard_size: int
-    content_digest: str = ""  # group names, file names and byte sizes of the source
+    num_groups: int = 0  # groups in the archive (readers count them from the index)
+    shard_size: int = 4  # groups per shard task of the latest run
+    content_digest: str = ""  # the latest run's source: group names, file names and byte sizes
     environment: dict[str, Any] = field(default_factory=dict)  # what decoding depends on
     format: int = ARCHIVE_FORMAT
     metrics: tuple[str, ...] = METRIC_COLUMNS
     created_by: str = "mvarchive"
+    models: tuple[CodecRecord, ...] = ()  # every model a run used; index rows name theirs by digest
+    runs: tuple[RunRecord, ...] = ()
 
-    @property
-    def num_shards(self) -> int:
-        return -(-self.num_groups // self.shard_size)
+    def all_models(self) -> tuple[CodecRecord, ...]:
+        known = {m.weights_digest for m in self.models}
+        return self.models + (() if self.codec.weights_digest in known else (self.codec,))
 
-    def shard_of(self, group_index: int) -> int:
-        return group_index // self.shard_size
-
-    def shard_range(self, shard_id: int) -> range:
-        return range(shard_id * self.shard_size, min((shard_id + 1) * self.shard_size, self.num_groups))
+    def model(self, weights_digest: str) -> CodecRecord:
+        for record in self.all_models():
+            if record.weights_digest == weights_digest:
+                return record
+        raise ArchiveError(f"no model {weights_digest[:12]} recorded in the archive's metadata")
 
     def to_json(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self)))
@@ -113,24 +152,23 @@ class ArchiveMeta:
         data["codec"] = CodecRecord(**data["codec"])
         data["cameras"] = tuple(data["cameras"])
         data["metrics"] = tuple(data["metrics"])
+        data["models"] = tuple(CodecRecord(**m) for m in data.get("models", ()))
+        data["runs"] = tuple(RunRecord(**{**r, "changed_names": tuple(r.get("changed_names", ())),
+                                          "vanished_names": tuple(r.get("vanished_names", ()))})
+                             for r in data.get("runs", ()))
         return cls(**data)
 
     def identity(self) -> dict[str, Any]:
-        """The fields that define the job (paths, versions and model locations do not)."""
-        return {
-            "format": self.format, "codec": self.codec.name, "preset": self.codec.preset,
-            "codec_config": self.codec.config, "weights_digest": self.codec.weights_digest,
-            "cameras": list(self.cameras), "num_groups": self.num_groups, "content_digest": self.content_digest,
-            "shard_size": self.shard_size, "metrics": list(self.metrics),
-        }
+        """The fields that define the archive (models, paths, versions and group counts do not)."""
+        return {"format": self.format, "codec": self.codec.name, "cameras": list(self.cameras),
+                "layout": self.layout, "metrics": list(self.metrics)}
 
     def identity_difference(self, other: "ArchiveMeta") -> str | None:
-        """The first identity field that differs, in words; None for the same job."""
+        """The first identity field that differs, in words; None for the same archive."""
         mine, theirs = self.identity(), other.identity()
         for name in IDENTITY_FIELDS:
             if mine[name] != theirs[name]:
-                what = "dataset content (group names, files or file sizes)" if name == "content_digest" else name
-                return f"{what} differs (archive: {_short(mine[name])}, this run: {_short(theirs[name])})"
+                return f"{name} differs (archive: {_short(mine[name])}, this run: {_short(theirs[name])})"
         return None
 
 
@@ -145,175 +183,15 @@ def _short(value: Any, limit: int = 48) -> str:
 class GroupRecord:
     """Everything one encoded group contributes to the archive."""
 
-    index: int
+    index: int  # position in the shard's job (ordering only)
     name: str
     sizes: list[tuple[int, int]]
     stream: bytes
     latents: dict[str, np.ndarray]
     fingerprint: Fingerprint
     metrics: dict[str, float] = field(default_factory=dict)
-
-
-def latent_path(group_index: int, name: str) -> str:
-    return f"latents/{group_index:08d}/{name}"
-
-
-class ArchiveWriter:
-    """Creates an archive (or reopens one to resume) and writes whole shards."""
-
-    def __init__(self, location: Location, meta: ArchiveMeta) -> None:
-        self.location = location
-        self.meta = meta
-
-    @staticmethod
-    def check_destination(location: Location, meta: ArchiveMeta) -> None:
-        """Refuse, before anything is written, a destination that holds something else: files
-        that are not an archive, or an archive of another job. Empty or missing is fine."""
-        with _quiet():
-            try:
-                root = zarr.open_group(location.zarr_store(read_only=True), mode="r", use_consolidated=False)
-            except FileNotFoundError:
-                root = None
-            except Exception:  # noqa: BLE001 - zarr raises several types for "not a group"
-                root = None
-        if root is None:
-            fs, path = location.filesystem()
-            try:
-                entries = fs.ls(path, detail=False) if fs.isdir(path) else ([path] if fs.exists(path) else [])
-            except FileNotFoundError:
-                entries = []
-            if entries:
-                raise ArchiveError(f"{location} exists and is not an mvarchive archive; refusing to write into it")
-            return
-        existing = root.attrs.get("mvarchive")
-        if existing is None:
-            raise ArchiveError(f"{location} exists and is not an mvarchive archive; refusing to write into it")
-        difference = _read_meta(existing, location).identity_difference(meta)
-        if difference:
-            raise ArchiveError(f"{location} holds a different archive job: {difference}; choose another destination")
-
-    def has_embedded_checkpoint(self) -> bool:
-        if not self.meta.codec.embedded:
-            return False
-        fs, root = self.location.filesystem()
-        return fs.exists(f"{root.rstrip('/')}/{self.meta.codec.embedded}")
-
-    @classmethod
-    def create_or_resume(
-        cls, location: Location, meta: ArchiveMeta, names: Sequence[str], files: Sequence[Sequence[str]]
-    ) -> "ArchiveWriter":
-        """Make the skeleton, or check that an existing archive is the same job and resume it."""
-        store = location.zarr_store(read_only=False)
-        with _quiet():
-            try:
-                root = zarr.open_group(store, mode="r", use_consolidated=False)
-            except FileNotFoundError:  # zarr's GroupNotFoundError is one too
-                root = None
-            if root is not None:
-                existing = root.attrs.get("mvarchive")
-                if existing is None:
-                    raise ArchiveError(f"{location}: exists and is not an mvarchive archive; refusing to write into it")
-                old = _read_meta(existing, location)
-                difference = old.identity_difference(meta)
-                if difference:
-                    raise ArchiveError(
-                        f"{location} holds a different archive job: {difference}; choose another destination"
-                    )
-                return cls(location, old)  # resume under the archive's own record (its provenance stays)
-            root = zarr.open_group(store, mode="w-", zarr_format=3)
-            g, k, s = meta.num_groups, len(meta.cameras), meta.shard_size
-            groups = root.create_group("groups")
-            name_arr = groups.create_array("name", shape=(g,), chunks=(s,), dtype=str)
-            file_arr = groups.create_array("files", shape=(g, k), chunks=(s, k), dtype=str)
-            groups.create_array("size", shape=(g, k, 2), chunks=(s, k, 2), dtype="int32", fill_value=0)
-            groups.create_array("stream", shape=(g,), chunks=(s,), dtype=zarr.dtype.VariableLengthBytes())
-            groups.create_array(
-                "metrics", shape=(g, len(meta.metrics)), chunks=(s, len(meta.metrics)), dtype="float64",
-                fill_value=np.nan,
-            )
-            groups.create_array("pixels_sha256", shape=(g, k), chunks=(s, k), dtype=str)
-            groups.create_array("symbols_sha256", shape=(g, k), chunks=(s, k), dtype=str)
-            groups.create_array("thumbnail", shape=(g,), chunks=(s,), dtype=zarr.dtype.VariableLengthBytes())
-            groups.create_array("threads", shape=(g,), chunks=(s,), dtype="int16", fill_value=0)
-            root.create_group("latents")
-            shards = root.create_group("shards")
-            shards.create_array("complete", shape=(meta.num_shards,), chunks=(1,), dtype="bool", fill_value=False)
-            name_arr[:] = np.array(list(names), dtype=object)
-            file_arr[:] = np.array([list(f) for f in files], dtype=object).reshape(g, k)
-            root.attrs["mvarchive"] = meta.to_json()  # written last: the skeleton is now valid
-        return cls(location, meta)
-
-    def _root(self) -> zarr.Group:
-        return zarr.open_group(self.location.zarr_store(read_only=False), mode="r+", use_consolidated=False)
-
-    def completed_shards(self) -> set[int]:
-        with _quiet():
-            done = self._root()["shards/complete"][:]
-        return {int(i) for i in np.flatnonzero(done)}
-
-    def write_shard(self, shard_id: int, records: Iterable[GroupRecord]) -> None:
-        """Write one shard's chunks, then its completion marker (last, so readers never see half)."""
-        records = sorted(records, key=lambda r: r.index)
-        expected = list(self.meta.shard_range(shard_id))
-        if [r.index for r in records] != expected:
-            raise ArchiveError(f"shard {shard_id}: expected groups {expected}, got {[r.index for r in records]}")
-        with _quiet():
-            root = self._root()
-            start, stop = expected[0], expected[-1] + 1
-            for record in records:
-                for name, array in record.latents.items():
-                    arr = root.create_array(
-                        latent_path(record.index, name), shape=array.shape, chunks=array.shape,
-                        dtype="int32", overwrite=True,
-                    )
-                    arr[...] = array.astype(np.int32)
-            root["groups/size"][start:stop] = np.array([r.sizes for r in records], dtype=np.int32)
-            streams = np.empty(len(records), dtype=object)
-            streams[:] = [bytes(r.stream) for r in records]
-            root["groups/stream"][start:stop] = streams  # slice write keeps trailing NUL bytes
-            root["groups/metrics"][start:stop] = np.array(
-                [[r.metrics.get(col, np.nan) for col in self.meta.metrics] for r in records], dtype=np.float64
-            )
-            k = len(self.meta.cameras)
-            root["groups/pixels_sha256"][start:stop] = np.array(
-                [list(r.fingerprint.pixels) for r in records], dtype=object).reshape(len(records), k)
-            root["groups/symbols_sha256"][start:stop] = np.array(
-                [list(r.fingerprint.symbols) for r in records], dtype=object).reshape(len(records), k)
-            thumbs = np.empty(len(records), dtype=object)
-            thumbs[:] = [_pack_thumbnails(r.fingerprint.thumbnails) for r in records]
-            root["groups/thumbnail"][start:stop] = thumbs
-            root["groups/threads"][start:stop] = np.array([r.fingerprint.threads for r in records], dtype=np.int16)
-            root["shards/complete"][shard_id : shard_id + 1] = np.array([True])
-
-    def finalize(self) -> None:
-        """Consolidate metadata once all shards are written (readers then open it in one request)."""
-        with _quiet():
-            zarr.consolidate_metadata(self.location.zarr_store(read_only=False))
-
-
-    def embed_checkpoint(self, data: bytes) -> str:
-        """Store the codec's checkpoint inside the archive (restores need nothing else)."""
-        fs, root = self.location.filesystem()
-        path = f"{root.rstrip('/')}/{EMBEDDED_CHECKPOINT}"
-        fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-        tmp = path + ".tmp"
-        fs.pipe_file(tmp, data)
-        fs.mv(tmp, path)
-        return EMBEDDED_CHECKPOINT
-
-
-def _pack_thumbnails(thumbs: Sequence[bytes]) -> bytes:
-    """Per-view thumbnails as one value: a uint32 length before each."""
-    return b"".join(len(t).to_bytes(4, "little") + t for t in thumbs)
-
-
-def _unpack_thumbnails(data: bytes) -> tuple[bytes, ...]:
-    out, pos = [], 0
-    while pos < len(data):
-        n = int.from_bytes(data[pos : pos + 4], "little")
-        out.append(bytes(data[pos + 4 : pos + 4 + n]))
-        pos += 4 + n
-    return tuple(out)
+    files: tuple[str, ...] = ()
+    digest: str = ""  # the source group's content digest
 
 
 def _read_meta(raw: Any, location: Location) -> ArchiveMeta:
@@ -322,14 +200,214 @@ def _read_meta(raw: Any, location: Location) -> ArchiveMeta:
         raise ArchiveError(f"{location}: archive metadata is not an object")
     version = raw.get("format")
     if version != ARCHIVE_FORMAT:
-        raise ArchiveError(
-            f"{location}: archive format {version}, this build reads format {ARCHIVE_FORMAT}"
-            + (" (format 1 archives have no integrity digests: restore them with mvarchive 0.1)" if version == 1 else "")
-        )
+        hint = (" (format 1 archives have no integrity digests: restore them with mvarchive 0.1)" if version == 1
+                else f" (convert it: mvarchive migrate {location} NEW)" if version == 2 else "")
+        raise ArchiveError(f"{location}: archive format {version}, this build reads format {ARCHIVE_FORMAT}{hint}")
     try:
         return ArchiveMeta.from_json(raw)
     except (TypeError, KeyError) as exc:
         raise ArchiveError(f"{location}: archive metadata is damaged ({exc})") from exc
+
+
+def _open_root(location: Location, read_only: bool) -> zarr.Group | None:
+    """The archive's root group, or None when there is no Zarr group there."""
+    with _quiet():
+        try:
+            if read_only:
+                return zarr.open_group(location.zarr_store(read_only=True), mode="r")
+            return zarr.open_group(location.zarr_store(read_only=False), mode="r+", use_consolidated=False)
+        except FileNotFoundError:
+            return None
+        except Exception:  # noqa: BLE001 - zarr raises several types for "not a group"
+            return None
+
+
+def _has_entries(location: Location) -> bool:
+    """Whether anything but a write lease is there."""
+    fs, path = location.filesystem()
+    try:
+        entries = fs.ls(path, detail=False) if fs.isdir(path) else ([path] if fs.exists(path) else [])
+    except FileNotFoundError:
+        return False
+    return any(not e.rstrip("/").endswith("/lease.json") for e in entries)
+
+
+def blob_path(location: Location, blob: str) -> tuple[Any, str]:
+    fs, root = location.filesystem()
+    return fs, f"{root.rstrip('/')}/{SHARDS}/{blob}.bin"
+
+
+def list_blobs(location: Location) -> list[str]:
+    """Ids of every complete blob (temporary names of unfinished writes are not blobs)."""
+    fs, root = location.filesystem()
+    with contextlib.suppress(AttributeError):
+        fs.invalidate_cache()
+    try:
+        paths = fs.ls(f"{root.rstrip('/')}/{SHARDS}", detail=False)
+    except FileNotFoundError:
+        return []
+    names = [p.rstrip("/").rsplit("/", 1)[-1] for p in paths]
+    return sorted(n[:-4] for n in names if n.endswith(".bin"))
+
+
+class ArchiveWriter:
+    """Creates an archive or reopens one to grow it. Workers call :meth:`write_shard`; the
+    orchestrator calls everything else (index rows, runs, models, attributes)."""
+
+    def __init__(self, location: Location, meta: ArchiveMeta, run_id: str | None = None) -> None:
+        self.location = location
+        self.meta = meta
+        self.run_id = run_id
+
+    @staticmethod
+    def check_destination(location: Location, meta: ArchiveMeta) -> ArchiveMeta | None:
+        """Refuse, before anything is written, a destination that holds something else: files
+        that are not an archive, or an archive that differs in identity. Returns the existing
+        archive's metadata (None when empty or missing)."""
+        root = _open_root(location, read_only=True)
+        if root is None:
+            if _has_entries(location):
+                raise ArchiveError(f"{location} exists and is not an mvarchive archive; refusing to write into it")
+            return None
+        existing = root.attrs.get("mvarchive")
+        if existing is None:
+            raise ArchiveError(f"{location} exists and is not an mvarchive archive; refusing to write into it")
+        old = _read_meta(existing, location)
+        difference = old.identity_difference(meta)
+        if difference:
+            raise ArchiveError(f"{location} holds a different archive job: {difference}; choose another destination")
+        return old
+
+    @classmethod
+    def create_or_resume(cls, location: Location, meta: ArchiveMeta, names: Sequence[str] | None = None,
+                         files: Sequence[Sequence[str]] | None = None) -> "ArchiveWriter":
+        """Make the skeleton, or check that an existing archive is the same one and reopen it
+        under its own record (models and runs kept). ``names``/``files`` are accepted for
+        format-2 callers and unused: groups are recorded as they are encoded."""
+        old = cls.check_destination(location, meta)
+        if old is not None:
+            return cls(location, old)
+        store = location.zarr_store(read_only=False)
+        with _quiet():
+            root = zarr.open_group(store, mode="w-", zarr_format=3)
+            create_index(root, len(meta.cameras), len(meta.metrics))
+            root.attrs["mvarchive"] = meta.to_json()  # written last: the skeleton is now valid
+        return cls(location, meta)
+
+    def _root(self) -> zarr.Group:
+        root = _open_root(self.location, read_only=False)
+        if root is None:
+            raise ArchiveError(f"{self.location}: no archive there")
+        return root
+
+    def save_meta(self) -> None:
+        with _quiet():
+            self._root().attrs["mvarchive"] = self.meta.to_json()
+
+    # -- runs and models (orchestrator) ---------------------------------------------------
+    def begin_run(self, codec: CodecRecord | None = None, planned: int = 0, **provenance: Any) -> str:
+        """Record a new run (earlier runs still marked running were interrupted) and its model."""
+        codec = codec or self.meta.codec
+        models = self.meta.all_models()
+        if codec.weights_digest not in {m.weights_digest for m in models}:
+            models = models + (codec,)
+        runs = tuple(dataclasses.replace(r, status="interrupted") if r.status == "running" else r
+                     for r in self.meta.runs)
+        run_id = f"r{len(runs) + 1:04d}-{uuid.uuid4().hex[:6]}"
+        runs += (RunRecord(id=run_id, started=_now(), model=codec.weights_digest, planned=planned),)
+        self.meta = dataclasses.replace(self.meta, codec=codec, models=models, runs=runs, **provenance)
+        self.save_meta()
+        self.run_id = run_id
+        return run_id
+
+    def finish_run(self, **counts: Any) -> RunRecord:
+        """Mark this run finished with its counts (``added=``, ``vanished_names=``, ...)."""
+        runs = list(self.meta.runs)
+        i = next(i for i, r in enumerate(runs) if r.id == self.run_id)
+        runs[i] = dataclasses.replace(runs[i], status="finished", finished=_now(), **counts)
+        self.meta = dataclasses.replace(self.meta, runs=tuple(runs))
+        self.save_meta()
+        return runs[i]
+
+    def embed_checkpoint(self, data: bytes, weights_digest: str | None = None) -> str:
+        """Store a model's checkpoint inside the archive (restores need nothing else)."""
+        rel = embedded_path(weights_digest or self.meta.codec.weights_digest)
+        fs, root = self.location.filesystem()
+        path = f"{root.rstrip('/')}/{rel}"
+        if fs.exists(path):
+            return rel
+        fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        tmp = f"{path}.{uuid.uuid4().hex[:8]}.tmp"
+        fs.pipe_file(tmp, data)
+        fs.mv(tmp, path)
+        return rel
+
+    def has_embedded_checkpoint(self, record: CodecRecord | None = None) -> bool:
+        record = record or self.meta.codec
+        if not record.embedded:
+            return False
+        fs, root = self.location.filesystem()
+        return fs.exists(f"{root.rstrip('/')}/{record.embedded}")
+
+    # -- shards (workers) ------------------------------------------------------------------
+    def write_shard(self, shard_id: int, records: Iterable[GroupRecord], run_id: str | None = None) -> list[IndexRow]:
+        """Write one shard's blob whole and return its index rows. A blob that already exists
+        (a retried task whose first try finished writing) is not written again."""
+        run = run_id or self.run_id
+        if run is None:
+            raise ArchiveError(f"{self.location}: shard {shard_id} written outside a run (call begin_run first)")
+        blob = f"{run}-{shard_id:05d}"
+        fs, path = blob_path(self.location, blob)
+        if fs.exists(path):
+            return IndexRow.from_header(read_header(fs, path), blob)
+        records = sorted(records, key=lambda r: r.index)
+        k = len(self.meta.cameras)
+        groups = []
+        for r in records:
+            if len(r.sizes) != k or (r.files and len(r.files) != k):
+                raise ArchiveError(f"shard {shard_id}: group {r.name!r} has {len(r.sizes)} views, cameras are {k}")
+            groups.append(BlobGroup(r.name, tuple(r.files) or tuple(f"{r.name}/{c}" for c in self.meta.cameras),
+                                    tuple((int(h), int(w)) for h, w in r.sizes), bytes(r.stream), r.latents,
+                                    r.fingerprint, r.metrics, r.digest))
+        data, header = pack_blob(groups, {"format": ARCHIVE_FORMAT, "run": run, "shard": shard_id,
+                                          "model": self.meta.codec.weights_digest, "cameras": list(self.meta.cameras)})
+        if self.location.is_local:
+            fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+            tmp = f"{path[:-4]}.{uuid.uuid4().hex[:8]}.tmp"
+            fs.pipe_file(tmp, data)
+            fs.mv(tmp, path)
+        else:
+            fs.pipe_file(path, data)  # one PUT: the object appears whole or not at all
+        return IndexRow.from_header(header, blob)
+
+    # -- index (orchestrator) ----------------------------------------------------------------
+    def append_rows(self, rows: Sequence[IndexRow]) -> int:
+        with _quiet():
+            root = self._root()
+            count = append_rows(root, rows, self.meta.metrics)
+        return count
+
+    def adopt_orphans(self) -> list[IndexRow]:
+        """Index the groups of blobs that have no rows (a run killed before indexing them)."""
+        with _quiet():
+            index = read_index(self._root(), self.meta.metrics)
+            known = set(str(b) for b in index.column("blob")) if index.rows else set()
+        rows: list[IndexRow] = []
+        for blob in list_blobs(self.location):
+            if blob not in known:
+                fs, path = blob_path(self.location, blob)
+                try:
+                    rows += IndexRow.from_header(read_header(fs, path), blob)
+                except (BlobError, ValueError, KeyError):
+                    continue  # not ours to judge here; readers report it
+        if rows:
+            self.append_rows(rows)
+        return rows
+
+    def finalize(self) -> None:
+        """Consolidate metadata (readers then open the archive in one request)."""
+        with _quiet():
+            zarr.consolidate_metadata(self.location.zarr_store(read_only=False))
 
 
 @dataclass(frozen=True)
@@ -341,39 +419,100 @@ class StoredGroup:
     stream: bytes
     metrics: dict[str, float]
     fingerprint: Fingerprint
+    model: str = ""  # weights digest of the model that encoded it
+    run: str = ""
 
 
 class ArchiveReader:
-    """Read-only access to an archive; only groups of complete shards are visible."""
+    """Read-only access to an archive: every group whose blob exists, the newest row of each
+    name. Groups of blobs without index rows (a killed run) are read from the blob headers."""
 
     def __init__(self, location: Location) -> None:
         self.location = location
+        root = _open_root(location, read_only=True)
+        if root is None:
+            if _has_entries(location):
+                raise ArchiveError(f"{location}: not a readable archive (no Zarr group there)")
+            raise ArchiveError(f"{location}: no archive there")
+        self.root = root
+        raw = root.attrs.get("mvarchive")
+        if raw is None:
+            raise ArchiveError(f"{location}: not an mvarchive archive (no 'mvarchive' attributes)")
+        meta = _read_meta(raw, location)
         with _quiet():
-            try:
-                self.root = zarr.open_group(location.zarr_store(read_only=True), mode="r")
-            except FileNotFoundError as exc:
-                raise ArchiveError(f"{location}: no archive there") from exc
-            except Exception as exc:  # zarr raises several types for "not a group"
-                raise ArchiveError(f"{location}: not a readable archive ({exc})") from exc
-            raw = self.root.attrs.get("mvarchive")
-            if raw is None:
-                raise ArchiveError(f"{location}: not an mvarchive archive (no 'mvarchive' attributes)")
-            self.meta = _read_meta(raw, location)
-            self.names: list[str] = [str(n) for n in self.root["groups/name"][:]]
-            self.complete = np.asarray(self.root["shards/complete"][:], dtype=bool)
+            self._index = read_index(root, meta.metrics)
+            indexed_blobs = set(str(b) for b in self._index.column("blob")) if self._index.rows else set()
+        self.orphans: list[IndexRow] = []
+        for blob in list_blobs(location):
+            if blob not in indexed_blobs:
+                fs, path = blob_path(location, blob)
+                try:
+                    self.orphans += IndexRow.from_header(read_header(fs, path), blob)
+                except (BlobError, ValueError, KeyError) as exc:
+                    raise ArchiveError(f"{location}: shard object {blob}.bin is damaged ({exc})") from exc
+        names = [str(n) for n in self._index.column("name")] if self._index.rows else []
+        names += [r.name for r in self.orphans]
+        newest: dict[str, int] = {}
+        for i, name in enumerate(names):
+            newest[name] = i
+        self.names: list[str] = list(newest)
+        self._rows: list[int] = [newest[n] for n in self.names]
+        self.meta = dataclasses.replace(meta, num_groups=len(self.names))
+        self.complete = np.ones(len(self.names), dtype=bool)
+
+    # -- rows -------------------------------------------------------------------------------
+    def row(self, index: int) -> IndexRow:
+        i = self._rows[index]
+        return self._index.row(i) if i < self._index.rows else self.orphans[i - self._index.rows]
+
+    def _column(self, name: str, index: int) -> Any:
+        i = self._rows[index]
+        if i < self._index.rows:
+            return self._index.column(name)[i]
+        row = self.orphans[i - self._index.rows]
+        return {"digest": row.digest, "model": row.model, "run": row.run}[name]
+
+    def digests(self) -> dict[str, str]:
+        """Group name -> content digest of the source group when it was (last) encoded."""
+        with _quiet():
+            return {n: str(self._column("digest", i)) for i, n in enumerate(self.names)}
+
+    def models_of(self, indices: Sequence[int]) -> dict[str, list[int]]:
+        """Weights digest -> the given groups it encoded, in the given order."""
+        out: dict[str, list[int]] = {}
+        with _quiet():
+            for i in indices:
+                out.setdefault(str(self._column("model", i)), []).append(i)
+        return out
 
     @property
     def cameras(self) -> tuple[str, ...]:
         return self.meta.cameras
 
+    @property
+    def runs(self) -> tuple[RunRecord, ...]:
+        return self.meta.runs
+
+    @property
+    def indexed_rows(self) -> int:
+        return self._index.rows
+
     def is_complete(self) -> bool:
-        return bool(self.complete.all())
+        """The latest run finished, or every group it set out to encode has its blob."""
+        if not self.meta.runs:
+            return True
+        last = self.meta.runs[-1]
+        if last.status == "finished":
+            return True
+        with _quiet():
+            mine = sum(str(self._column("run", i)) == last.id for i in range(len(self.names)))
+        return mine >= last.planned
 
     def complete_indices(self) -> list[int]:
-        return [i for i in range(self.meta.num_groups) if self.complete[self.meta.shard_of(i)]]
+        return list(range(len(self.names)))
 
     def select(self, groups: Sequence[str] | None = None) -> list[int]:
-        """Indices of the named groups (all complete ones when None); unknown names are errors."""
+        """Indices of the named groups (all when None); unknown names are errors."""
         if groups is None:
             return self.complete_indices()
         lookup = {name: i for i, name in enumerate(self.names)}
@@ -381,9 +520,6 @@ class ArchiveReader:
         if missing:
             sample = ", ".join(self.names[:8]) + (" ..." if len(self.names) > 8 else "")
             raise ArchiveError(f"{self.location}: no group(s) {missing}; groups include: {sample}")
-        incomplete = [g for g in groups if not self.complete[self.meta.shard_of(lookup[g])]]
-        if incomplete:
-            raise ArchiveError(f"{self.location}: group(s) {incomplete} belong to unfinished shards")
         return [lookup[g] for g in groups]
 
     def camera_indices(self, cameras: Sequence[str] | None) -> list[int]:
@@ -394,72 +530,61 @@ class ArchiveReader:
             raise ArchiveError(f"{self.location}: no camera(s) {unknown}; cameras: {list(self.cameras)}")
         return [self.cameras.index(c) for c in cameras]
 
+    def _ranges(self, pieces: Sequence[tuple[str, int, int]]) -> list[bytes]:
+        """Byte ranges (blob, offset, length) in one batched request."""
+        if not pieces:
+            return []
+        fs, _ = self.location.filesystem()
+        paths = [blob_path(self.location, b)[1] for b, _, _ in pieces]
+        starts = [o for _, o, _ in pieces]
+        ends = [o + n for _, o, n in pieces]
+        return [bytes(d) for d in fs.cat_ranges(paths, starts, ends)]
+
     def read_groups(self, indices: Sequence[int]) -> list[StoredGroup]:
-        """Read groups by index, one slice per contiguous run (few requests on object stores)."""
-        out: list[StoredGroup] = []
+        """Read groups by index: one byte range of one blob each, fetched together."""
+        indices = list(indices)
         with _quiet():
-            files = self.root["groups/files"]
-            sizes = self.root["groups/size"]
-            streams = self.root["groups/stream"]
-            metrics = self.root["groups/metrics"]
-            pixels, symbols = self.root["groups/pixels_sha256"], self.root["groups/symbols_sha256"]
-            thumbs, threads = self.root["groups/thumbnail"], self.root["groups/threads"]
-            for start, stop in _runs(sorted(set(indices))):
-                f, s, b, m = files[start:stop], sizes[start:stop], streams[start:stop], metrics[start:stop]
-                px, sy, th, nt = pixels[start:stop], symbols[start:stop], thumbs[start:stop], threads[start:stop]
-                for offset, index in enumerate(range(start, stop)):
-                    out.append(StoredGroup(
-                        index=index,
-                        name=self.names[index],
-                        files=tuple(str(x) for x in f[offset]),
-                        sizes=tuple((int(h), int(w)) for h, w in s[offset]),
-                        stream=bytes(b[offset]),
-                        metrics={c: float(v) for c, v in zip(self.meta.metrics, m[offset])},
-                        fingerprint=Fingerprint(
-                            pixels=tuple(str(x) for x in px[offset]),
-                            symbols=tuple(str(x) for x in sy[offset]),
-                            thumbnails=_unpack_thumbnails(bytes(th[offset])),
-                            threads=int(nt[offset]),
-                        ),
-                    ))
-        order = {index: i for i, index in enumerate(indices)}
-        return sorted(out, key=lambda g: order.get(g.index, 0))
+            rows = [self.row(i) for i in indices]
+        data = self._ranges([(r.blob, r.record[0], r.record[1]) for r in rows])
+        out = []
+        for index, row, raw in zip(indices, rows, data):
+            stream, fingerprint = unpack_record(raw)
+            out.append(StoredGroup(index=index, name=row.name, files=row.files, sizes=row.sizes, stream=stream,
+                                   metrics=dict(row.metrics), fingerprint=fingerprint, model=row.model, run=row.run))
+        return out
 
     def read_names(self, indices: Sequence[int]) -> list[tuple[str, tuple[str, ...]]]:
         """(group name, file names) of the given groups, without reading their streams."""
         with _quiet():
-            files = self.root["groups/files"]
-            rows: dict[int, tuple[str, ...]] = {}
-            for start, stop in _runs(sorted(set(indices))):
-                for offset, row in enumerate(files[start:stop]):
-                    rows[start + offset] = tuple(str(x) for x in row)
-        return [(self.names[i], rows[i]) for i in indices]
+            return [(self.names[i], self.row(i).files) for i in indices]
 
     def read_latents(self, index: int) -> dict[str, np.ndarray]:
         with _quiet():
-            group = self.root[f"latents/{index:08d}"]
-            return {name: np.asarray(arr[...]) for name, arr in group.arrays()}
+            row = self.row(index)
+        return unpack_latents(self._ranges([(row.blob, row.latents[0], row.latents[1])])[0])
 
-    def read_embedded_checkpoint(self) -> bytes | None:
-        """The embedded checkpoint's bytes, or None when the archive has none."""
-        if not self.meta.codec.embedded:
+    def read_embedded_checkpoint(self, record: CodecRecord | None = None) -> bytes | None:
+        """A model's embedded checkpoint (the newest model's by default), or None."""
+        record = record or self.meta.codec
+        if not record.embedded:
             return None
         fs, root = self.location.filesystem()
         try:
-            return fs.cat_file(f"{root.rstrip('/')}/{self.meta.codec.embedded}")
+            return fs.cat_file(f"{root.rstrip('/')}/{record.embedded}")
         except FileNotFoundError:
             return None
 
     def metrics_table(self) -> np.ndarray:
         with _quiet():
-            return np.asarray(self.root["groups/metrics"][:])
+            if not self.names:
+                return np.zeros((0, len(self.meta.metrics)))
+            rows = np.array(self._rows)
+            table = np.full((len(rows), len(self.meta.metrics)), np.nan)
+            indexed = rows < self._index.rows
+            if indexed.any():
+                table[indexed] = self._index.column("metrics")[rows[indexed]]
+            for j in np.flatnonzero(~indexed):
+                row = self.orphans[rows[j] - self._index.rows]
+                table[j] = [row.metrics.get(c, np.nan) for c in self.meta.metrics]
+        return table
 
-
-def _runs(indices: Sequence[int]) -> list[tuple[int, int]]:
-    runs: list[tuple[int, int]] = []
-    for index in indices:
-        if runs and runs[-1][1] == index:
-            runs[-1] = (runs[-1][0], index + 1)
-        else:
-            runs.append((index, index + 1))
-    return runs

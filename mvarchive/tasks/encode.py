@@ -1,4 +1,4 @@
-"""Encode one shard of groups into an archive."""
+"""Encode one shard of groups into one blob of an archive (the orchestrator indexes it)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from mvarchive.codecs import CodecRef
 from mvarchive.datasets import GroupRef, load_group
 from mvarchive.integrity import Fingerprint
 from mvarchive.metrics import group_metrics, to_tensor, to_uint8
-from mvarchive.storage import ArchiveMeta, ArchiveReader, ArchiveWriter, GroupRecord, Location
+from mvarchive.storage import ArchiveMeta, ArchiveWriter, GroupRecord, IndexRow, Location
+from mvarchive.storage.archive import blob_path
+from mvarchive.storage.blob import read_header
 from mvarchive.storage.options import StorageOptions, as_options
 
 from .retry import retry_transient
@@ -24,9 +26,11 @@ class EncodeShardJob:
 
     archive: Location
     meta: ArchiveMeta
-    shard_id: int
+    shard_id: int  # within the run
     groups: tuple[GroupRef, ...]
     codec: CodecRef
+    run_id: str = ""
+    digests: tuple[str, ...] = ()  # each group's source content digest
     source_options: StorageOptions = field(default_factory=StorageOptions)
     max_pixels: int | None = None
 
@@ -37,23 +41,28 @@ class ShardResult:
     skipped: bool
     metrics: list[dict[str, float]]  # one per group
     views: int
+    rows: tuple[IndexRow, ...] = ()  # what the orchestrator appends to the index
+    blob: str = ""
 
 
 def encode_shard_fn(job: EncodeShardJob) -> ShardResult:
-    """Encode every group of the shard and write it; a completed shard is left untouched."""
-    writer = ArchiveWriter(job.archive, job.meta)
-    indices = list(job.meta.shard_range(job.shard_id))
-    if len(indices) != len(job.groups):
-        raise ValueError(f"shard {job.shard_id}: {len(job.groups)} groups given for indices {indices}")
-    if job.shard_id in writer.completed_shards():
-        reader = ArchiveReader(job.archive)
-        stored = reader.read_groups(indices)
-        return ShardResult(job.shard_id, True, [g.metrics for g in stored], sum(len(g.sizes) for g in stored))
+    """Encode every group of the shard and write its blob; a blob already there (a retry
+    after the first try wrote it) is read back instead of encoding again."""
+    writer = ArchiveWriter(job.archive, job.meta, job.run_id)
+    blob = f"{job.run_id}-{job.shard_id:05d}"
+    fs, path = blob_path(job.archive, blob)
+    if fs.exists(path):
+        rows = IndexRow.from_header(read_header(fs, path), blob)
+        return ShardResult(job.shard_id, True, [r.metrics for r in rows], sum(len(r.sizes) for r in rows),
+                           tuple(rows), blob)
+    digests = job.digests or ("",) * len(job.groups)
+    if len(digests) != len(job.groups):
+        raise ValueError(f"shard {job.shard_id}: {len(job.groups)} groups but {len(digests)} digests")
     threads = prepare_torch()
     codec = codec_on_worker(job.codec)
     records = []
     source_options = as_options(job.source_options).reveal()
-    for index, group in zip(indices, job.groups):
+    for index, (group, digest) in enumerate(zip(job.groups, digests)):
         views = load_group(group, source_options, job.max_pixels)
         started = time.perf_counter()
         compressed = codec.compress(to_tensor(views))
@@ -69,9 +78,12 @@ def encode_shard_fn(job: EncodeShardJob) -> ShardResult:
             latents=compressed.latents,
             fingerprint=Fingerprint.of(reconstruction, compressed.latents, threads),
             metrics=metrics,
+            files=tuple(v.name for v in group.views),
+            digest=digest,
         ))
-    writer.write_shard(job.shard_id, records)
-    return ShardResult(job.shard_id, False, [r.metrics for r in records], int(sum(len(r.sizes) for r in records)))
+    rows = writer.write_shard(job.shard_id, records)
+    return ShardResult(job.shard_id, False, [r.metrics for r in records], int(sum(len(r.sizes) for r in records)),
+                       tuple(rows), blob)
 
 
 encode_shard = task(
