@@ -157,10 +157,12 @@ def codecs(json_output: Annotated[bool, typer.Option("--json", help="Machine-rea
 def archive(
     ctx: typer.Context,
     source: Annotated[str, typer.Argument(help="Dataset folder or URL (local path, s3://bucket/prefix, ...).")],
-    dest: Annotated[str, typer.Argument(help="Archive location (local path or s3://...). Re-running resumes.")],
+    dest: Annotated[str, typer.Argument(help="Archive location (local path or s3://...). Re-running adds the source's new groups.")],
     codec: Annotated[str, typer.Option(help="Codec name (see `mvarchive codecs`).")] = "ldmic-fast",
     preset: Annotated[str, typer.Option(help="Size preset: paper or tiny.")] = "paper",
-    checkpoint: Annotated[Optional[str], typer.Option(help="Trained weights (from `mvarchive train`); required.")] = None,
+    checkpoint: Annotated[Optional[str], typer.Option("--checkpoint", "--model", help="a checkpoint path/URL or models:/NAME@ALIAS or models:/NAME/VERSION; required.")] = None,
+    reencode: Annotated[bool, typer.Option("--reencode", help="Encode again groups whose source files changed since they were archived.")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait while another run writes this archive instead of failing.")] = False,
     untrained: Annotated[bool, typer.Option("--untrained", help="Encode with random weights (tests only; poor quality).")] = False,
     embed_model: Annotated[bool, typer.Option("--embed-model/--no-embed-model", help="Store the checkpoint in the archive so it restores anywhere.")] = True,
     layout: Annotated[str, typer.Option(help="auto, camera-folders, group-folders or manifest.")] = "auto",
@@ -179,15 +181,25 @@ def archive(
     config = ArchiveConfig(
         source=source, dest=dest, codec=codec, preset=preset, checkpoint=checkpoint, untrained=untrained,
         embed_model=embed_model, layout=layout, shard_size=shard_size, max_pixels=max_pixels,
+        reencode=reencode, wait=wait, registry_uri=services.resolved_mlflow_uri(),
         source_options=_options(source_options, source, services.storage_options),
         dest_options=_options(dest_options, dest, services.storage_options),
     )
-    _run(plan_archive, config)  # every user error shows here, before any service starts
+    plan = _run(plan_archive, config)  # every user error shows here, before any service starts
+    if not plan.growth.todo:  # nothing to encode: report drift, start no service
+        from mvarchive.flows.archive import report_drift
+
+        report_drift(plan.location, plan.growth)
+        out.print(f"{dest}: nothing to add ({plan.growth.archived} groups archived, "
+                  f"{len(plan.growth.changed)} changed, {len(plan.growth.vanished)} no longer in the source)")
+        return
     with prefect_session(services) as api_url:
         report = _run(run_on_dask, archive_dataset, services, api_url, config=config,
                       tracking=TrackingConfig(services.resolved_mlflow_uri(), services.mlflow_experiment))
     out.print(summary_table([(codec, report.summary)], title=f"archive {dest}"))
-    out.print(f"shards written {report.shards_written}, already complete {report.shards_skipped}; "
+    out.print(f"run {report.run_id}: {report.groups_added} group(s) encoded ({report.groups_reencoded} again), "
+              f"{report.groups_changed} changed, {report.groups_vanished} no longer in the source; "
+              f"shards written {report.shards_written}, found complete {report.shards_skipped}; "
               f"MLflow run {report.mlflow_run_id}")
 
 
@@ -202,7 +214,7 @@ def restore(
     out_dir: Annotated[str, typer.Argument(metavar="OUT", help="Where to write decoded images (never the source).")],
     groups: Annotated[Optional[str], typer.Option(help="Comma-separated group names (default: all).")] = None,
     cameras: Annotated[Optional[str], typer.Option(help="Comma-separated cameras (default: all).")] = None,
-    checkpoint: Annotated[Optional[str], typer.Option(help="Codec weights, if the archive holds no copy and they moved.")] = None,
+    checkpoint: Annotated[Optional[str], typer.Option("--checkpoint", "--model", help="a checkpoint path/URL or models:/NAME@ALIAS or models:/NAME/VERSION, if the archive holds no copy and it moved.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace files that already exist in OUT.")] = False,
     exact: Annotated[bool, typer.Option("--exact", help="Also refuse groups whose pixels differ from the encoder's by rounding.")] = False,
     archive_options: Annotated[Optional[str], typer.Option(help="fsspec options for ARCHIVE as JSON.")] = None,
@@ -283,41 +295,73 @@ def info(
     json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     options: Annotated[Optional[str], typer.Option(help="fsspec options as JSON.")] = None,
 ) -> None:
-    """Show an archive's codec, cameras, groups, completion and metrics."""
+    """Show an archive's models, cameras, groups, run history and metrics."""
     from mvarchive.reporting import archive_summary
-    from mvarchive.storage import ArchiveReader, Location
+    from mvarchive.storage import ArchiveReader, Location, current_holder
 
-    reader = _run(ArchiveReader, Location(archive_url, _options(options, archive_url, {})))
+    location = Location(archive_url, _options(options, archive_url, {}))
+    reader = _run(ArchiveReader, location)
     meta = reader.meta
+    holder = current_holder(location)
     data = {
         "archive": archive_url,
+        "format": meta.format,
         "codec": asdict(meta.codec),
+        "models": [asdict(m) for m in meta.all_models()],
         "dataset": meta.dataset_url,
         "layout": meta.layout,
         "content_digest": meta.content_digest,
         "environment": meta.environment,
         "cameras": list(meta.cameras),
         "groups": meta.num_groups,
-        "shards": meta.num_shards,
-        "shards_complete": int(reader.complete.sum()),
+        "groups_indexed": reader.indexed_rows,
+        "groups_unindexed": len(reader.orphans),
         "complete": reader.is_complete(),
+        "runs": [asdict(r) for r in reader.runs],
+        "writer": asdict(holder) if holder else None,
         "summary": archive_summary(reader),
         "group_names": reader.names,
     }
     if json_output:
         print(json.dumps(data, indent=2, default=str))
         return
-    out.print(f"[bold]{archive_url}[/]: codec {meta.codec.name} ({meta.codec.preset}), weights {meta.codec.weights_digest[:12]}")
-    model = (f"embedded ({meta.codec.embedded})" if meta.codec.embedded
-             else f"untrained (seed {meta.codec.seed})" if meta.codec.seed is not None
-             else f"not embedded; read from {meta.codec.source}")
-    out.print(f"model {model}; written with torch {meta.environment.get('torch', '?')}, "
-              f"mvarchive {meta.environment.get('mvarchive', '?')}")
+    out.print(f"[bold]{archive_url}[/]: format {meta.format}, codec {meta.codec.name} ({meta.codec.preset}), "
+              f"{len(data['models'])} model(s)")
+    for m in meta.all_models():
+        where = (f"embedded ({m.embedded})" if m.embedded else f"untrained (seed {m.seed})" if m.seed is not None
+                 else f"not embedded; read from {m.source}")
+        out.print(f"  model {m.weights_digest[:12]}: {where}" + (f", registered {m.registered}" if m.registered else ""))
+    out.print(f"written with torch {meta.environment.get('torch', '?')}, mvarchive {meta.environment.get('mvarchive', '?')}")
     out.print(f"dataset {meta.dataset_url} ({meta.layout}); cameras {', '.join(meta.cameras)}")
-    out.print(f"{meta.num_groups} groups in {meta.num_shards} shards, {data['shards_complete']} complete")
+    out.print(f"{meta.num_groups} groups" + (f" ({len(reader.orphans)} not yet indexed)" if reader.orphans else "")
+              + ("" if data["complete"] else "; the latest run did not finish (re-run archive to complete it)"))
+    for r in reader.runs:
+        out.print(f"  run {r.id} {r.started} {r.status}: +{r.added} added, {r.reencoded} re-encoded, "
+                  f"{r.changed_skipped} changed (skipped), {r.vanished} vanished"
+                  + (f", {r.adopted} adopted" if r.adopted else "") + f"; model {r.model[:12]}")
+    if holder:
+        out.print(f"being written now by run {holder.owner} on host {holder.host}")
     s = data["summary"]
     if s.get("groups"):
         out.print(f"bpp {s['bpp']:.4f}, PSNR {s['psnr']:.2f} dB, MS-SSIM {s['ms_ssim']:.4f}, {int(s['bytes'])} bytes")
+
+
+@app.command()
+def migrate(
+    old: Annotated[str, typer.Argument(metavar="OLD", help="A format-2 archive (read only).")],
+    new: Annotated[str, typer.Argument(metavar="NEW", help="Where to write the format-3 archive (must not exist).")],
+    shard_size: Annotated[int, typer.Option(help="Groups per blob in the new archive.")] = 64,
+    old_options: Annotated[Optional[str], typer.Option(help="fsspec options for OLD as JSON.")] = None,
+    new_options: Annotated[Optional[str], typer.Option(help="fsspec options for NEW as JSON.")] = None,
+) -> None:
+    """Copy a format-2 archive into format 3 without re-encoding (streams, latents and
+    fingerprints are copied; the result verifies like the original)."""
+    from mvarchive.storage import Location
+    from mvarchive.storage.migrate import migrate_v2
+
+    result = _run(migrate_v2, Location(old, _options(old_options, old, {})), Location(new, _options(new_options, new, {})),
+                  shard_size=shard_size)
+    out.print(f"migrated {result.groups} groups of {old} into {new} ({result.blobs} shards, run {result.run_id})")
 
 
 @app.command()
@@ -335,8 +379,10 @@ def train(
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     layout: Annotated[str, typer.Option(help="Dataset layout.")] = "auto",
     checkpoint_every: Annotated[Optional[int], typer.Option(help="Save last.pt every N steps (a killed run resumes from it).")] = None,
+    eval_dataset: Annotated[Optional[str], typer.Option(help="Dataset the registered version's RD point is measured on (default DATASET).")] = None,
+    init: Annotated[Optional[str], typer.Option(help="Start from these weights: a checkpoint or models:/NAME/VERSION|@ALIAS (fine-tuning).")] = None,
 ) -> None:
-    """Train a codec (Prefect flow; params, metrics, checkpoint and model logged to MLflow)."""
+    """Train a codec (Prefect flow); the result is registered as a version of mvarchive-<codec> in MLflow."""
     from mvarchive.tracking import TrackingConfig
     from mvarchive.flows.runtime import prefect_session
     from mvarchive.flows.train import train_codec
@@ -349,12 +395,19 @@ def train(
     extra = {} if checkpoint_every is None else {"checkpoint_every": checkpoint_every}
     config = TrainConfig(dataset=dataset, output_dir=str(output_dir), codec=codec, preset=preset, steps=steps,
                          batch_size=batch_size, crop=crop, lmbda=lmbda, learning_rate=learning_rate, device=device,
-                         layout=layout, **extra)
+                         layout=layout, eval_dataset=eval_dataset, **extra)
     # user errors first, before any service starts
     if steps < 1 or batch_size < 1 or crop < 64 or (checkpoint_every is not None and checkpoint_every < 1):
         _fail("--steps, --batch-size and --checkpoint-every must be >= 1 and --crop >= 64")
     index = _run(discover_dataset, dataset, layout)
     _run(lambda: create_codec(codec, preset).check_views(len(index.cameras)))
+    if eval_dataset is not None:
+        _run(discover_dataset, eval_dataset, layout)
+    if init is not None:
+        from mvarchive.models.registry import is_model_uri, resolve_model_uri
+
+        # pin an alias now: a resumed run must start from the same weights
+        config.init = _run(resolve_model_uri, init, services.resolved_mlflow_uri()).uri if is_model_uri(init) else init
     with prefect_session(services):
         report = _run(train_codec, config, TrackingConfig(services.resolved_mlflow_uri(), services.mlflow_experiment))
     final = report.result.final
@@ -363,7 +416,7 @@ def train(
     out.print(f"checkpoint {report.result.checkpoint} (weights {report.result.weights_digest[:12]}) after "
               f"{report.result.steps} steps: loss {final.get('loss', float('nan')):.4f}, "
               f"bpp {final.get('bpp', float('nan')):.4f}, PSNR {final.get('psnr', float('nan')):.2f} dB; "
-              f"MLflow model {report.model_uri}")
+              f"registered {report.model_uri}")
 
 
 @app.command()

@@ -142,7 +142,7 @@ def plan_growth(index: DatasetIndex, digests: tuple[str, ...], reader: ArchiveRe
     for i, (group, digest) in enumerate(zip(index.groups, digests)):
         if group.name not in archived:
             todo.append(i)
-        elif archived[group.name] != digest:
+        elif archived[group.name] and archived[group.name] != digest:  # "": unknown (migrated from format 2)
             changed.append(group.name)
             if reencode:
                 todo.append(i)

@@ -68,6 +68,7 @@ class Lease:
         return fs, f"{root.rstrip('/')}/{LEASE_FILE}"
 
     def read(self) -> LeaseInfo | None:
+        """The lease object's record; an unreadable object reads as an expired lease."""
         fs, path = self._path()
         try:
             fs.invalidate_cache()
@@ -77,7 +78,7 @@ class Lease:
         try:
             return LeaseInfo(**json.loads(data))
         except (ValueError, TypeError):
-            return None  # torn or foreign content: treated as absent, overwritten
+            return LeaseInfo("unknown", "unknown", 0, 0.0, 0.0)  # foreign content: taken over
 
     def _info(self) -> LeaseInfo:
         now = time.time()
@@ -87,13 +88,17 @@ class Lease:
         """Conditional create; False when the object exists."""
         fs, path = self._path()
         data = json.dumps(asdict(info)).encode()
-        if self.location.is_local:
+        if self.location.is_local:  # written aside, then linked: exclusive and never seen half-written
             os.makedirs(os.path.dirname(path), exist_ok=True)
+            tmp = f"{path}.{self.owner}.{uuid.uuid4().hex[:6]}.tmp"
+            with open(tmp, "wb") as f:
+                f.write(data)
             try:
-                with open(path, "xb") as f:
-                    f.write(data)
+                os.link(tmp, path)
             except FileExistsError:
                 return False
+            finally:
+                os.unlink(tmp)
             return True
         try:
             fs.pipe_file(path, data, mode="create")
