@@ -8,7 +8,7 @@ import logging
 import os
 from typing import Any, Iterator
 
-from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
 
 from mvarchive.infra import ServicesConfig, connect_prefect, dask_task_runner, offline_environment, prefect_env
 
@@ -31,9 +31,20 @@ def offline() -> Iterator[None]:
 @contextlib.contextmanager
 def prefect_session(services: ServicesConfig) -> Iterator[str]:
     """A Prefect API every process of the session can reach (started locally if none is
-    configured), so Dask worker processes do not each start a temporary API of their own."""
-    with offline(), connect_prefect(services) as api_url, temporary_settings({PREFECT_API_URL: api_url}):
+    configured), so Dask worker processes do not each start a temporary API of their own.
+
+    The UI URL is set with it, so the "View at" links of flow runs open that server's UI
+    (the persistent stack's, or the per-command server's while the command runs)."""
+    with offline(), connect_prefect(services) as api_url, temporary_settings(
+        {PREFECT_API_URL: api_url, PREFECT_UI_URL: ui_url_for(api_url)}
+    ):
         yield api_url
+
+
+def ui_url_for(api_url: str) -> str:
+    """The Prefect UI address that belongs to an API URL (``http://host:port/api`` -> ``http://host:port``)."""
+    base = api_url.rstrip("/")
+    return base[: -len("/api")] if base.endswith("/api") else base
 
 
 def quiet_cluster_logs() -> None:

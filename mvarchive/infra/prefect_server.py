@@ -68,8 +68,10 @@ class PrefectServer:
     """``prefect server start`` on a free loopback port, as a context manager.
 
     State (SQLite database) lives in ``<home>/prefect`` so run history stays
-    inspectable after the run; the server log goes to
-    ``<home>/prefect-server.log``.
+    inspectable after the run; the server log goes to ``log_path``
+    (default ``<home>/prefect-server.log``). The server is told its own
+    address, so its UI calls the right API and the "View at" links that
+    flow runs print open working pages.
     """
 
     def __init__(
@@ -79,14 +81,20 @@ class PrefectServer:
         port: int | None = None,
         startup_timeout_s: float = 120.0,
         stop_timeout_s: float = 10.0,
+        log_path: Path | None = None,
     ) -> None:
         self.home = Path(home).expanduser().resolve()
         self.port = port
         self.startup_timeout_s = startup_timeout_s
         self.stop_timeout_s = stop_timeout_s
-        self.log_path = self.home / "prefect-server.log"
+        self.log_path = Path(log_path) if log_path else self.home / "prefect-server.log"
         self.startup_seconds: float | None = None
         self._process: subprocess.Popen | None = None  # type: ignore[type-arg]
+
+    @property
+    def process(self) -> subprocess.Popen | None:  # type: ignore[type-arg]
+        """The server process while started, else None."""
+        return self._process
 
     @property
     def api_url(self) -> str:
@@ -107,10 +115,23 @@ class PrefectServer:
             "--host", "127.0.0.1", "--port", str(self.port), "--analytics-off",
         ]  # fmt: skip
 
-    def _environment(self) -> dict[str, str]:
+    def environment(self) -> dict[str, str]:
+        """The server process's environment: offline, its own home, its own address.
+
+        Without PREFECT_UI_API_URL the UI would call the default port 4200
+        (the server's API URL setting is not derived from ``--port``).
+        """
+        if self.port is None:
+            raise RuntimeError("the port is chosen by start()")
         env = {k: v for k, v in os.environ.items() if k not in _DROP_FROM_SERVER_ENV}
         env.update(offline_environment())
-        env["PREFECT_HOME"] = str(self.home / "prefect")
+        env.update({
+            "PREFECT_HOME": str(self.home / "prefect"),
+            "PREFECT_SERVER_API_HOST": "127.0.0.1",
+            "PREFECT_SERVER_API_PORT": str(self.port),
+            "PREFECT_UI_API_URL": self.api_url,
+            "PREFECT_UI_URL": self.ui_url,
+        })  # fmt: skip
         return env
 
     def start(self) -> PrefectServer:
@@ -143,7 +164,7 @@ class PrefectServer:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=self._environment(),
+                env=self.environment(),
                 start_new_session=True,  # own process group: stop kills all of it
             )
         try:

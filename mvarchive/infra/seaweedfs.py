@@ -287,6 +287,19 @@ class SeaweedS3Server:
             shutil.rmtree(self._socket_dir, ignore_errors=True)
             self._socket_dir = None
 
+    def detach(self) -> tuple[subprocess.Popen, str | None]:  # type: ignore[type-arg]
+        """Hand the running server over to the caller and forget it.
+
+        For the persistent stack, whose server must outlive this object:
+        returns the process and its socket directory (remove it after the
+        process stops); ``stop()`` then no longer stops anything.
+        """
+        if self._process is None:
+            raise RuntimeError("SeaweedS3Server is not started")
+        process, socket_dir = self._process, self._socket_dir
+        self._process, self._socket_dir, self._client = None, None, None
+        return process, socket_dir
+
     @property
     def running(self) -> bool:
         """Whether the server process is alive."""

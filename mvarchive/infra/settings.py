@@ -43,11 +43,25 @@ def _parse_str(value: str) -> str:
     return value
 
 
+_TRUE = {"1", "true", "yes", "on", "auto"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _parse_bool(value: str) -> bool:
+    lowered = value.lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError(f"expected on/off (or true/false, 1/0), got {value!r}")
+
+
 _PARSERS = {
     "path": _parse_path,
     "int": _parse_positive_int,
     "json": _parse_json_dict,
     "str": _parse_str,
+    "bool": _parse_bool,
 }
 
 
@@ -115,6 +129,13 @@ class ServicesConfig:
         'S3 keys and {"client_kwargs": {"endpoint_url": ...}}.',
         default_factory=dict,
     )
+    use_stack: bool = _env_field(
+        "MVARCHIVE_STACK",
+        "bool",
+        "Use the services of `mvarchive services up` under home while they run "
+        "(for settings not given explicitly); off never does.",
+        default=True,
+    )
 
     def __post_init__(self) -> None:
         self.home = Path(self.home).expanduser().resolve()
@@ -135,6 +156,12 @@ class ServicesConfig:
 
         Overrides that are None are dropped, so optional CLI arguments can be
         passed straight through; empty environment variables count as unset.
+        While the persistent stack (``mvarchive services up``) runs under
+        ``home``, its Prefect API, MLflow server, Dask scheduler and S3 options
+        fill the settings that neither the environment nor an override gave
+        (explicit beats stack beats default); ``MVARCHIVE_STACK=off`` or
+        ``use_stack=False`` turns that off. The stack's Dask scheduler is used
+        only together with its Prefect API, because its workers report to it.
         """
         env = os.environ if environ is None else environ
         known = {f.name for f in fields(cls)}
@@ -153,6 +180,9 @@ class ServicesConfig:
                     f"invalid {f.metadata['env']}={raw!r}: {exc}"
                 ) from exc
         values.update({k: v for k, v in overrides.items() if v is not None})
+        if values.get("use_stack", True):
+            home = _parse_path(str(values["home"])) if "home" in values else _default_home()
+            _fill_from_stack(values, home)
         return cls(**values)
 
     def resolved_mlflow_uri(self) -> str:
@@ -160,6 +190,23 @@ class ServicesConfig:
         if self.mlflow_tracking_uri:
             return self.mlflow_tracking_uri
         return f"sqlite:///{(self.home / 'mlflow.db').as_posix()}"
+
+
+def _fill_from_stack(values: dict[str, Any], home: Path) -> None:
+    """Add the running stack's settings under ``home`` to ``values`` where missing."""
+    from mvarchive.infra.stack_state import StackState
+
+    state = StackState.load(home)
+    if state is None or not state.all_alive():
+        return
+    found = state.client_settings()
+    stack_api = found.pop("prefect_api_url", None)
+    if stack_api is not None:
+        values.setdefault("prefect_api_url", stack_api)
+    if values.get("prefect_api_url") != stack_api:
+        found.pop("dask_address", None)  # its workers report to the stack's Prefect API
+    for name, value in found.items():
+        values.setdefault(name, value)
 
 
 def offline_environment() -> dict[str, str]:
