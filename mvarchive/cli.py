@@ -438,6 +438,17 @@ from mvarchive.cli_eval import eval_command  # noqa: E402  (uses the helpers abo
 
 app.command("eval")(eval_command)
 
+# Operating mvarchive: persistent services, the model registry, schedules (each in its own module)
+from mvarchive.cli_models import models_app, retrain_command  # noqa: E402
+from mvarchive.cli_schedule import schedule_app, serve_command  # noqa: E402
+from mvarchive.cli_services import services_app  # noqa: E402
+
+app.add_typer(services_app, name="services")
+app.add_typer(models_app, name="models")
+app.command("retrain")(retrain_command)
+app.add_typer(schedule_app, name="schedule")
+app.command("serve")(serve_command)
+
 
 def main(argv: Optional[list[str]] = None) -> None:
     """Entry point of the ``mvarchive`` script: unexpected errors are one line too, with the
