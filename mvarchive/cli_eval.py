@@ -21,8 +21,9 @@ def eval_command(
         "--codec", help="Learned codec to evaluate, NAME or NAME:PRESET (repeatable; see `mvarchive codecs`). "
                         "Without --checkpoint it is evaluated once, untrained.")] = None,
     checkpoint: Annotated[Optional[list[str]], typer.Option(
-        "--checkpoint", help="Trained weights (repeatable): each checkpoint is one rate point of the codec it "
-                             "holds, so checkpoints trained at different λ make a curve.")] = None,
+        "--checkpoint", "--model", help="Trained weights (repeatable): a checkpoint path/URL or a registered version "
+                                        "(models:/NAME/VERSION, models:/NAME@champion); each is one rate point of the "
+                                        "codec it holds, so versions trained at different λ make a curve.")] = None,
     baselines: Annotated[str, typer.Option(
         help=f"Classical baselines: all, none, or a comma-separated list of {', '.join(BASELINE_NAMES)}.")] = "all",
     anchor: Annotated[str, typer.Option(
@@ -40,6 +41,11 @@ def eval_command(
     from mvarchive.flows.runtime import prefect_session, run_on_dask
 
     services = _services(ctx)
+    if any(c.startswith("models:/") for c in checkpoint or []):
+        import os
+
+        # Dask workers fetch registry versions themselves: give them this command's store
+        os.environ["MLFLOW_TRACKING_URI"] = services.resolved_mlflow_uri()
     config = EvaluateConfig(
         dataset=dataset, codecs=list(codec or []), checkpoints=list(checkpoint or []), baselines=baselines,
         anchor=anchor, out_dir=str(out), storage_options=_options(None, dataset, services.storage_options),

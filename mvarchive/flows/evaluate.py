@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from prefect import flow, task
@@ -49,7 +49,8 @@ class EvaluateConfig:
     """What to evaluate on which dataset, and where the results go.
 
     ``codecs`` are registered codec names, optionally ``name:preset`` (default preset ``paper``);
-    ``checkpoints`` are trained weights, one rate point each, assigned to the codec they hold; a
+    ``checkpoints`` are trained weights (paths, URLs or registry URIs ``models:/NAME/VERSION``,
+    ``models:/NAME@ALIAS``), one rate point each, assigned to the codec they hold; a
     codec without checkpoints is evaluated once, untrained (weights from ``seed``).
     ``baselines`` is ``"all"``, ``"none"`` or a comma-separated list; the anchor baseline is
     always evaluated so that the BD table has its reference.
@@ -102,6 +103,35 @@ evaluate_point_task = task(
     retries=1,
     retry_delay_seconds=2,
 )
+
+
+def registry_checkpoints(checkpoints: list[str], tracking_uri: str | None) -> tuple[list[str], dict[str, tuple[str, str, str]]]:
+    """Registry URIs among ``checkpoints`` replaced by their cached local files (planning reads
+    them here), and ``{local file: (pinned models:/ URI, label, weights digest)}`` to put back."""
+    from mvarchive.models.registry import checkpoint_path, is_model_uri, resolve_model_uri, version_tags
+
+    local: list[str] = []
+    pinned: dict[str, tuple[str, str, str]] = {}
+    for text in checkpoints:
+        if not is_model_uri(text):
+            local.append(text)
+            continue
+        ref = resolve_model_uri(text, tracking_uri)
+        tags = version_tags(ref.uri, tracking_uri)
+        path = str(checkpoint_path(ref.uri, tracking_uri))
+        lmbda = f" λ={float(tags['lmbda']):g}" if tags.get("lmbda") else ""
+        local.append(path)
+        pinned[path] = (ref.uri, f"{ref.name} v{ref.version}{lmbda}", tags.get("weights_digest", ""))
+    return local, pinned
+
+
+def _pin(spec: PointSpec, pinned: dict[str, tuple[str, str, str]]) -> PointSpec:
+    """Workers fetch a registry version by its pinned URI (and check its digest), not by a
+    path that exists only on this host."""
+    if spec.ref is None or spec.ref.checkpoint not in pinned:
+        return spec
+    uri, label, digest = pinned[spec.ref.checkpoint]
+    return replace(spec, label=label, ref=replace(spec.ref, checkpoint=uri, digest=digest or None))
 
 
 def _baseline_selection(config: EvaluateConfig) -> list[str]:
@@ -196,7 +226,9 @@ def evaluate_dataset(config: EvaluateConfig, tracking: TrackingConfig | None = N
     index = discover_dataset(config.dataset, config.layout, config.storage_options)
     if config.groups:
         index = index.select(groups=config.groups)
-    specs, unavailable = plan_points(config.codecs, config.checkpoints, _baseline_selection(config), config.seed)
+    checkpoints, pinned = registry_checkpoints(config.checkpoints, tracking.tracking_uri if tracking else None)
+    specs, unavailable = plan_points(config.codecs, checkpoints, _baseline_selection(config), config.seed)
+    specs = [_pin(spec, pinned) for spec in specs]
     _check_config(config, specs, len(index.cameras))
     for name, reason in unavailable.items():
         print(f"baseline {name} is unavailable: {reason}")

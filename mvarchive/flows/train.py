@@ -1,4 +1,9 @@
-"""The training flow: train a codec on a dataset, checkpoint it, log it to MLflow.
+"""The training flow: train a codec on a dataset, checkpoint it, register it in MLflow.
+
+Every tracked run ends by registering its checkpoint as a new version of ``mvarchive-<codec>``
+(:mod:`mvarchive.models.registry`) with its RD point measured with real bytes on the evaluation
+dataset (``eval_dataset``, default the training dataset), and logs that point against JPEG and
+x265-intra (where this machine's ffmpeg has libx265) as metrics and ``evaluation/rd_psnr.png``.
 
 Re-running with the same output folder resumes from its ``last.pt`` ("resumed from step N"
 is printed and logged as the ``resumed_from`` param); a ``last.pt`` written with other
@@ -8,24 +13,29 @@ MLflow run is created.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Mapping
 
 from prefect import flow, task
 
-from mvarchive.codecs import load_codec
-from mvarchive.datasets import discover_dataset
+from mvarchive.evaluation.baselines import parse_baselines
+from mvarchive.models.evaluate import EvalSet, figures_from_point, rd_against_baselines, write_rd_plot
+from mvarchive.models.registry import ModelVersionRef, register_checkpoint
 from mvarchive.progress import progress_bar
 from mvarchive.reporting import summary_markdown
-from mvarchive.training.evaluate import rd_point
 from mvarchive.training import TrainConfig, TrainResult, check_resume, train_codec_loop
-from mvarchive.tracking import TrackingConfig, environment_params, log_codec_model, tracked_run
+from mvarchive.tracking import RunLogger, TrackingConfig, environment_params, tracked_run
 
 
 @dataclass
 class TrainReport:
     result: TrainResult
     mlflow_run_id: str | None
-    model_uri: str | None
+    model_uri: str | None  # the registered version, models:/mvarchive-<codec>/<version>
+    model_version: ModelVersionRef | None = None
+    figures: dict | None = None  # the version's RD point on the evaluation dataset
 
 
 def run_params(config: TrainConfig, resumed_from: int | None) -> dict[str, object]:
@@ -33,16 +43,62 @@ def run_params(config: TrainConfig, resumed_from: int | None) -> dict[str, objec
     options left out: they may hold credentials) and where it resumed from."""
     params: dict[str, object] = {k: v for k, v in asdict(config).items() if k != "storage_options"}
     params["checkpoint_every"] = config.checkpoint_interval
+    params["eval_dataset"] = config.eval_dataset or config.dataset
     params["resumed_from"] = "none" if resumed_from is None else resumed_from
     return params
 
 
+def run_name(config: TrainConfig, verb: str = "train") -> str:
+    """``train ldmic-fast λ=1024`` (``retrain …`` for fine-tuning runs)."""
+    return f"{verb} {config.codec} λ={config.lmbda:g}"
+
+
+def eval_set(config: TrainConfig) -> EvalSet:
+    return EvalSet(config.eval_dataset or config.dataset, config.layout, config.eval_groups, config.storage_options)
+
+
+def evaluate_and_register(logger: RunLogger, config: TrainConfig, result: TrainResult,
+                          version_tags: Mapping[str, Any] | None = None) -> tuple[ModelVersionRef, dict]:
+    """Measure the checkpoint and the baselines on the evaluation dataset, log metrics (one
+    series per curve, step = rate point) and the RD plot, then register the checkpoint."""
+    data = eval_set(config)
+    evaluation = rd_against_baselines(result.checkpoint, f"λ={config.lmbda:g}", data,
+                                      parse_baselines(config.eval_baselines))
+    learned = evaluation.curve(config.codec).points[0]
+    figures = figures_from_point(learned)
+    figures["rd_cost"] = figures["bpp"] + config.lmbda * figures["mse"]
+    logger.log_metrics({f"eval/{k}": v for k, v in figures.items()})
+    for curve in evaluation.curves:
+        if curve.kind != "baseline":
+            continue
+        for step, point in enumerate(curve.points):
+            logger.log_metrics({f"baseline/{curve.name}/{k}": point.summary[k] for k in ("bpp", "psnr", "ms_ssim")},
+                               step=step)
+    for name, reason in evaluation.unavailable.items():
+        logger.log_params({f"baseline.{name}": f"unavailable: {reason}"})
+    with tempfile.TemporaryDirectory() as tmp:
+        logger.log_artifact(write_rd_plot(evaluation, Path(tmp) / "rd_psnr.png"), "evaluation")
+        (Path(tmp) / "rd_table.md").write_text(evaluation.rd_markdown(), encoding="utf-8")
+        logger.log_artifact(Path(tmp) / "rd_table.md", "evaluation")
+    logger.log_text(summary_markdown([(config.codec, figures)], ("groups", "bpp", "psnr", "ms_ssim", "mse")),
+                    "rd_point.md")
+    tags = {"eval_dataset": data.dataset, "eval_groups": int(figures["groups"]), **(version_tags or {})}
+    ref = register_checkpoint(result.checkpoint, logger.run_id, logger.tracking_uri,
+                              rd_point={k: figures[k] for k in ("bpp", "psnr", "ms_ssim", "mse")}, extra_tags=tags,
+                              description=f"{config.codec}:{config.preset} λ={config.lmbda:g}, {result.steps} steps "
+                                          f"on {config.dataset}")
+    logger.log_params({"model_uri": ref.uri})
+    return ref, figures
+
+
 @task(name="train-codec-task", task_run_name="train-{config.codec}-{config.preset}")
-def train_task(config: TrainConfig, tracking: TrackingConfig | None, show_progress: bool = True) -> TrainReport:
+def train_task(config: TrainConfig, tracking: TrackingConfig | None, show_progress: bool = True,
+               run_tags: Mapping[str, str] | None = None, version_tags: Mapping[str, Any] | None = None,
+               verb: str = "train") -> TrainReport:
     """Runs where the task runner puts it (the flow process, or a GPU worker)."""
     # refuse another run's last.pt before opening an MLflow run (no FAILED run is left behind)
     resuming = check_resume(config)
-    with tracked_run(tracking, f"train {config.codec}", "train") as logger:
+    with tracked_run(tracking, run_name(config, verb), verb, run_tags) as logger:
         if logger:
             logger.log_params({**run_params(config, resuming), **environment_params()})
         with progress_bar(f"train {config.codec}", total=config.steps, enabled=show_progress) as bar:
@@ -62,20 +118,14 @@ def train_task(config: TrainConfig, tracking: TrackingConfig | None, show_progre
                     logger.log_metrics(metrics, step=step)
 
             result = train_codec_loop(config, on_log=on_log, on_resume=on_resume)
-        model_uri = None
-        if logger:
-            logger.log_params({"weights_digest": result.weights_digest})
-            logger.log_metrics({f"final_{k}": v for k, v in result.final.items()} | {"train_s": result.seconds})
-            logger.log_artifact(result.checkpoint, "checkpoint")
-            trained = load_codec(result.checkpoint)
-            # groups of any size: rd_point pads as the codec's compress does
-            point = rd_point(trained, discover_dataset(config.dataset, config.layout, config.storage_options),
-                             storage_options=config.storage_options)
-            logger.log_metrics({f"eval_{k}": v for k, v in point.items()})
-            logger.log_text(summary_markdown([(config.codec, point)], ("groups", "bpp", "bpp_estimated", "psnr", "ms_ssim")),
-                            "rd_point.md")
-            model_uri = log_codec_model(logger, trained)
-        return TrainReport(result, logger.run_id if logger else None, model_uri)
+        if not logger:
+            return TrainReport(result, None, None)
+        logger.log_params({"weights_digest": result.weights_digest})
+        logger.log_metrics({f"final_{k}": v for k, v in result.final.items()} | {"train_s": result.seconds})
+        ref, figures = evaluate_and_register(logger, config, result, version_tags)
+        print(f"registered {ref.uri} (bpp {figures['bpp']:.4f}, PSNR {figures['psnr']:.2f} dB on "
+              f"{config.eval_dataset or config.dataset})")
+        return TrainReport(result, logger.run_id, ref.uri, ref, figures)
 
 
 @flow(name="train-codec", log_prints=True)

@@ -68,13 +68,16 @@ class RunLogger:
 
 
 @contextlib.contextmanager
-def tracked_run(tracking: TrackingConfig | None, run_name: str, job: str) -> Iterator[RunLogger | None]:
+def tracked_run(tracking: TrackingConfig | None, run_name: str, job: str,
+                tags: Mapping[str, str] | None = None) -> Iterator[RunLogger | None]:
     """An MLflow run for the block (None when tracking is off): FINISHED when the block
-    completes, FAILED when it raises."""
+    completes, FAILED when it raises. ``tags`` link runs (``mvarchive.triggered_by``,
+    ``mvarchive.parent_run``, ``mvarchive.model``...)."""
     if tracking is None or not tracking.tracking_uri:
         yield None
         return
-    logger = RunLogger(tracking.tracking_uri, tracking.experiment, run_name, {"mvarchive.job": job})
+    logger = RunLogger(tracking.tracking_uri, tracking.experiment, run_name,
+                       {"mvarchive.job": job, **{k: str(v) for k, v in (tags or {}).items()}})
     try:
         yield logger
     except BaseException:

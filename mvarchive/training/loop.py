@@ -46,7 +46,8 @@ RESUME_FORMAT = 2
 #: new device the run continues, but bit-exact equality with an uninterrupted run is only
 #: kept on the same device); ``output_dir`` is where ``last.pt`` was found (the folder may
 #: have been moved); ``storage_options`` are credentials and endpoints, never written to disk.
-RESUMABLE_FIELDS = frozenset({"steps", "checkpoint_every", "log_every", "device", "output_dir", "storage_options"})
+RESUMABLE_FIELDS = frozenset({"steps", "checkpoint_every", "log_every", "device", "output_dir", "storage_options",
+                              "eval_dataset", "eval_groups", "eval_baselines"})
 
 
 class TrainingConfigMismatch(ValueError):
@@ -80,6 +81,14 @@ class TrainConfig:
     layout: str = "auto"
     device: str = "cpu"
     storage_options: dict = field(default_factory=dict)
+    #: Start from these weights (a checkpoint path/URL or a ``models:/`` URI; pin aliases first):
+    #: fine-tuning and retraining. Must hold the same codec and preset.
+    init: str | None = None
+    #: Where the trained version's RD point is measured (default: ``dataset``), on its first
+    #: ``eval_groups`` groups, plotted against ``eval_baselines`` (comma-separated, or "none").
+    eval_dataset: str | None = None
+    eval_groups: int = 8
+    eval_baselines: str = "jpeg,x265-intra"
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "crop", "log_every"):
@@ -131,6 +140,8 @@ def run_settings(config: TrainConfig) -> dict[str, Any]:
     :data:`RESUMABLE_FIELDS`), as plain data stored in ``last.pt``."""
     settings = {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name not in RESUMABLE_FIELDS}
     settings["dataset"] = _dataset_key(config.dataset)
+    if settings.get("init") is None:
+        settings.pop("init", None)  # runs without --init keep the settings older last.pt files recorded
     return settings
 
 
@@ -202,6 +213,20 @@ def _set_torch_rng_state(state: dict[str, Any], device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
+def initial_model(config: TrainConfig) -> MultiViewCodec:
+    """A fresh codec from its preset, or the weights of ``config.init`` (same codec and preset)."""
+    if config.init is None:
+        return create_codec(config.codec, config.preset)
+    from mvarchive.codecs.registry import codec_from_checkpoint_bytes, read_checkpoint_bytes
+
+    model = codec_from_checkpoint_bytes(read_checkpoint_bytes(config.init, config.storage_options), config.init)
+    identity = model.identity
+    if identity is None or (identity.name, identity.preset) != (config.codec, config.preset):
+        held = f"{identity.name}:{identity.preset}" if identity else "unknown"
+        raise ValueError(f"--init {config.init} holds {held}, this run trains {config.codec}:{config.preset}")
+    return model
+
+
 def train_codec_loop(
     config: TrainConfig, on_log: Callable[[int, dict[str, float]], None] | None = None,
     model: MultiViewCodec | None = None, on_resume: Callable[[int], None] | None = None,
@@ -217,7 +242,7 @@ def train_codec_loop(
     out.mkdir(parents=True, exist_ok=True)
     index = discover_dataset(config.dataset, config.layout, config.storage_options)
     if model is None:
-        model = create_codec(config.codec, config.preset)
+        model = initial_model(config)
     model.check_views(len(index.cameras))
     state = load_resume_state(config, model)
     device = torch.device(config.device)

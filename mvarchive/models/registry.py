@@ -1,0 +1,228 @@
+"""Codec checkpoints as versions of MLflow registered models ``mvarchive-<codec>``.
+
+A version's source is the training run's ``checkpoint`` artifact folder (``runs:/RUN/checkpoint``,
+a plain ``.pt`` file written by :func:`mvarchive.codecs.save_checkpoint`), so the UI links the
+version to its run and any client that can read the run's artifacts (the SQLite store's folder,
+or a tracking server proxying S3) can download it. Its tags say what it is: weights digest,
+codec, preset, config, λ, datasets, RD point, training run.
+
+``models:/NAME/VERSION`` and ``models:/NAME@ALIAS`` are accepted wherever a checkpoint is
+(:func:`mvarchive.codecs.registry.read_checkpoint_bytes` delegates here), and downloads are
+cached under ``MVARCHIVE_HOME/models-cache/<weights digest>/`` so every Dask worker process on a
+host downloads a version once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+if TYPE_CHECKING:  # mlflow takes seconds to import
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
+__all__ = [
+    "CHAMPION", "MODEL_NAME_PREFIX", "ModelRegistryError", "ModelVersionRef", "checkpoint_path", "fetch_checkpoint",
+    "is_model_uri", "registered_name", "register_checkpoint", "registry_client", "resolve_model_uri",
+    "version_tags",
+]
+
+MODEL_NAME_PREFIX = "mvarchive-"
+CHAMPION = "champion"
+CACHE_DIRNAME = "models-cache"
+CHECKPOINT_ARTIFACT_DIR = "checkpoint"
+
+_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>[^/@]+)|@(?P<alias>[^/@]+))/?$")
+
+
+class ModelRegistryError(ValueError):
+    """A ``models:/`` URI names no model, version or alias, or a version lacks its checkpoint."""
+
+
+@dataclass(frozen=True)
+class ModelVersionRef:
+    """One registered version; ``uri`` is pinned (``models:/NAME/VERSION``) even when an alias
+    was resolved, so an archive or a Dask task never follows an alias that moves later."""
+
+    name: str
+    version: str
+    uri: str
+
+
+def registered_name(codec: str) -> str:
+    """The registered model that holds the versions of ``codec``: ``mvarchive-<codec>``."""
+    return f"{MODEL_NAME_PREFIX}{codec}"
+
+
+def is_model_uri(text: object) -> bool:
+    """True for ``models:/…`` (registry) URIs, False for paths and other URLs."""
+    return isinstance(text, str) and text.startswith("models:/")
+
+
+def _default_tracking_uri() -> str:
+    from mvarchive.infra.settings import ServicesConfig
+
+    return ServicesConfig.from_env().resolved_mlflow_uri()
+
+
+def _cache_root() -> Path:
+    from mvarchive.infra.settings import ServicesConfig
+
+    return ServicesConfig.from_env().home / CACHE_DIRNAME
+
+
+def registry_client(tracking_uri: str | None = None) -> "MlflowClient":
+    """A client whose registry is the tracking store (no global MLflow state)."""
+    from mlflow import MlflowClient
+
+    uri = tracking_uri or _default_tracking_uri()
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def _parse(uri: str) -> tuple[str, str | None, str | None]:
+    match = _URI.match(uri.strip())
+    if not match:
+        raise ModelRegistryError(
+            f"{uri!r} is not a model URI; use models:/NAME/VERSION or models:/NAME@ALIAS "
+            f"(e.g. models:/{registered_name('ldmic-fast')}@{CHAMPION})")
+    return match["name"], match["version"], match["alias"]
+
+
+def _model_version(client: "MlflowClient", uri: str) -> "ModelVersion":
+    from mlflow.exceptions import MlflowException
+
+    name, version, alias = _parse(uri)
+    try:
+        model = client.get_registered_model(name)
+    except MlflowException:
+        known = ", ".join(sorted(m.name for m in client.search_registered_models())) or "none registered yet"
+        raise ModelRegistryError(f"{uri}: no registered model {name!r} in {client.tracking_uri} "
+                                 f"(models: {known})") from None
+    if alias is not None:
+        if alias not in model.aliases:
+            have = ", ".join(f"@{a}" for a in sorted(model.aliases)) or "none"
+            hint = (f"; promote a version with `mvarchive models promote {name} VERSION --dataset EVAL`"
+                    if alias == CHAMPION else "")
+            raise ModelRegistryError(f"{uri}: model {name!r} has no alias @{alias} (aliases: {have}){hint}")
+        version = str(model.aliases[alias])
+    try:
+        return client.get_model_version(name, str(version))
+    except MlflowException:
+        raise ModelRegistryError(f"{uri}: model {name!r} has no version {version}") from None
+
+
+def resolve_model_uri(uri: str, tracking_uri: str | None = None) -> ModelVersionRef:
+    """``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` -> the pinned version.
+
+    Raises :class:`ModelRegistryError` (one line naming the model, version or alias) when
+    the registry does not have it.
+    """
+    mv = _model_version(registry_client(tracking_uri), uri)
+    return ModelVersionRef(mv.name, str(mv.version), f"models:/{mv.name}/{mv.version}")
+
+
+def version_tags(uri: str, tracking_uri: str | None = None) -> dict[str, str]:
+    """The tags of the version ``uri`` names (digest, codec, λ, RD point, ...)."""
+    return dict(_model_version(registry_client(tracking_uri), uri).tags)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def checkpoint_path(uri: str, tracking_uri: str | None = None, cache_dir: str | Path | None = None) -> Path:
+    """A local file holding the checkpoint of the version ``uri`` names.
+
+    Downloaded once per weights digest into ``cache_dir`` (default
+    ``MVARCHIVE_HOME/models-cache``) and checked against the version's SHA-256 tag; later
+    calls (other worker processes too) read the cached file.
+    """
+    client = registry_client(tracking_uri)
+    mv = _model_version(client, uri)
+    where = f"models:/{mv.name}/{mv.version}"
+    tags = dict(mv.tags)
+    artifact, digest, sha = tags.get("checkpoint_artifact"), tags.get("weights_digest"), tags.get("checkpoint_sha256")
+    if not (artifact and digest and sha and mv.run_id):
+        raise ModelRegistryError(f"{where} was not registered by mvarchive (no checkpoint_artifact, weights_digest "
+                                 "or checkpoint_sha256 tag, or no run)")
+    folder = Path(cache_dir) if cache_dir is not None else _cache_root()
+    target = folder / digest / Path(artifact).name
+    if target.is_file() and _sha256(target.read_bytes()) == sha:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".download-") as tmp:
+        local = Path(client.download_artifacts(mv.run_id, artifact, tmp))
+        data = local.read_bytes()
+        if _sha256(data) != sha:
+            raise ModelRegistryError(f"{where}: downloaded checkpoint {artifact} has SHA-256 {_sha256(data)[:12]}, "
+                                     f"the version records {sha[:12]}")
+        os.replace(local, target)  # atomic: concurrent workers each write a whole file
+    return target
+
+
+def fetch_checkpoint(uri: str, tracking_uri: str | None = None) -> bytes:
+    """The checkpoint bytes of the version ``uri`` names (cached; see :func:`checkpoint_path`)."""
+    return checkpoint_path(uri, tracking_uri).read_bytes()
+
+
+def _tag_text(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def register_checkpoint(
+    checkpoint: str | Path, run_id: str, tracking_uri: str | None = None, *, rd_point: Mapping[str, float] | None = None,
+    extra_tags: Mapping[str, Any] | None = None, description: str | None = None,
+) -> ModelVersionRef:
+    """Log ``checkpoint`` (a local ``.pt``) as an artifact of run ``run_id`` and register it as
+    a new version of ``mvarchive-<codec>`` (created on first use).
+
+    Tags: ``weights_digest``, ``checkpoint_sha256``, ``checkpoint_artifact``, ``codec``,
+    ``preset``, ``config`` (JSON), ``lmbda``, ``dataset``, ``steps`` (from the checkpoint),
+    ``training_run_id``, the RD point (``bpp``, ``psnr``, ``ms_ssim``, ``mse``, ...) and
+    ``extra_tags`` (e.g. ``eval_dataset``, ``parent_version``, ``triggered_by``).
+    """
+    from mlflow.exceptions import MlflowException
+
+    from mvarchive.codecs.registry import codec_from_checkpoint_bytes, weights_digest
+    import torch
+    import io
+
+    path = Path(checkpoint)
+    data = path.read_bytes()
+    model = codec_from_checkpoint_bytes(data, str(path))
+    payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    extra = payload.get("extra") or {}
+    client = registry_client(tracking_uri)
+    client.log_artifact(run_id, str(path), CHECKPOINT_ARTIFACT_DIR)
+    name = registered_name(payload["codec"])
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name, description=f"mvarchive {payload['codec']} checkpoints "
+                                                         "(one version per training run; alias @champion)")
+    tags: dict[str, Any] = {
+        "weights_digest": weights_digest(model), "checkpoint_sha256": _sha256(data),
+        "checkpoint_artifact": f"{CHECKPOINT_ARTIFACT_DIR}/{path.name}", "codec": payload["codec"],
+        "preset": payload["preset"], "config": payload["config"], "training_run_id": run_id,
+    }
+    for key in ("lmbda", "dataset", "steps"):
+        if extra.get(key) is not None:
+            tags[key] = extra[key]
+    for key, value in (rd_point or {}).items():
+        tags[key] = value
+    tags.update(extra_tags or {})
+    mv = client.create_model_version(
+        name, f"runs:/{run_id}/{CHECKPOINT_ARTIFACT_DIR}", run_id=run_id,
+        tags={k: _tag_text(v) for k, v in tags.items() if v is not None}, description=description,
+    )
+    return ModelVersionRef(mv.name, str(mv.version), f"models:/{mv.name}/{mv.version}")
