@@ -485,6 +485,13 @@ class ArchiveReader:
                 out.setdefault(str(self._column("model", i)), []).append(i)
         return out
 
+    def row_names(self) -> list[str]:
+        """The group name of every row, superseded and unindexed ones included (a name seen
+        twice was encoded twice)."""
+        with _quiet():
+            names = [str(n) for n in self._index.column("name")] if self._index.rows else []
+        return names + [r.name for r in self.orphans]
+
     @property
     def cameras(self) -> tuple[str, ...]:
         return self.meta.cameras

@@ -54,10 +54,10 @@ def test_archive_restore_verify_with_relative_paths_from_other_folders(cli, samp
     # the README's form: relative source and destination
     cli("archive", "data/stereo", "arch", "--codec", "ldmic-fast", "--preset", "tiny", "--checkpoint", "model.pt",
         "--shard-size", "2", cwd=tmp_path)
-    # the same job typed differently, from elsewhere: resumes (nothing to do), not "a different job"
+    # the same job typed differently, from elsewhere: nothing to add, not "a different job"
     again = cli("archive", str(tmp_path / "data" / "stereo"), "../arch", "--codec", "ldmic-fast", "--preset", "tiny",
                 "--checkpoint", "../model.pt", "--shard-size", "2", cwd=tmp_path / "x")
-    assert "already complete 2" in again.stdout
+    assert "nothing to add (4 groups archived, 0 changed, 0 no longer in the source)" in again.stdout
 
     info = json.loads(cli("info", "../arch", "--json", cwd=tmp_path / "y").stdout)
     assert sorted(info["group_names"]) == sorted({f.split("/")[0] for f in source_files})
@@ -106,3 +106,68 @@ def test_train_with_relative_paths_and_checkpoint_cadence(cli, sample_data, tmp_
     assert (tmp_path / "work" / "ck" / "ldmic-fast-tiny.pt").exists(), result.stdout
     typo = cli("train", "../data", "--codec", "ldmic-fats", cwd=tmp_path / "work", ok=False)
     assert typo.returncode == 2 and "unknown codec 'ldmic-fats'" in typo.stderr and "Traceback" not in typo.stderr
+
+
+def test_archive_grows_with_the_source(cli, sample_data, tmp_path):
+    """Archive 3 groups; the source gains 2: only those are encoded, earlier shards untouched;
+    a changed group is reported and skipped (re-encoded with --reencode), a vanished one
+    reported and kept; restore of one group reads the newest bytes; a second writer is refused."""
+    from PIL import Image, ImageOps
+
+    src = tmp_path / "data"
+    names = sorted(p.name for p in sample_data.stereo.iterdir() if p.is_dir())
+    for name in names[:3]:
+        shutil.copytree(sample_data.stereo / name, src / name)
+    job = ["--codec", "single-view-mbt2018-mean", "--preset", "tiny", "--untrained", "--shard-size", "2"]
+    cli("archive", "data", "arch", *job, cwd=tmp_path)
+    shards = tmp_path / "arch" / "shards"
+    first = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in shards.glob("*.bin")}
+    assert len(first) == 2
+
+    shutil.copytree(sample_data.stereo / names[3], src / names[3])
+    shutil.copytree(sample_data.stereo / names[0], src / "extra")
+    grown = cli("archive", "data", "arch", *job, cwd=tmp_path)
+    assert "2 group(s) encoded (0 again)" in grown.stdout
+    assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in shards.glob("*.bin") if p.name in first} == first
+    assert len(list(shards.glob("*.bin"))) == 3
+    info = json.loads(cli("info", "arch", "--json", cwd=tmp_path).stdout)
+    assert [(r["added"], r["status"]) for r in info["runs"]] == [(3, "finished"), (2, "finished")]
+    assert sorted(info["group_names"]) == sorted([*names, "extra"]) and info["groups"] == 5
+
+    # one group changes, one vanishes: reported in one line each, nothing encoded
+    changed = src / names[1] / "left.png"
+    with Image.open(changed) as img:
+        ImageOps.mirror(img.convert("RGB")).save(changed, compress_level=1)
+    shutil.rmtree(src / names[2])
+    skipped = cli("archive", "data", "arch", *job, cwd=tmp_path)
+    drift = [line for line in skipped.stderr.splitlines() if "changed in the source" in line]
+    assert len(drift) == 1 and names[1] in drift[0] and "--reencode" in drift[0]
+    assert any("no longer in the source" in line and names[2] in line for line in skipped.stderr.splitlines())
+    assert "nothing to add" in skipped.stdout and len(list(shards.glob("*.bin"))) == 3
+
+    reencoded = cli("archive", "data", "arch", *job, "--reencode", cwd=tmp_path)
+    assert "1 group(s) encoded (1 again), 1 changed, 1 no longer in the source" in reencoded.stdout
+    assert {p.name: p.read_bytes() for p in shards.glob("*.bin") if p.name in first} == {k: v[0] for k, v in first.items()}
+    info = json.loads(cli("info", "arch", "--json", cwd=tmp_path).stdout)
+    assert [(r["added"], r["reencoded"], r["vanished"]) for r in info["runs"]][-1] == (0, 1, 1)
+    assert info["groups"] == 5  # the vanished group stays
+
+    cli("restore", "arch", "out", "--groups", names[1], "--cameras", "left", cwd=tmp_path)
+    restored = load_image(str(tmp_path / "out" / names[1] / "left.png"))
+    from mvarchive.integrity import pixel_digest
+    from mvarchive.storage import ArchiveReader, Location
+
+    reader = ArchiveReader(Location(str(tmp_path / "arch")))
+    newest = reader.read_groups(reader.select([names[1]]))[0]
+    assert newest.run == info["runs"][-1]["id"]  # the re-encoded copy, not the first
+    assert pixel_digest(restored) == newest.fingerprint.pixels[0]
+    assert files_under(tmp_path / "out") == [f"{names[1]}/left.png"]
+
+    # another run holds the archive's lease: refused in one line, nothing written
+    from mvarchive.storage import Lease
+
+    shutil.copytree(sample_data.stereo / names[2], src / "late")
+    with Lease(Location(str(tmp_path / "arch")), owner="other-run").acquire():
+        busy = cli("archive", "data", "arch", *job, cwd=tmp_path, ok=False)
+    assert busy.returncode == 2 and "is being written by run other-run on host" in busy.stderr
+    assert "Traceback" not in busy.stderr and len(list(shards.glob("*.bin"))) == 3

@@ -15,7 +15,7 @@ from mvarchive.tracking import TrackingConfig
 from mvarchive.flows.restore import RestoreConfig, restore_dataset
 from mvarchive.flows.runtime import run_on_dask
 from mvarchive.metrics import to_tensor, to_uint8
-from mvarchive.storage import ArchiveError, ArchiveReader, ArchiveWriter, Location
+from mvarchive.storage import ArchiveError, ArchiveReader, Location
 from tests.archive_helpers import archive_in_process, archive_snapshot
 
 pytestmark = pytest.mark.slow
@@ -70,6 +70,12 @@ def test_archive_then_restore_reproduces_encoder_reconstruction(flow_env, sample
     assert run_info.data.params["shard_size"] == "3"
     assert abs(run_info.data.metrics["bpp"] - report.summary["bpp"]) < 1e-9
     assert "summary.md" in [a.path for a in client.list_artifacts(report.mlflow_run_id)]
+    # what a drift detector reads: the archive and its run as tags, the rate per shard, the run's means
+    assert run_info.data.tags["mvarchive.archive"] == str(dest) and run_info.data.tags["mvarchive.run"] == report.run_id
+    assert [m.step for m in client.get_metric_history(report.mlflow_run_id, "rate_bpp")] == [0, 1]
+    assert abs(run_info.data.metrics["run_bpp"] - report.run_summary["bpp"]) < 1e-9
+    assert (report.groups_added, report.groups_changed, report.groups_vanished) == (4, 0, 0)
+    assert [r.id for r in ArchiveReader(Location(str(dest))).runs] == [report.run_id]
 
 
 def test_interrupted_archive_resumes_to_the_same_archive(flow_env, sample_data, trained_checkpoint, tmp_path, monkeypatch):
@@ -77,17 +83,22 @@ def test_interrupted_archive_resumes_to_the_same_archive(flow_env, sample_data, 
                   checkpoint=trained_checkpoint, shard_size=1)
     run(archive_dataset, flow_env, config=ArchiveConfig(dest=str(tmp_path / "full"), **config))
 
-    # An "interrupted" run: shard 0 finished, shard 2 half written (latents but no marker).
+    # A run killed after its first shard: one blob, no index rows, the run still "running";
+    # plus the temporary file of a blob whose upload never finished.
     partial = tmp_path / "partial"
-    plan = archive_in_process(ArchiveConfig(dest=str(partial), **config), shards=[0])
-    shutil.copytree(tmp_path / "full" / "latents" / "00000002", partial / "latents" / "00000002")
-    assert ArchiveWriter(plan.location, plan.meta).completed_shards() == {0}
+    archive_in_process(ArchiveConfig(dest=str(partial), **config), shards=[0])
+    (partial / "shards" / "r0001-dead-00001.1234abcd.tmp").write_bytes(b"half a blob")
+    reader = ArchiveReader(Location(str(partial)))
+    assert (reader.indexed_rows, len(reader.orphans), reader.is_complete()) == (0, 1, False)
 
-    # resumed with the source typed as a relative path from another directory: the same job
+    # resumed with the source typed as a relative path from another directory: the same archive
     monkeypatch.chdir(sample_data.stereo.parent)
     resumed = run(archive_dataset, flow_env, config=ArchiveConfig(dest=str(partial), **{**config, "source": "stereo"}))
-    assert (resumed.shards_written, resumed.shards_skipped) == (3, 1)
+    assert (resumed.shards_written, resumed.shards_skipped, resumed.groups_added) == (3, 1, 3)
     assert archive_snapshot(str(partial)) == archive_snapshot(str(tmp_path / "full"))
+    after = ArchiveReader(Location(str(partial)))
+    assert after.indexed_rows == 4 and after.orphans == [] and after.is_complete()
+    assert [(r.status, r.adopted, r.added) for r in after.runs] == [("interrupted", 0, 0), ("finished", 1, 3)]
 
 
 def test_archive_and_restore_on_s3(flow_env, sample_data, s3_bucket, tmp_path):
