@@ -233,6 +233,24 @@ def test_down_never_signals_a_reused_pid(tmp_path: Path) -> None:
         other.wait()
 
 
+def test_status_fails_when_a_recorded_service_is_down(tmp_path: Path) -> None:
+    """A finished process recorded as a service makes `status` exit 1; a configured remote
+    service is listed as such (and checked: nothing listens on its port)."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    dead_port, remote_port = free_ports(2)
+    StackState(home=str(tmp_path), services={
+        "mlflow": ServiceRecord("mlflow", f"http://127.0.0.1:{dead_port}", "mlflow-server", True,
+                                pid=gone.pid, pgid=gone.pid),
+        "prefect": ServiceRecord("prefect", f"http://127.0.0.1:{remote_port}", "prefect-server", False,
+                                 extra={"api_url": f"http://127.0.0.1:{remote_port}/api"}),
+    }).save()  # fmt: skip
+    result = _cli("status", "--home", str(tmp_path), "--json", timeout=60)
+    assert result.returncode == 1, result.stdout + result.stderr
+    health = {s["name"]: (s["health"], s["ok"]) for s in json.loads(result.stdout)["services"]}
+    assert health == {"mlflow": ("down", False), "prefect": ("unhealthy (configured, remote)", False)}
+
+
 def test_stack_setting_and_options_are_checked(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="MVARCHIVE_STACK"):
         ServicesConfig.from_env({"MVARCHIVE_HOME": str(tmp_path), "MVARCHIVE_STACK": "maybe"})
