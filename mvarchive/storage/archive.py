@@ -555,7 +555,10 @@ class ArchiveReader:
         data = self._ranges([(r.blob, r.record[0], r.record[1]) for r in rows])
         out = []
         for index, row, raw in zip(indices, rows, data):
-            stream, fingerprint = unpack_record(raw)
+            try:
+                stream, fingerprint = unpack_record(raw)
+            except BlobError:  # decoding an empty stream reports the group as undecodable
+                stream, fingerprint = b"", Fingerprint((), (), (), 0)
             out.append(StoredGroup(index=index, name=row.name, files=row.files, sizes=row.sizes, stream=stream,
                                    metrics=dict(row.metrics), fingerprint=fingerprint, model=row.model, run=row.run))
         return out

@@ -55,19 +55,24 @@ def pack_record(stream: bytes, fingerprint: Fingerprint) -> bytes:
 
 
 def unpack_record(data: bytes) -> tuple[bytes, Fingerprint]:
-    """(stream, fingerprint) of one record; keeps every byte of the stream (trailing NULs too)."""
-    n = struct.unpack_from("<I", data, 0)[0]
-    head = json.loads(data[4 : 4 + n])
-    pos = 4 + n
-    m = struct.unpack_from("<I", data, pos)[0]
-    stream = bytes(data[pos + 4 : pos + 4 + m])
-    pos += 4 + m
-    thumbs = []
-    while pos < len(data):
-        k = struct.unpack_from("<I", data, pos)[0]
-        thumbs.append(bytes(data[pos + 4 : pos + 4 + k]))
-        pos += 4 + k
-    return stream, Fingerprint(tuple(head["pixels"]), tuple(head["symbols"]), tuple(thumbs), int(head["threads"]))
+    """(stream, fingerprint) of one record; keeps every byte of the stream (trailing NULs too).
+    Raises :class:`BlobError` for a record that does not parse."""
+    try:
+        n = struct.unpack_from("<I", data, 0)[0]
+        head = json.loads(data[4 : 4 + n])
+        pos = 4 + n
+        m = struct.unpack_from("<I", data, pos)[0]
+        stream = bytes(data[pos + 4 : pos + 4 + m])
+        pos += 4 + m
+        thumbs = []
+        while pos < len(data):
+            k = struct.unpack_from("<I", data, pos)[0]
+            thumbs.append(bytes(data[pos + 4 : pos + 4 + k]))
+            pos += 4 + k
+        fingerprint = Fingerprint(tuple(head["pixels"]), tuple(head["symbols"]), tuple(thumbs), int(head["threads"]))
+    except (struct.error, ValueError, KeyError, TypeError) as exc:
+        raise BlobError(f"damaged group record ({exc})") from exc
+    return stream, fingerprint
 
 
 def pack_latents(latents: Mapping[str, np.ndarray]) -> bytes:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import numpy as np
+import struct
+
 import pytest
-import zarr
 
 from mvarchive.flows.archive import ArchiveConfig
 from mvarchive.integrity import Status
-from mvarchive.storage import Location
+from mvarchive.storage import ArchiveReader, Location
 from mvarchive.tasks.restore import RestoreJob, restore_groups_fn
 from tests.archive_helpers import archive_in_process
 
@@ -17,12 +17,18 @@ from tests.archive_helpers import archive_in_process
 def test_damaged_stream_is_reported_by_group_and_not_written(sample_data, tmp_path, damage):
     plan = archive_in_process(ArchiveConfig(str(sample_data.stereo), str(tmp_path / "a"), codec="single-view-mbt2018-mean",
                                             preset="tiny", untrained=True, shard_size=4))
-    streams = zarr.open_group(str(tmp_path / "a"), mode="r+")["groups/stream"]
-    original = streams[1:2][0]
-    broken = original[:-10] if damage == "truncate" else original[:40] + bytes([original[40] ^ 1]) + original[41:]
-    value = np.empty(1, dtype=object)
-    value[0] = broken
-    streams[1:2] = value
+    reader = ArchiveReader(plan.location)
+    row = reader.row(1)
+    blob = tmp_path / "a" / "shards" / f"{row.blob}.bin"
+    data = bytearray(blob.read_bytes())
+    start = row.record[0]
+    head = struct.unpack_from("<I", data, start)[0]
+    length_at = start + 4 + head  # the stream's length field, then the stream
+    if damage == "truncate":  # the record now ends its stream 10 bytes early
+        struct.pack_into("<I", data, length_at, struct.unpack_from("<I", data, length_at)[0] - 10)
+    else:
+        data[length_at + 4 + 40] ^= 1
+    blob.write_bytes(bytes(data))
     out = tmp_path / "out"
     result = restore_groups_fn(RestoreJob(plan.location, (0, 1), (0, 1), Location(str(out)), plan.codec))
     statuses = {c.group: c.status for c in result.checks}
