@@ -66,7 +66,7 @@ def up(
     )  # fmt: skip
     try:
         report = stack_up(config, options)
-    except (ServiceStartError, FileNotFoundError) as exc:
+    except (ServiceStartError, FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
     for name in report.running:
         typer.echo(f"already running  {name}")

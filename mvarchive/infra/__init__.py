@@ -1,8 +1,9 @@
 """Starting and connecting the services a run needs.
 
 S3 storage (SeaweedFS), the Prefect API server, the Dask cluster and the
-MLflow tracking store: each is either reached at a configured address or
-started locally on free loopback ports for the duration of a run.
+MLflow tracking store: each is either reached at a configured address,
+provided by the persistent stack (``stack_up``, ``mvarchive services up``),
+or started locally on free loopback ports for the duration of a run.
 Importing this package starts nothing and imports no heavy dependencies.
 """
 
@@ -30,6 +31,8 @@ from mvarchive.infra.ports import (
 from mvarchive.infra.prefect_server import PrefectServer, connect_prefect, prefect_env
 from mvarchive.infra.seaweedfs import SeaweedS3Server, find_weed_binary, validate_bucket_name
 from mvarchive.infra.settings import ServicesConfig, offline_environment
+from mvarchive.infra.stack import StackOptions, stack_down, stack_status, stack_up
+from mvarchive.infra.stack_state import StackState
 
 __all__ = [
     "WORKERS_PER_HOST_ENV",
@@ -37,6 +40,8 @@ __all__ = [
     "SeaweedS3Server",
     "ServiceStartError",
     "ServicesConfig",
+    "StackOptions",
+    "StackState",
     "connect_prefect",
     "dask_task_runner",
     "ensure_experiment",
@@ -50,6 +55,9 @@ __all__ = [
     "offline_environment",
     "prefect_env",
     "sqlite_store_path",
+    "stack_down",
+    "stack_status",
+    "stack_up",
     "stop_process",
     "torch_threads_for_worker",
     "validate_bucket_name",

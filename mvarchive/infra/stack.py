@@ -56,8 +56,6 @@ _DEFAULT_PORTS = {"prefect": 4200, "mlflow": 5000, "dask-scheduler": 8786, "dask
 #: Start order; ``down`` stops in reverse.
 _ORDER = ("s3", "prefect", "mlflow", "dask-scheduler")
 _WORKER_PREFIX = "dask-worker-"
-#: Services whose address the workers carry in their environment.
-_UPSTREAM = ("prefect", "mlflow", "dask-scheduler", "s3")
 
 
 @dataclass(frozen=True)
@@ -285,7 +283,7 @@ def _base_env() -> dict[str, str]:
     return env
 
 
-def _start_s3(home: Path, options: StackOptions, logs: Path) -> ServiceRecord:
+def _start_s3(home: Path, options: StackOptions) -> ServiceRecord:
     from mvarchive.infra.seaweedfs import SeaweedS3Server
 
     server = SeaweedS3Server(home / "s3", bucket=options.bucket, startup_timeout_s=60)
@@ -447,8 +445,9 @@ def stack_up(config: ServicesConfig, options: StackOptions) -> UpReport:
     Idempotent: services recorded and alive are left running and reported.
     Services that ``config`` already names (a remote Prefect API, MLflow
     server, Dask scheduler or S3 endpoint) are recorded as configured and not
-    started. Workers are (re)started when the addresses they carry changed.
-    If anything fails to start, what this call started is stopped again.
+    started (ValueError if one that an earlier ``up`` started still runs).
+    Workers are (re)started when the addresses they carry changed. If
+    anything fails to start, what this call started is stopped again.
     """
     began = time.monotonic()
     home = config.home
@@ -460,6 +459,14 @@ def stack_up(config: ServicesConfig, options: StackOptions) -> UpReport:
         state.created_at = previous.created_at or state.created_at
     old = previous.services if previous is not None else {}
     remote = _remote_records(config)
+    for name in remote:
+        running = [r for n, r in old.items() if r.managed and r.alive() and (
+            n == name or (name == "dask-scheduler" and n.startswith(_WORKER_PREFIX)))]  # fmt: skip
+        if running:
+            raise ValueError(
+                f"{running[0].name} runs from an earlier `up` under {home}, but the configuration "
+                f"names another {name} ({remote[name].url}); run `mvarchive services down` first"
+            )
     report = UpReport(state=state)
     started_now: list[ServiceRecord] = []
 
@@ -478,7 +485,7 @@ def stack_up(config: ServicesConfig, options: StackOptions) -> UpReport:
     try:
         # S3 first: MLflow may keep its artifacts there.
         if options.s3 and not keep_if_alive("s3"):
-            record = _start_s3(home, options, logs)
+            record = _start_s3(home, options)
             state.services["s3"] = record
             started_now.append(record)
             report.started.append("s3")
