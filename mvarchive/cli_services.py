@@ -88,7 +88,7 @@ def status(
     json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     home: HomeOption = None,
 ) -> None:
-    """One line per service: name, health, PID, URL.
+    """One line per service: name, health, PID (or "remote" when configured), URL.
 
     Exit status 0 when every recorded service is healthy, 1 when one is not,
     3 when no stack is recorded under HOME.
@@ -114,8 +114,10 @@ def status(
     if state is None:
         typer.echo(f"no stack recorded under {config.home} (start one: mvarchive services up)")
     for line in lines:
-        pid = str(line.pid) if line.pid is not None else "-"
-        typer.echo(f"{line.name:<15} {line.health:<9} {pid:>7}  {line.url}")
+        pid = str(line.pid) if line.pid is not None else ("-" if line.managed else "remote")
+        typer.echo(f"{line.name:<15} {line.health:<13} {pid:>7}  {line.url}")
+    if any(not line.managed for line in lines):
+        typer.echo("remote: configured (PREFECT_API_URL, ...), not started or stopped by `up`/`down`")
     raise typer.Exit(code)
 
 

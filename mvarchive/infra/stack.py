@@ -574,7 +574,6 @@ def _check(record: ServiceRecord, state: StackState, timeout_s: float) -> tuple[
     """Health of one recorded service: (ok, word)."""
     if record.managed and not record.alive():
         return False, "down"
-    suffix = "" if record.managed else " (configured, remote)"
     if record.kind == "prefect-server":
         api = record.extra.get("api_url", f"{record.url}/api")
         ok = _http_status(f"{api}/health", timeout_s) == 200
@@ -601,7 +600,7 @@ def _check(record: ServiceRecord, state: StackState, timeout_s: float) -> tuple[
             return False, "not connected"
     else:  # S3: any HTTP answer (403 without credentials) means it serves
         ok = _http_status(record.url, timeout_s) is not None
-    return ok, ("healthy" if ok else "unhealthy") + suffix
+    return ok, "healthy" if ok else "unhealthy"
 
 
 def stack_status(

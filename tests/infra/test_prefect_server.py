@@ -36,6 +36,13 @@ def test_health_and_layout(prefect_server: PrefectServer) -> None:
 
 
 @pytest.mark.slow
+def test_ui_calls_this_server(prefect_server: PrefectServer) -> None:
+    """The UI is told this server's API (not the default port 4200), so "View at" links work."""
+    with urllib.request.urlopen(f"{prefect_server.ui_url}/ui-settings", timeout=10) as response:
+        assert json.load(response)["api_url"] == prefect_server.api_url
+
+
+@pytest.mark.slow
 def test_flow_runs_against_server(
     prefect_server: PrefectServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
