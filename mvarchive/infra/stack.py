@@ -131,10 +131,14 @@ def _port_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
-def _pick_port(wanted: int | None, previous: int | None, conventional: int | None) -> int:
-    """An explicit port as given (0 means any); else the one used before or the usual one
-    when free; else any."""
+def _pick_port(
+    name: str, wanted: int | None, previous: int | None, conventional: int | None
+) -> int:
+    """An explicit port (0 means any; ValueError when taken); else the one used before or
+    the usual one when free; else any."""
     if wanted:
+        if not _port_free(wanted):
+            raise ValueError(f"port {wanted} asked for {name} is in use on 127.0.0.1")
         return wanted
     for candidate in (previous, conventional):
         if candidate and _port_free(candidate):
@@ -501,15 +505,18 @@ def stack_up(config: ServicesConfig, options: StackOptions) -> UpReport:
             if keep_if_alive(name):
                 continue
             if name == "prefect":
-                port = _pick_port(options.prefect_port, port_of(name), _DEFAULT_PORTS[name])
+                port = _pick_port(name, options.prefect_port, port_of(name), _DEFAULT_PORTS[name])
                 launches.append(_launch_prefect(home, port, logs))
             elif name == "mlflow":
-                port = _pick_port(options.mlflow_port, port_of(name), _DEFAULT_PORTS[name])
+                port = _pick_port(name, options.mlflow_port, port_of(name), _DEFAULT_PORTS[name])
                 launches.append(_launch_mlflow(home, config, port, logs, s3_record))
             else:
-                port = _pick_port(options.scheduler_port, port_of(name), _DEFAULT_PORTS[name])
+                port = _pick_port(name, options.scheduler_port, port_of(name), _DEFAULT_PORTS[name])
                 old_dash = old.get(name).extra.get("dashboard_port") if name in old else None
-                dash = _pick_port(options.dashboard_port, old_dash, _DEFAULT_PORTS["dask-dashboard"])
+                dash = _pick_port(
+                    "the Dask dashboard", options.dashboard_port, old_dash,
+                    _DEFAULT_PORTS["dask-dashboard"],
+                )  # fmt: skip
                 if dash == port:
                     dash = free_port()
                 launches.append(_launch_scheduler(port, dash, logs))

@@ -277,3 +277,16 @@ def test_help_imports_nothing_heavy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_up_refuses_a_taken_port_before_starting_anything(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _cli("up", "--home", str(tmp_path), "--prefect-port", str(port), timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"error: port {port} asked for prefect is in use on 127.0.0.1"
+    assert not state_path(tmp_path).exists()
