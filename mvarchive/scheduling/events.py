@@ -31,7 +31,7 @@ def drift_payload(
 ) -> dict[str, Any]:
     """What retraining needs from a drift event, as plain JSON (strings, numbers)."""
     return {
-        "archive": archive_url, "codec": codec, "model": model or "", "dataset": dataset or archive_url,
+        "archive": archive_url, "codec": codec, "model": model or "", "dataset": dataset or "",
         "eval_dataset": eval_dataset or "", "triggered_by": triggered_by or "",
         "figures": {k: float(v) for k, v in figures.items()},
     }

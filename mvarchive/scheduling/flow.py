@@ -56,6 +56,7 @@ def scheduled_archive(
     result = {
         "schedule": schedule, "archive": report.archive, "shards_written": report.shards_written,
         "shards_skipped": report.shards_skipped, "groups": int(report.summary.get("groups", 0)),
+        "groups_added": getattr(report, "groups_added", None), "archive_run_id": getattr(report, "run_id", None),
         "wall_s": round(report.wall_s, 3), "mlflow_run_id": report.mlflow_run_id,
     }
     print(f"schedule {schedule}: {result}")

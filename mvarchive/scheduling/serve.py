@@ -35,7 +35,7 @@ from mvarchive.scheduling.spec import TAG, WORK_POOL
 
 log = logging.getLogger("mvarchive.serve")
 
-RETRAIN_FLOW_NAME = "retrain"
+RETRAIN_FLOW_NAME = "retrain"  # the wrapper flow in retrain_flow.py
 RETRAIN_DEPLOYMENT = "auto"
 
 
@@ -109,19 +109,16 @@ def apply_triggered_deployment(api_url: str, flow: Any, name: str, pool: str = W
 
 
 def find_retrain_flow() -> Any | None:
-    """The ``retrain`` flow of :mod:`mvarchive.flows.retrain`, or None while it does not exist."""
+    """The ``retrain`` wrapper flow, or None (with a warning) while mvarchive.flows.retrain,
+    which it runs, cannot be imported."""
     try:
-        import mvarchive.flows.retrain as module
+        import mvarchive.flows.retrain  # noqa: F401  (heavy: imported once, at serve start)
     except ImportError as exc:
         log.warning("retrain/auto not deployed: mvarchive.flows.retrain cannot be imported (%s)", exc)
         return None
-    from prefect import Flow
+    from mvarchive.scheduling.retrain_flow import triggered_retrain
 
-    for value in vars(module).values():
-        if isinstance(value, Flow) and value.name == RETRAIN_FLOW_NAME:
-            return value
-    log.warning("retrain/auto not deployed: mvarchive.flows.retrain has no flow named %r", RETRAIN_FLOW_NAME)
-    return None
+    return triggered_retrain
 
 
 async def _run_worker(config: ServeConfig, printer: Callable[[str], None]) -> None:

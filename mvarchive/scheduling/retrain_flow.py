@@ -1,0 +1,43 @@
+"""The flow ``retrain/auto`` runs when a drift event arrives: plain event values in, the
+``retrain-codec`` flow (mvarchive.flows.retrain) run as a subflow.
+
+Deployment-trigger parameters are rendered from the event payload as strings, so this wrapper
+takes strings only; service locations, the MLflow store and storage keys come from the
+serving process's environment, and checkpoints go under MVARCHIVE_HOME (a flow run's working
+directory is temporary).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+
+RETRAIN_WRAPPER_NAME = "retrain"
+
+
+@flow(name=RETRAIN_WRAPPER_NAME, log_prints=True, persist_result=True)
+def triggered_retrain(
+    dataset: str, codec: str = "ldmic-fast", model: str = "", eval_dataset: str = "", triggered_by: str = "",
+    archive: str = "",
+) -> dict[str, Any]:
+    """Fine-tune ``model`` (default: the codec's champion) on ``dataset``, gate, promote."""
+    from mvarchive.flows.retrain import RetrainConfig, retrain
+    from mvarchive.flows.runtime import prefect_session
+    from mvarchive.infra import ServicesConfig
+    from mvarchive.tracking import TrackingConfig
+
+    if not dataset:
+        raise ValueError(f"drift event for {archive or 'an archive'} names no dataset to retrain on")
+    services = ServicesConfig.from_env()
+    remote = "://" in dataset and not dataset.startswith("file://")
+    config = RetrainConfig(
+        dataset=dataset, codec=codec, model=model or None, eval_dataset=eval_dataset or None,
+        triggered_by=triggered_by or f"drift on {archive}", output_dir=str(services.home / "retrain"),
+        storage_options=dict(services.storage_options) if remote else {},
+    )
+    with prefect_session(services):
+        report = retrain(config, TrackingConfig(services.resolved_mlflow_uri(), services.mlflow_experiment))
+    summary = {key: str(getattr(report, key, None)) for key in ("parent", "candidate", "decision", "promoted", "mlflow_run_id")}
+    print(f"retrain after drift on {archive or dataset}: {summary}")
+    return summary
