@@ -463,6 +463,8 @@ def stack_up(config: ServicesConfig, options: StackOptions) -> UpReport:
         state.created_at = previous.created_at or state.created_at
     old = previous.services if previous is not None else {}
     remote = _remote_records(config)
+    if options.s3:
+        remote.pop("s3", None)  # --s3 asks for the stack's own store
     for name in remote:
         running = [r for n, r in old.items() if r.managed and r.alive() and (
             n == name or (name == "dask-scheduler" and n.startswith(_WORKER_PREFIX)))]  # fmt: skip
@@ -487,15 +489,18 @@ def stack_up(config: ServicesConfig, options: StackOptions) -> UpReport:
         return record.port if record is not None else None
 
     try:
-        # S3 first: MLflow may keep its artifacts there.
-        if options.s3 and not keep_if_alive("s3"):
+        # S3 first: MLflow may keep its artifacts there. A store started by an
+        # earlier `up --s3` keeps running (and serving) without --s3.
+        if "s3" in remote:
+            state.services["s3"] = remote["s3"]
+        elif not keep_if_alive("s3") and options.s3:
             record = _start_s3(home, options)
             state.services["s3"] = record
             started_now.append(record)
             report.started.append("s3")
-        elif not options.s3 and "s3" in remote:
-            state.services["s3"] = remote["s3"]
-        s3_record = state.services.get("s3") if options.s3 else None
+        s3_record = state.services.get("s3")
+        if s3_record is not None and not s3_record.managed:
+            s3_record = None
 
         launches: list[_Launch] = []
         for name in ("prefect", "mlflow", "dask-scheduler"):
@@ -534,7 +539,7 @@ def stack_up(config: ServicesConfig, options: StackOptions) -> UpReport:
                 "dask_address": scheduler.url,
                 "dashboard": scheduler.extra["dashboard"],
                 "storage_options": json.dumps(s3_record.extra["storage_options"])
-                if s3_record is not None and s3_record.managed
+                if s3_record is not None
                 else "",
             }
             gpus = visible_gpus()
