@@ -141,27 +141,38 @@ def make_group(root: Path, group: str, images: dict[str, bytes | Image.Image], e
 
 
 def set_stream(archive: Path, index: int, data: bytes) -> None:
-    """Replace group ``index``'s bitstream in a local archive and re-consolidate."""
+    """Replace group ``index``'s bitstream in a local (format 3) archive: a new record is
+    appended to the group's blob and its index row pointed at it; then re-consolidate."""
     import zarr
 
+    from mvarchive.storage import ArchiveReader, Location
+    from mvarchive.storage.blob import pack_record
+
+    reader = ArchiveReader(Location(str(archive)))
+    stored = reader.read_groups([index])[0]
+    row = reader.row(index)
+    blob = archive / "shards" / f"{row.blob}.bin"
+    offset = blob.stat().st_size
+    record = pack_record(data, stored.fingerprint)
+    with open(blob, "ab") as f:
+        f.write(record)
     root = zarr.open_group(str(archive), mode="r+", use_consolidated=False)
-    arr = root["groups/stream"]
-    arr[index : index + 1] = np.array([data], dtype=object)
+    rows = [str(n) for n in root["index/name"][:]]
+    row_index = max(i for i, n in enumerate(rows) if n == stored.name)  # the newest row is the one read
+    root["index/record"][row_index : row_index + 1] = np.array([[offset, len(record)]], dtype=np.int64)
     zarr.consolidate_metadata(str(archive))
 
 
 def get_stream(archive: Path, index: int) -> bytes:
-    import zarr
+    from mvarchive.storage import ArchiveReader, Location
 
-    root = zarr.open_group(str(archive), mode="r", use_consolidated=False)
-    return bytes(root["groups/stream"][index : index + 1][0])
+    return ArchiveReader(Location(str(archive))).read_groups([index])[0].stream
 
 
 def group_names(archive: Path) -> list[str]:
-    import zarr
+    from mvarchive.storage import ArchiveReader, Location
 
-    root = zarr.open_group(str(archive), mode="r", use_consolidated=False)
-    return [str(n) for n in root["groups/name"][:]]
+    return ArchiveReader(Location(str(archive))).names
 
 
 # ---------------------------------------------------------------- the matrix
