@@ -289,7 +289,8 @@ class ArchiveWriter:
             return cls(location, old)
         store = location.zarr_store(read_only=False)
         with _quiet():
-            root = zarr.open_group(store, mode="w-", zarr_format=3)
+            # mode "a": the folder may hold our lease already; check_destination saw no group
+            root = zarr.open_group(store, mode="a", zarr_format=3)
             create_index(root, len(meta.cameras), len(meta.metrics))
             root.attrs["mvarchive"] = meta.to_json()  # written last: the skeleton is now valid
         return cls(location, meta)

@@ -104,3 +104,16 @@ def test_a_torn_lease_object_does_not_block(tmp_path):
     lease = Lease(location, owner="me", config=FAST).acquire()
     assert json.loads((tmp_path / "archive" / "lease.json").read_text())["owner"] == "me"
     lease.release()
+
+
+def test_a_new_archive_is_created_under_its_lease(tmp_path, s3_bucket):
+    from tests.storage.test_archive import make_meta
+
+    from mvarchive.storage import ArchiveReader, ArchiveWriter
+
+    url, options = s3_bucket
+    for location in (Location(str(tmp_path / "new")), Location(f"{url}/new", options)):
+        with Lease(location, config=FAST).acquire():
+            ArchiveWriter.check_destination(location, make_meta())  # the lease alone is not "something else"
+            ArchiveWriter.create_or_resume(location, make_meta())
+        assert ArchiveReader(location).names == []
