@@ -24,7 +24,7 @@ def _load_registered(mlflow_uri: str, model_uri: str, cache):
 def test_train_flow_logs_and_resumes(flow_env, sample_data, tmp_path, mlflow_uri):
     config = TrainConfig(dataset=str(sample_data.stereo), output_dir=str(tmp_path / "ckpt"),
                          codec="ldmic-fast", preset="tiny", steps=12, batch_size=2, crop=64,
-                         checkpoint_every=6, log_every=3, eval_baselines="jpeg")
+                         checkpoint_every=6, log_every=3, eval_baselines="none")
     report = train_codec(config, TrackingConfig(mlflow_uri, "tests"), show_progress=False)
     assert report.result.steps == 12
     codec = load_codec(report.result.checkpoint)
@@ -40,13 +40,8 @@ def test_train_flow_logs_and_resumes(flow_env, sample_data, tmp_path, mlflow_uri
     assert run.info.run_name == "train ldmic-fast λ=1024"
     artifacts = [a.path for a in client.list_artifacts(run.info.run_id)]
     assert "checkpoint" in artifacts and "rd_point.md" in artifacts
-    assert {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")} == {
-        "evaluation/rd_psnr.png", "evaluation/rd_table.md"}
     assert run.data.metrics["eval/bpp"] > 0 and run.data.metrics["eval/groups"] == 4
     assert run.data.metrics["eval/mse"] == pytest.approx(10 ** (-run.data.metrics["eval/psnr"] / 10), rel=0.5)
-    # one series per baseline, step = its rate point (JPEG's 8 qualities, rate rising)
-    jpeg = client.get_metric_history(run.info.run_id, "baseline/jpeg/bpp")
-    assert [m.step for m in jpeg] == list(range(8)) and jpeg[0].value < jpeg[-1].value
     # registered: models:/mvarchive-ldmic-fast/1 with the run's digest and RD point
     assert report.model_uri == "models:/mvarchive-ldmic-fast/1" and run.data.params["model_uri"] == report.model_uri
     tags = version_tags(report.model_uri, mlflow_uri)

@@ -36,10 +36,11 @@ def store(sample_data, tmp_path_factory):
     uri = f"sqlite:///{home / 'mlflow.db'}"
     tracking = TrackingConfig(uri, "tests")
     common = dict(dataset=str(sample_data.stereo), codec="ldmic-fast", preset="tiny", batch_size=2, crop=64,
-                  learning_rate=5e-4, checkpoint_every=1000, eval_groups=4)
-    v1 = train_task.fn(TrainConfig(output_dir=str(home / "v1"), steps=40, eval_baselines="jpeg", **common),
+                  learning_rate=5e-4, checkpoint_every=1000)
+    v1 = train_task.fn(TrainConfig(output_dir=str(home / "v1"), steps=40, eval_baselines="jpeg", eval_groups=2, **common),
                        tracking, False)
-    v2 = train_task.fn(TrainConfig(output_dir=str(home / "v2"), steps=2, lmbda=4096, eval_baselines="none", **common),
+    v2 = train_task.fn(TrainConfig(output_dir=str(home / "v2"), steps=2, lmbda=4096, eval_baselines="none",
+                                   eval_groups=2, **common),
                        tracking, False)
     yield home, uri, v1, v2
     patch.undo()
@@ -48,8 +49,8 @@ def store(sample_data, tmp_path_factory):
 def _cli(home: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "MVARCHIVE_HOME": str(home)}
     env.pop("MLFLOW_TRACKING_URI", None)
-    return subprocess.run([sys.executable, "-m", "mvarchive.cli_models", *args], capture_output=True, text=True,
-                          env=env, timeout=300)
+    script = Path(sys.executable).parent / "mvarchive"  # the installed console script
+    return subprocess.run([str(script), "models", *args], capture_output=True, text=True, env=env, timeout=300)
 
 
 def test_versions_champion_gate_and_fetch(store, sample_data):
@@ -60,7 +61,15 @@ def test_versions_champion_gate_and_fetch(store, sample_data):
     assert (tags["codec"], tags["preset"], tags["lmbda"], tags["steps"]) == ("ldmic-fast", "tiny", "1024", "40")
     assert json.loads(tags["config"])["N"] > 0 and tags["eval_dataset"] == str(sample_data.stereo)
     assert float(tags["bpp"]) > 0 and float(tags["psnr"]) > 0 and 0 < float(tags["ms_ssim"]) <= 1
-    assert version_tags(v2.model_uri, uri)["lmbda"] == "4096"
+    assert version_tags(v2.model_uri, uri)["lmbda"] == "4096" and tags["eval_groups"] == "2"
+    client = MlflowClient(uri)
+    # the training run: its point against JPEG as metrics (one series per baseline, step = rate
+    # point, rate rising) and as a plot, comparable across runs in the UI
+    jpeg = client.get_metric_history(v1.mlflow_run_id, "baseline/jpeg/bpp")
+    assert [m.step for m in jpeg] == list(range(8)) and jpeg[0].value < jpeg[-1].value
+    assert client.get_run(v1.mlflow_run_id).data.metrics["eval/bpp"] == pytest.approx(float(tags["bpp"]))
+    assert {a.path for a in client.list_artifacts(v1.mlflow_run_id, "evaluation")} == {
+        "evaluation/rd_psnr.png", "evaluation/rd_table.md"}
 
     # no champion yet: one line naming the alias; unknown model / version named too
     with pytest.raises(ModelRegistryError, match=rf"model '{NAME}' has no alias @champion \(aliases: none\)"):
@@ -82,7 +91,6 @@ def test_versions_champion_gate_and_fetch(store, sample_data):
     listed = json.loads(_cli(home, "list", "--json").stdout)
     assert [(r["version"], r["aliases"]) for r in listed] == [("1", ["champion"]), ("2", [])]
     assert listed[1]["tags"]["gate.rig"].startswith("rejected")
-    client = MlflowClient(uri)
     promote_runs = client.search_runs([client.get_experiment_by_name("mvarchive").experiment_id],
                                       f"tags.mvarchive.job = 'promote'")
     rejected = next(r for r in promote_runs if r.info.run_name == f"promote {NAME} v2 → champion")
