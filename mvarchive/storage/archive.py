@@ -391,8 +391,7 @@ class ArchiveWriter:
     def adopt_orphans(self) -> list[IndexRow]:
         """Index the groups of blobs that have no rows (a run killed before indexing them)."""
         with _quiet():
-            index = read_index(self._root(), self.meta.metrics)
-            known = set(str(b) for b in index.column("blob")) if index.rows else set()
+            known = read_index(self._root(), self.meta.metrics).blobs()
         rows: list[IndexRow] = []
         for blob in list_blobs(self.location):
             if blob not in known:
@@ -442,7 +441,7 @@ class ArchiveReader:
         meta = _read_meta(raw, location)
         with _quiet():
             self._index = read_index(root, meta.metrics)
-            indexed_blobs = set(str(b) for b in self._index.column("blob")) if self._index.rows else set()
+            indexed_blobs = self._index.blobs()
         self.orphans: list[IndexRow] = []
         for blob in list_blobs(location):
             if blob not in indexed_blobs:
@@ -466,10 +465,11 @@ class ArchiveReader:
         i = self._rows[index]
         return self._index.row(i) if i < self._index.rows else self.orphans[i - self._index.rows]
 
-    def _column(self, name: str, index: int) -> Any:
+    def _column(self, name: str, index: int, bulk: bool = True) -> Any:
+        """A group's value of an index column; ``bulk`` reads (and caches) the whole column."""
         i = self._rows[index]
         if i < self._index.rows:
-            return self._index.column(name)[i]
+            return self._index.column(name)[i] if bulk else self._index.value(name, i)
         row = self.orphans[i - self._index.rows]
         return {"digest": row.digest, "model": row.model, "run": row.run}[name]
 
@@ -482,8 +482,9 @@ class ArchiveReader:
         """Weights digest -> the given groups it encoded, in the given order."""
         out: dict[str, list[int]] = {}
         with _quiet():
+            bulk = len(indices) > 8  # a few groups: their chunks only
             for i in indices:
-                out.setdefault(str(self._column("model", i)), []).append(i)
+                out.setdefault(str(self._column("model", i, bulk)), []).append(i)
         return out
 
     def row_names(self) -> list[str]:

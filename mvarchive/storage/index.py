@@ -57,7 +57,7 @@ def create_index(root: zarr.Group, cameras: int, metrics: int) -> None:
     group.create_array("model", shape=(0,), chunks=(r,), dtype=str)
     group.create_array("digest", shape=(0,), chunks=(r,), dtype=str)
     group.create_array("run", shape=(0,), chunks=(r,), dtype=str)
-    group.attrs["rows"] = 0
+    group.attrs.update({"rows": 0, "blobs": []})
 
 
 def _strings(values: Sequence[Any], shape: tuple[int, ...]) -> np.ndarray:
@@ -92,7 +92,8 @@ def append_rows(root: zarr.Group, rows: Sequence[IndexRow], metric_names: Sequen
         arr = group[name]
         arr.resize((stop, *arr.shape[1:]))
         arr[start:stop] = values
-    group.attrs["rows"] = stop  # the commit point
+    blobs = list(dict.fromkeys([*group.attrs.get("blobs", []), *(r.blob for r in rows)]))
+    group.attrs.update({"rows": stop, "blobs": blobs})  # the commit point (one attribute write)
     return stop
 
 
@@ -110,15 +111,28 @@ class IndexColumns:
             self._cache[name] = np.asarray(self.group[name][: self.rows]) if self.rows else np.zeros((0,))
         return self._cache[name]
 
+    def value(self, name: str, i: int) -> Any:
+        """One row of a column: from the cached column, else one chunk read."""
+        if name in self._cache:
+            return self._cache[name][i]
+        return np.asarray(self.group[name][i : i + 1])[0]
+
+    def blobs(self) -> set[str]:
+        """Blob ids with committed rows (from the attributes; older archives: the column)."""
+        listed = self.group.attrs.get("blobs")
+        if listed is not None:
+            return set(listed)
+        return {str(b) for b in self.column("blob")} if self.rows else set()
+
     def row(self, i: int) -> IndexRow:
-        files = self.column("files")[i]
+        v = self.value
         return IndexRow(
-            name=str(self.column("name")[i]), files=tuple(str(f) for f in files),
-            sizes=tuple((int(h), int(w)) for h, w in self.column("size")[i]), blob=str(self.column("blob")[i]),
-            record=tuple(int(x) for x in self.column("record")[i]),  # type: ignore[arg-type]
-            latents=tuple(int(x) for x in self.column("latents")[i]),  # type: ignore[arg-type]
-            metrics={c: float(v) for c, v in zip(self.metric_names, self.column("metrics")[i])},
-            model=str(self.column("model")[i]), digest=str(self.column("digest")[i]), run=str(self.column("run")[i]),
+            name=str(v("name", i)), files=tuple(str(f) for f in v("files", i)),
+            sizes=tuple((int(h), int(w)) for h, w in v("size", i)), blob=str(v("blob", i)),
+            record=tuple(int(x) for x in v("record", i)),  # type: ignore[arg-type]
+            latents=tuple(int(x) for x in v("latents", i)),  # type: ignore[arg-type]
+            metrics={c: float(x) for c, x in zip(self.metric_names, v("metrics", i))},
+            model=str(v("model", i)), digest=str(v("digest", i)), run=str(v("run", i)),
         )
 
 
