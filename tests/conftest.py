@@ -14,6 +14,8 @@ os.environ.setdefault("DO_NOT_TRACK", "true")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+# a stack someone left running under ./.mvarchive must not capture the tests (tests/infra start their own)
+os.environ.setdefault("MVARCHIVE_STACK", "off")
 
 
 @pytest.fixture(scope="session")
