@@ -133,14 +133,18 @@ def run(
     wait: Annotated[bool, typer.Option("--wait", help="Wait for the run to finish and print its final state.")] = False,
 ) -> None:
     """Start a run of a schedule now (executed by `mvarchive serve`)."""
-    from mvarchive.scheduling.deployments import run_schedule
+    from mvarchive.scheduling.deployments import run_schedule, run_summary
 
     flow_run = _call(run_schedule, _api_url(ctx), name, wait)
     if not wait:
         print(f"started run {flow_run.name} ({flow_run.id}) of schedule {name}; `mvarchive serve` executes it")
         return
     state = flow_run.state
-    print(f"run {flow_run.name} ({flow_run.id}) of schedule {name}: {state.name if state else 'unknown'}")
+    print(f"run {flow_run.name} ({flow_run.id}) of schedule {name}: {state.name if state else 'unknown'}"
+          + (f" ({state.message})" if state is not None and state.message and not state.is_completed() else ""))
+    summary = run_summary(_api_url(ctx), flow_run)
+    if summary:
+        print(", ".join(f"{key} {value}" for key, value in summary.items()))
     if state is None or not state.is_completed():
         raise typer.Exit(1)
 

@@ -195,3 +195,17 @@ def run_schedule(api_url: str, name: str, wait: bool = False, poll_s: float = 2.
     with temporary_settings({PREFECT_API_URL: api_url}):
         return run_deployment(f"{ARCHIVE_FLOW_NAME}/{name}", timeout=None if wait else 0, poll_interval=poll_s,
                               tags=["manual"])
+
+
+def run_summary(api_url: str, flow_run: Any) -> Optional[dict[str, Any]]:
+    """The summary a completed schedule run returned (its persisted result), if readable here."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if flow_run.state is None or not flow_run.state.is_completed():
+        return None
+    try:
+        with temporary_settings({PREFECT_API_URL: api_url}):
+            value = flow_run.state.result()
+    except Exception:  # noqa: BLE001 - stored where this host cannot read it: the state is the answer
+        return None
+    return value if isinstance(value, dict) else None

@@ -168,6 +168,14 @@ def test_drift_event_starts_the_triggered_deployment_with_its_payload(
     run = wait_for(lambda: [r for r in runs_of(api_url, deployment_id) if r.state_type.value in FINAL],
                    90, "the triggered run", served, log)[0]
     assert run.parameters == expected
+    with prefect_api(api_url) as client:  # the same event started retrain/auto with the payload too
+        from prefect.states import Cancelled
+
+        retrain = client.read_deployment_by_name("retrain/auto")
+        started = wait_for(lambda: runs_of(api_url, retrain.id), 30, "the retrain/auto run")
+        assert started[0].parameters == {**expected, "archive": "s3://fleet/archive"}
+        if not started[0].state.is_final():  # there is no champion to fine-tune here: spare the CPU
+            client.set_flow_run_state(started[0].id, Cancelled(), force=True)
     assert run.state_type.value == "COMPLETED", (run.state_name, log.read_text()[-3000:])
     recorded = [json.loads(line) for line in Path(serve_env[RECORD_ENV]).read_text().splitlines()]
     assert recorded == [expected]  # executed once, by the served worker, with the event's values
@@ -238,6 +246,10 @@ def test_stopping_serve_leaves_schedules_active_and_remove_keeps_past_runs(
         assert after.schedules[0].active and not after.paused
     listed = json.loads(cli("list", "--json", api_url=api_url, home=home).output)
     assert [(r["name"], r["active"]) for r in listed] == [("fleet", True)]
+    started = cli("run", "fleet", api_url=api_url, home=home)  # nobody serves now: it waits, scheduled
+    assert started.exit_code == 0 and "started run" in started.output, started.output
+    manual = [r for r in runs_of(api_url, deployment.id) if "manual" in r.tags]
+    assert len(manual) == 1 and manual[0].state_type.value == "SCHEDULED"
     removed = cli("remove", "fleet", api_url=api_url, home=home)
     assert removed.exit_code == 0, removed.output
     with prefect_api(api_url) as client:
@@ -246,7 +258,9 @@ def test_stopping_serve_leaves_schedules_active_and_remove_keeps_past_runs(
         with pytest.raises(ObjectNotFound):
             client.read_deployment_by_name("archive-dataset/fleet")
         kept = [client.read_flow_run(r.id) for r in past if r.state_type.value in FINAL]
-    assert kept and all(r.state_type.value in FINAL for r in kept)  # past runs stay after the deployment is gone
+        assert kept and all(r.state_type.value in FINAL for r in kept)  # past runs stay after the deployment is gone
+        with pytest.raises(ObjectNotFound):
+            client.read_flow_run(manual[0].id)  # its future runs are deleted with it
     assert json.loads(cli("list", "--json", api_url=api_url, home=home).output) == []
     assert cli("remove", "fleet", api_url=api_url, home=home).exit_code == 2
 
