@@ -278,7 +278,7 @@ def archive_dataset(config: ArchiveConfig, tracking: TrackingConfig | None = Non
         record = plan.meta.codec
         run_id = writer.begin_run(record, planned=len(growth.todo), dataset_url=plan.meta.dataset_url,
                                   content_digest=plan.meta.content_digest, shard_size=config.shard_size,
-                                  environment=plan.meta.environment,
+                                  environment=plan.meta.environment,  # this run's; the archive keeps its first
                                   num_groups=growth.archived + len(growth.todo) - len(growth.reencode))
         if plan.checkpoint_bytes is not None and record.embedded and not writer.has_embedded_checkpoint(record):
             writer.embed_checkpoint(plan.checkpoint_bytes, record.weights_digest)

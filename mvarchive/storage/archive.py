@@ -111,6 +111,7 @@ class RunRecord:
     changed_names: tuple[str, ...] = ()
     vanished_names: tuple[str, ...] = ()
     mlflow_run_id: str | None = None
+    environment: dict[str, Any] = field(default_factory=dict)  # what this run's decoding depends on
 
 
 # What makes two archive runs the same archive; everything else may change between runs.
@@ -306,8 +307,10 @@ class ArchiveWriter:
             self._root().attrs["mvarchive"] = self.meta.to_json()
 
     # -- runs and models (orchestrator) ---------------------------------------------------
-    def begin_run(self, codec: CodecRecord | None = None, planned: int = 0, **provenance: Any) -> str:
-        """Record a new run (earlier runs still marked running were interrupted) and its model."""
+    def begin_run(self, codec: CodecRecord | None = None, planned: int = 0, environment: dict[str, Any] | None = None,
+                  **provenance: Any) -> str:
+        """Record a new run (earlier runs still marked running were interrupted) and its model.
+        The archive's ``environment`` stays the first run's; each run keeps its own."""
         codec = codec or self.meta.codec
         models = self.meta.all_models()
         if codec.weights_digest not in {m.weights_digest for m in models}:
@@ -315,7 +318,8 @@ class ArchiveWriter:
         runs = tuple(dataclasses.replace(r, status="interrupted") if r.status == "running" else r
                      for r in self.meta.runs)
         run_id = f"r{len(runs) + 1:04d}-{uuid.uuid4().hex[:6]}"
-        runs += (RunRecord(id=run_id, started=_now(), model=codec.weights_digest, planned=planned),)
+        runs += (RunRecord(id=run_id, started=_now(), model=codec.weights_digest, planned=planned,
+                           environment=dict(environment or {})),)
         self.meta = dataclasses.replace(self.meta, codec=codec, models=models, runs=runs, **provenance)
         self.save_meta()
         self.run_id = run_id
