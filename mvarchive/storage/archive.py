@@ -154,7 +154,9 @@ class ArchiveMeta:
         data["cameras"] = tuple(data["cameras"])
         data["metrics"] = tuple(data["metrics"])
         data["models"] = tuple(CodecRecord(**m) for m in data.get("models", ()))
-        data["runs"] = tuple(RunRecord(**{**r, "changed_names": tuple(r.get("changed_names", ())),
+        known = {f.name for f in dataclasses.fields(RunRecord)}  # history from a newer writer still reads
+        data["runs"] = tuple(RunRecord(**{**{k: v for k, v in r.items() if k in known},
+                                          "changed_names": tuple(r.get("changed_names", ())),
                                           "vanished_names": tuple(r.get("vanished_names", ()))})
                              for r in data.get("runs", ()))
         return cls(**data)
