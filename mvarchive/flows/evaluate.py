@@ -134,6 +134,14 @@ def _pin(spec: PointSpec, pinned: dict[str, tuple[str, str, str]]) -> PointSpec:
     return replace(spec, label=label, ref=replace(spec.ref, checkpoint=uri, digest=digest or None))
 
 
+def run_name(specs: list[PointSpec], dataset: str) -> str:
+    """``evaluate mvarchive-ldmic-fast v3 λ=1024 on stereo`` (the learned points, else "baselines")."""
+    learned = [s.label if s.label.startswith("mvarchive-") else f"{s.codec} {s.label}" for s in specs
+               if s.kind == "learned"]
+    shown = ", ".join(learned[:3]) + (f" and {len(learned) - 3} more" if len(learned) > 3 else "")
+    return f"evaluate {shown or 'baselines'} on {Path(dataset.rstrip('/')).name or dataset}"
+
+
 def _baseline_selection(config: EvaluateConfig) -> list[str]:
     names = parse_baselines(config.baselines)
     if config.anchor in BASELINE_NAMES and config.anchor not in names:
@@ -234,7 +242,7 @@ def evaluate_dataset(config: EvaluateConfig, tracking: TrackingConfig | None = N
         print(f"baseline {name} is unavailable: {reason}")
     if not specs:
         raise ValueError("nothing to evaluate: give --codec/--checkpoint or available baselines")
-    with tracked_run(tracking, f"evaluate {Path(config.dataset).name}", "evaluate") as logger:
+    with tracked_run(tracking, run_name(specs, config.dataset), "evaluate") as logger:
         futures = [
             evaluate_point_task.submit(EvaluatePointJob(spec, tuple(index.groups), tuple(index.cameras),
                                                         config.storage_options))

@@ -15,7 +15,8 @@ from mlflow import MlflowClient
 from mvarchive.codecs import codec_from_checkpoint_bytes, read_checkpoint_bytes, weights_digest
 from mvarchive.flows.train import train_task
 from mvarchive.models.evaluate import EvalSet
-from mvarchive.models.lifecycle import promote_version
+from mvarchive.flows.evaluate import registry_checkpoints
+from mvarchive.models.lifecycle import promote_version, record_evaluation
 from mvarchive.models.registry import ModelRegistryError, resolve_model_uri, version_tags
 from mvarchive.tracking import TrackingConfig
 from mvarchive.training import TrainConfig
@@ -28,7 +29,8 @@ NAME = "mvarchive-ldmic-fast"
 @pytest.fixture(scope="module")
 def store(sample_data, tmp_path_factory):
     """A home with its SQLite store (the default one for that home), and two registered
-    versions: v1 trained 40 steps at λ=1024, v2 only 2 steps at λ=4096 (an honest loser)."""
+    versions: v1 trained 20 steps at λ=1024, v2 only 2 steps at λ=4096 (an honest loser: RD cost
+    at λ=1024 on the rig sample ~91 vs ~212)."""
     home = tmp_path_factory.mktemp("models-home")
     patch = pytest.MonkeyPatch()
     patch.setenv("MVARCHIVE_HOME", str(home))
@@ -37,7 +39,7 @@ def store(sample_data, tmp_path_factory):
     tracking = TrackingConfig(uri, "tests")
     common = dict(dataset=str(sample_data.stereo), codec="ldmic-fast", preset="tiny", batch_size=2, crop=64,
                   learning_rate=5e-4, checkpoint_every=1000)
-    v1 = train_task.fn(TrainConfig(output_dir=str(home / "v1"), steps=40, eval_baselines="jpeg", eval_groups=2, **common),
+    v1 = train_task.fn(TrainConfig(output_dir=str(home / "v1"), steps=20, eval_baselines="jpeg", eval_groups=2, **common),
                        tracking, False)
     v2 = train_task.fn(TrainConfig(output_dir=str(home / "v2"), steps=2, lmbda=4096, eval_baselines="none",
                                    eval_groups=2, **common),
@@ -58,7 +60,7 @@ def test_versions_champion_gate_and_fetch(store, sample_data):
     assert (v1.model_uri, v2.model_uri) == (f"models:/{NAME}/1", f"models:/{NAME}/2")
     tags = version_tags(v1.model_uri, uri)
     assert tags["weights_digest"] == v1.result.weights_digest and tags["training_run_id"] == v1.mlflow_run_id
-    assert (tags["codec"], tags["preset"], tags["lmbda"], tags["steps"]) == ("ldmic-fast", "tiny", "1024", "40")
+    assert (tags["codec"], tags["preset"], tags["lmbda"], tags["steps"]) == ("ldmic-fast", "tiny", "1024", "20")
     assert json.loads(tags["config"])["N"] > 0 and tags["eval_dataset"] == str(sample_data.stereo)
     assert float(tags["bpp"]) > 0 and float(tags["psnr"]) > 0 and 0 < float(tags["ms_ssim"]) <= 1
     assert version_tags(v2.model_uri, uri)["lmbda"] == "4096" and tags["eval_groups"] == "2"
@@ -111,6 +113,17 @@ def test_versions_champion_gate_and_fetch(store, sample_data):
     stored.unlink()  # a second fetch (another worker process) must not download again
     assert read_checkpoint_bytes(pinned.uri) == data
     assert (home / "models-cache" / v2.result.weights_digest / stored.name).is_file()
+
+    # `models evaluate`: a run named after the version and dataset, figures kept as a version tag
+    figures, run_id = record_evaluation(f"models:/{NAME}@champion", rig, uri, "tests")
+    assert client.get_run(run_id).info.run_name == f"evaluate {NAME} v2 on rig"
+    kept = json.loads(version_tags(pinned.uri, uri)["eval.rig"])
+    assert kept["bpp"] == pytest.approx(figures["bpp"], rel=1e-5) and kept["run_id"] == run_id and figures["groups"] == 2
+
+    # `mvarchive eval --model models:/…`: planned from the cached file, sent to workers pinned
+    checkpoints, pinned_files = registry_checkpoints([f"models:/{NAME}@champion", "other.pt"], uri)
+    assert checkpoints[1] == "other.pt" and pinned_files[checkpoints[0]][0] == pinned.uri
+    assert pinned_files[checkpoints[0]][1] == f"{NAME} v2 λ=4096"
 
 
 def test_retrain_registers_child_and_logs_gate(store, sample_data, flow_env, tmp_path):
