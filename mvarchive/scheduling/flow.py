@@ -44,6 +44,7 @@ def scheduled_archive(
     config = ArchiveConfig(
         source=source, dest=dest, codec=codec, preset=preset, checkpoint=model, untrained=untrained,
         layout=layout, shard_size=shard_size,
+        wait=True,  # another writer's lease (a CLI run, a killed run's until it expires): wait, don't fail
         source_options=_options_for(source, services.storage_options),
         dest_options=_options_for(dest, services.storage_options),
     )

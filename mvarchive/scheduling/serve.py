@@ -121,7 +121,37 @@ def find_retrain_flow() -> Any | None:
     return triggered_retrain
 
 
+STOPPED_MESSAGE = "`mvarchive serve` stopped while this run was in flight; the next run resumes from its finished shards"
+
+
+async def _mark_interrupted(pool: str, pids: set[int]) -> list[str]:
+    """Runs of this pool executed by our (now stopped) child processes, and their subflows:
+    proposed Crashed, so none stays "Running" in the UI and holds its deployment's slot."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter, FlowRunFilterParentFlowRunId, FlowRunFilterState, FlowRunFilterStateType, WorkPoolFilter,
+        WorkPoolFilterName,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.states import Crashed
+
+    live = FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING, StateType.PENDING]))
+    marked: list[str] = []
+    async with get_client() as client:
+        runs = await client.read_flow_runs(flow_run_filter=FlowRunFilter(state=live),
+                                           work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[pool])))
+        ours = [r for r in runs if r.infrastructure_pid and r.infrastructure_pid.split(":")[-1] in {str(p) for p in pids}]
+        if ours:
+            children = await client.read_flow_runs(flow_run_filter=FlowRunFilter(
+                state=live, parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[r.id for r in ours])))
+            for run in [*children, *ours]:
+                await client.set_flow_run_state(run.id, Crashed(message=STOPPED_MESSAGE), force=True)
+                marked.append(run.name)
+    return marked
+
+
 async def _run_worker(config: ServeConfig, printer: Callable[[str], None]) -> None:
+    import psutil
     from prefect.workers.process import ProcessWorker
 
     worker = ProcessWorker(
@@ -130,11 +160,20 @@ async def _run_worker(config: ServeConfig, printer: Callable[[str], None]) -> No
     )
     task = asyncio.current_task()
     loop = asyncio.get_running_loop()
+    in_flight: set[int] = set()
+
+    def stop() -> None:
+        in_flight.update(child.pid for child in psutil.Process().children())  # flow-run processes
+        task.cancel()  # type: ignore[union-attr]
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, task.cancel)  # type: ignore[union-attr]
+        loop.add_signal_handler(sig, stop)
     try:
         await worker.start(printer=printer)
     except asyncio.CancelledError:
+        marked = await _mark_interrupted(config.pool, in_flight) if in_flight else []
+        if marked:
+            printer(f"marked {len(marked)} interrupted run(s) Crashed: {', '.join(marked)}")
         printer(f"stopped serving work pool {config.pool!r}; schedules stay active, due runs wait for the next `serve`")
 
 

@@ -236,6 +236,8 @@ def test_stopping_serve_leaves_schedules_active_and_remove_keeps_past_runs(
     served.send_signal(signal.SIGTERM)
     assert served.wait(60) == 0, log.read_text()[-3000:]
     assert "schedules stay active" in log.read_text()
+    running = [r.name for r in runs_of(api_url, deployment.id) if r.state_type.value == "RUNNING"]
+    assert not running, running  # a run in flight at SIGTERM is marked Crashed, not left "Running"
     with prefect_api(api_url) as client:
         after = client.read_deployment_by_name("archive-dataset/fleet")
         assert after.schedules[0].active and not after.paused
