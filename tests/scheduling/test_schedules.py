@@ -168,14 +168,11 @@ def test_drift_event_starts_the_triggered_deployment_with_its_payload(
     run = wait_for(lambda: [r for r in runs_of(api_url, deployment_id) if r.state_type.value in FINAL],
                    90, "the triggered run", served, log)[0]
     assert run.parameters == expected
-    with prefect_api(api_url) as client:  # the same event started retrain/auto with the payload too
-        from prefect.states import Cancelled
-
+    with prefect_api(api_url) as client:
         retrain = client.read_deployment_by_name("retrain/auto")
-        started = wait_for(lambda: runs_of(api_url, retrain.id), 30, "the retrain/auto run")
-        assert started[0].parameters == {**expected, "archive": "s3://fleet/archive"}
-        if not started[0].state.is_final():  # there is no champion to fine-tune here: spare the CPU
-            client.set_flow_run_state(started[0].id, Cancelled(), force=True)
+    # the same event started retrain/auto with the payload too (it fails fast: no champion registered here)
+    started = wait_for(lambda: runs_of(api_url, retrain.id), 30, "the retrain/auto run")
+    assert started[0].parameters == {**expected, "archive": "s3://fleet/archive"}
     assert run.state_type.value == "COMPLETED", (run.state_name, log.read_text()[-3000:])
     recorded = [json.loads(line) for line in Path(serve_env[RECORD_ENV]).read_text().splitlines()]
     assert recorded == [expected]  # executed once, by the served worker, with the event's values
