@@ -84,7 +84,7 @@ def list_command(
     name: Annotated[Optional[str], typer.Argument(help="One registered model (mvarchive-<codec> or <codec>); default all.")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON (every tag) instead of a table.")] = False,
 ) -> None:
-    """Every registered version: aliases, λ, bpp, PSNR, weights digest, creation time."""
+    """Every registered version: aliases, λ, RD point (bpp, PSNR) and the data it was measured on, weights digest, creation time."""
     services = _services(ctx)
     rows = _call(_version_rows, services.resolved_mlflow_uri(), _model_name(name) if name else None)
     if json_output:
@@ -95,13 +95,14 @@ def list_command(
     from mvarchive.cli import out
 
     table = Table(title=f"registered codec versions ({services.resolved_mlflow_uri()})")
-    for column in ("name", "version", "aliases", "λ", "bpp", "PSNR", "digest", "created"):
+    for column in ("name", "version", "aliases", "λ", "bpp", "PSNR", "measured on", "digest", "created"):
         table.add_column(column, justify="right" if column in ("version", "λ", "bpp", "PSNR") else "left")
     for row in rows:
         tags = row["tags"]
         table.add_row(row["name"], row["version"], ", ".join(f"@{a}" for a in row["aliases"]),
                       tags.get("lmbda", "-"), _number(tags.get("bpp"), 4), _number(tags.get("psnr"), 2),
-                      tags.get("weights_digest", "")[:12], row["created"])
+                      Path(tags.get("eval_dataset", "-").rstrip("/")).name, tags.get("weights_digest", "")[:12],
+                      row["created"])
     out.print(table if rows else "no registered versions yet: `mvarchive train` registers one per run")
 
 

@@ -14,6 +14,7 @@ host downloads a version once.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -21,7 +22,7 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 if TYPE_CHECKING:  # mlflow takes seconds to import
     from mlflow import MlflowClient
@@ -81,7 +82,12 @@ def registry_client(tracking_uri: str | None = None) -> "MlflowClient":
     """A client whose registry is the tracking store (no global MLflow state)."""
     from mlflow import MlflowClient
 
+    from mvarchive.infra.mlflow_store import sqlite_store_path
+
     uri = tracking_uri or _default_tracking_uri()
+    db = sqlite_store_path(uri)
+    if db is not None:
+        db.parent.mkdir(parents=True, exist_ok=True)  # a fresh home: the store is created on first use
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
@@ -136,6 +142,21 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+@contextlib.contextmanager
+def _no_progress_bar() -> Iterator[None]:
+    """MLflow draws a tqdm bar on stderr for every download; a one-file fetch on each worker
+    does not need one (unless the user asked for it through the variable)."""
+    key = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    if key in os.environ:
+        yield
+        return
+    os.environ[key] = "false"
+    try:
+        yield
+    finally:
+        os.environ.pop(key, None)
+
+
 def checkpoint_path(uri: str, tracking_uri: str | None = None, cache_dir: str | Path | None = None) -> Path:
     """A local file holding the checkpoint of the version ``uri`` names.
 
@@ -156,7 +177,7 @@ def checkpoint_path(uri: str, tracking_uri: str | None = None, cache_dir: str | 
     if target.is_file() and _sha256(target.read_bytes()) == sha:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".download-") as tmp:
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".download-") as tmp, _no_progress_bar():
         local = Path(client.download_artifacts(mv.run_id, artifact, tmp))
         data = local.read_bytes()
         if _sha256(data) != sha:
@@ -191,11 +212,12 @@ def register_checkpoint(
     ``training_run_id``, the RD point (``bpp``, ``psnr``, ``ms_ssim``, ``mse``, ...) and
     ``extra_tags`` (e.g. ``eval_dataset``, ``parent_version``, ``triggered_by``).
     """
+    import io
+
+    import torch
     from mlflow.exceptions import MlflowException
 
     from mvarchive.codecs.registry import codec_from_checkpoint_bytes, weights_digest
-    import torch
-    import io
 
     path = Path(checkpoint)
     data = path.read_bytes()
