@@ -381,6 +381,7 @@ def train(
     checkpoint_every: Annotated[Optional[int], typer.Option(help="Save last.pt every N steps (a killed run resumes from it).")] = None,
     eval_dataset: Annotated[Optional[str], typer.Option(help="Dataset the registered version's RD point is measured on (default DATASET).")] = None,
     init: Annotated[Optional[str], typer.Option(help="Start from these weights: a checkpoint or models:/NAME/VERSION|@ALIAS (fine-tuning).")] = None,
+    eval_baselines: Annotated[str, typer.Option(help="Baselines the registered version is plotted against (comma-separated, or none).")] = "jpeg,x265-intra",
 ) -> None:
     """Train a codec (Prefect flow); the result is registered as a version of mvarchive-<codec> in MLflow."""
     from mvarchive.tracking import TrackingConfig
@@ -395,7 +396,7 @@ def train(
     extra = {} if checkpoint_every is None else {"checkpoint_every": checkpoint_every}
     config = TrainConfig(dataset=dataset, output_dir=str(output_dir), codec=codec, preset=preset, steps=steps,
                          batch_size=batch_size, crop=crop, lmbda=lmbda, learning_rate=learning_rate, device=device,
-                         layout=layout, eval_dataset=eval_dataset, **extra)
+                         layout=layout, eval_dataset=eval_dataset, eval_baselines=eval_baselines, **extra)
     # user errors first, before any service starts
     if steps < 1 or batch_size < 1 or crop < 64 or (checkpoint_every is not None and checkpoint_every < 1):
         _fail("--steps, --batch-size and --checkpoint-every must be >= 1 and --crop >= 64")
@@ -408,6 +409,13 @@ def train(
 
         # pin an alias now: a resumed run must start from the same weights
         config.init = _run(resolve_model_uri, init, services.resolved_mlflow_uri()).uri if is_model_uri(init) else init
+        if not is_model_uri(init):
+            from mvarchive.codecs import read_checkpoint_bytes
+
+            _run(read_checkpoint_bytes, init)  # a missing file fails here, before any run is opened
+    from mvarchive.evaluation.baselines import parse_baselines
+
+    _run(parse_baselines, eval_baselines)
     with prefect_session(services):
         report = _run(train_codec, config, TrackingConfig(services.resolved_mlflow_uri(), services.mlflow_experiment))
     final = report.result.final

@@ -132,13 +132,14 @@ class CheckpointError(ValueError):
 
 def read_checkpoint_bytes(checkpoint: str | Path, storage_options: dict[str, Any] | None = None) -> bytes:
     """The raw bytes of a checkpoint at a local path, fsspec URL or registry URI
-    (``models:/NAME/VERSION``, ``models:/NAME@champion``: fetched from MLflow, cached)."""
+    (``models:/NAME/VERSION``, ``models:/NAME@champion``: fetched from MLflow and cached; the
+    store is ``storage_options["mlflow_tracking_uri"]`` if given, else the environment's)."""
     import fsspec
 
     if str(checkpoint).startswith("models:/"):
         from mvarchive.models.registry import fetch_checkpoint  # lazy: imports mlflow
 
-        return fetch_checkpoint(str(checkpoint))
+        return fetch_checkpoint(str(checkpoint), (storage_options or {}).get("mlflow_tracking_uri"))
     try:
         with fsspec.open(str(checkpoint), "rb", **(storage_options or {})) as handle:
             return handle.read()
