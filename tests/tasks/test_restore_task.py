@@ -38,3 +38,29 @@ def test_damaged_stream_is_reported_by_group_and_not_written(sample_data, tmp_pa
     assert f"group {bad!r}" in [c for c in result.checks if c.group == bad][0].describe()
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
     assert written == [f"{plan.index.groups[0].name}/left.png", f"{plan.index.groups[0].name}/right.png"]
+
+
+def test_groups_of_two_models_decode_each_with_its_own(sample_data, tmp_path):
+    """A later run with other weights (here: another seed) grows the archive; restore plans
+    one batch per model and every group verifies with the weights that encoded it."""
+    from mvarchive.flows.restore import RestoreConfig, plan_restore
+    from tests.archive_helpers import subset
+
+    data = subset(sample_data.stereo, sorted(p.name for p in sample_data.stereo.iterdir() if p.is_dir())[:2],
+                  tmp_path / "data")
+    job = dict(codec="single-view-mbt2018-mean", preset="tiny", untrained=True, shard_size=4, layout="group-folders")
+    archive_in_process(ArchiveConfig(str(data), str(tmp_path / "a"), seed=0, **job))
+    for extra in sorted(p.name for p in sample_data.stereo.iterdir() if p.is_dir())[2:]:
+        subset(sample_data.stereo, [extra], data)
+    archive_in_process(ArchiveConfig(str(data), str(tmp_path / "a"), seed=1, **job))
+    plan = plan_restore(RestoreConfig(archive=str(tmp_path / "a"), out=str(tmp_path / "out")))
+    assert len(plan.reader.meta.all_models()) == 2 and len(plan.codecs) == 2
+    batches = plan.batches(8)
+    assert sorted(len(b) for _, b in batches) == [2, 2] and len({ref.seed for ref, _ in batches}) == 2
+    checks = [c for ref, batch in batches
+              for c in restore_groups_fn(RestoreJob(plan.reader.location, batch, (0, 1), None, ref)).checks]
+    assert [c.status for c in checks] == [Status.OK] * 4
+    # decoding with the other model's weights is caught by the check, not written
+    (ref0, batch0), (ref1, _) = batches
+    wrong = restore_groups_fn(RestoreJob(plan.reader.location, batch0, (0, 1), None, ref1)).checks
+    assert all(c.status.failed for c in wrong)
