@@ -112,6 +112,7 @@ def test_versions_champion_gate_and_fetch(store, sample_data):
     stored = Path(run.info.artifact_uri.removeprefix("file://")) / "checkpoint" / Path(v2.result.checkpoint).name
     stored.unlink()  # a second fetch (another worker process) must not download again
     assert read_checkpoint_bytes(pinned.uri) == data
+    assert read_checkpoint_bytes(pinned.uri, {"mlflow_tracking_uri": uri}) == data  # the store named explicitly
     assert (home / "models-cache" / v2.result.weights_digest / stored.name).is_file()
 
     # `models evaluate`: a run named after the version and dataset, figures kept as a version tag
