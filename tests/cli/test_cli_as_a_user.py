@@ -148,6 +148,7 @@ def test_archive_grows_with_the_source(cli, sample_data, tmp_path):
     reencoded = cli("archive", "data", "arch", *job, "--reencode", cwd=tmp_path)
     assert "1 group(s) encoded (1 again), 1 changed, 1 no longer in the source" in reencoded.stdout
     assert {p.name: p.read_bytes() for p in shards.glob("*.bin") if p.name in first} == {k: v[0] for k, v in first.items()}
+    assert len(list(shards.glob("*.bin"))) == 4
     info = json.loads(cli("info", "arch", "--json", cwd=tmp_path).stdout)
     assert [(r["added"], r["reencoded"], r["vanished"]) for r in info["runs"]][-1] == (0, 1, 1)
     assert info["groups"] == 5  # the vanished group stays
@@ -170,4 +171,4 @@ def test_archive_grows_with_the_source(cli, sample_data, tmp_path):
     with Lease(Location(str(tmp_path / "arch")), owner="other-run").acquire():
         busy = cli("archive", "data", "arch", *job, cwd=tmp_path, ok=False)
     assert busy.returncode == 2 and "is being written by run other-run on host" in busy.stderr
-    assert "Traceback" not in busy.stderr and len(list(shards.glob("*.bin"))) == 3
+    assert "Traceback" not in busy.stderr and len(list(shards.glob("*.bin"))) == 4  # 3 + the re-encoded group's
