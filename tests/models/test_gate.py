@@ -50,3 +50,16 @@ def test_names_and_uris():
     assert registered_name("ldmic-fast") == "mvarchive-ldmic-fast"
     assert is_model_uri("models:/mvarchive-ldmic-fast@champion") and not is_model_uri("/tmp/x.pt")
     assert not is_model_uri(None) and math.isfinite(rd_cost({"bpp": 1, "mse": 0.01}, 100))
+
+
+def test_models_cli_imports_nothing_heavy():
+    """`mvarchive models --help` must stay instant: the group imports no torch/mlflow/prefect."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from typer.testing import CliRunner; from mvarchive.cli_models import models_app; "
+            "r = CliRunner().invoke(models_app, ['promote', '--help']); assert r.exit_code == 0, r.output; "
+            "assert '--force' in r.output; print(sorted(m for m in ('torch', 'mlflow', 'prefect') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
