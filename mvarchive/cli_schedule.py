@@ -154,10 +154,19 @@ def serve_command(
     limit: Annotated[int, typer.Option(help="Flow runs at once (each archive run uses all Dask workers).")] = 1,
     poll_seconds: Annotated[float, typer.Option(help="Seconds between polls for due runs.")] = 10.0,
     retrain: Annotated[bool, typer.Option("--retrain/--no-retrain", help="Also deploy retrain/auto, started by drift events.")] = True,
+    retrain_steps: Annotated[int, typer.Option(help="Fine-tuning steps of a triggered retraining.")] = 200,
+    retrain_crop: Annotated[int, typer.Option(help="Crop size of a triggered retraining.")] = 256,
+    retrain_batch_size: Annotated[int, typer.Option(help="Batch size of a triggered retraining.")] = 8,
+    retrain_eval_groups: Annotated[int, typer.Option(help="Groups the gate evaluates candidate and champion on.")] = 8,
+    retrain_baselines: Annotated[str, typer.Option(help="Baselines in a retraining's RD plot (comma-separated, or none).")] = "jpeg,x265-intra",
 ) -> None:
     """Execute every schedule (and triggered retraining) until stopped; stopping never pauses schedules."""
     from mvarchive.scheduling.serve import ServeConfig, serve
 
     services = _services(ctx)
-    config = _call(ServeConfig, limit=limit, poll_seconds=poll_seconds, retrain=retrain)
+    if min(retrain_steps, retrain_batch_size, retrain_eval_groups) < 1 or retrain_crop < 64:
+        _fail("--retrain-steps, --retrain-batch-size and --retrain-eval-groups must be >= 1, --retrain-crop >= 64")
+    budget = {"steps": retrain_steps, "crop": retrain_crop, "batch_size": retrain_batch_size,
+              "eval_groups": retrain_eval_groups, "eval_baselines": retrain_baselines}
+    config = _call(ServeConfig, limit=limit, poll_seconds=poll_seconds, retrain=retrain, retrain_parameters=budget)
     serve(config, services, _api_url(ctx), printer=lambda line: print(line, flush=True))

@@ -35,7 +35,9 @@ from mvarchive.storage.location import absolute_url
 from mvarchive.storage.options import StorageOptions, as_options
 from mvarchive.tasks.encode import EncodeShardJob, encode_shard
 from mvarchive.tasks.preflight import PreflightJob, check_groups
-from mvarchive.tracking import TrackingConfig, environment_params, tracked_run
+from mvarchive.monitoring import DriftDecision
+from mvarchive.monitoring.watch import ArchiveRunFigures, watch_archive_run
+from mvarchive.tracking import RunLogger, TrackingConfig, environment_params, tracked_run
 
 log = logging.getLogger("mvarchive.archive")
 
@@ -83,6 +85,7 @@ class ArchiveReport:
     changed_names: tuple[str, ...] = ()
     vanished_names: tuple[str, ...] = ()
     run_summary: dict[str, float] = field(default_factory=dict)  # this run's groups only
+    drift: DriftDecision | None = None  # this run against its registered model's reference figures
 
 
 @dataclass(frozen=True)
@@ -253,6 +256,37 @@ def _shard_bpp(rows: list[IndexRow]) -> float:
     return 8.0 * sum(r.metrics.get("bytes", 0.0) for r in rows) / pixels if pixels else math.nan
 
 
+def archive_run_name(plan: ArchivePlan) -> str:
+    """What a person reads in the MLflow run list: ``archive stereo ldmic-fast v3``."""
+    record = plan.meta.codec
+    dataset = plan.meta.dataset_url.rstrip("/").rsplit("/", 1)[-1] or plan.meta.dataset_url
+    if record.registered:
+        model = "v" + record.registered.rstrip("/").rsplit("/", 1)[-1]
+    elif record.source:
+        model = record.source.rstrip("/").rsplit("/", 1)[-1]
+    else:
+        model = "untrained"
+    return f"archive {dataset} {record.name} {model}"
+
+
+def watch_drift(plan: ArchivePlan, report: ArchiveReport, logger: RunLogger) -> DriftDecision | None:
+    """Compare this run's groups with the model's reference RD point (registry models only);
+    record the verdict on the run and ask for retraining when the drift persists."""
+    record = plan.meta.codec
+    figures = report.run_summary
+    if not record.registered or not figures.get("groups") or not math.isfinite(figures.get("bpp", math.nan)):
+        return None
+    run = ArchiveRunFigures(
+        archive_url=plan.location.url, dataset_url=plan.meta.dataset_url, codec=record.name,
+        weights_digest=record.weights_digest, model_uri=record.registered, bpp=figures["bpp"],
+        psnr=figures.get("psnr", math.nan),
+    )
+    decision = watch_archive_run(run, logger.run_id, logger.tracking_uri, logger.experiment_id)
+    if decision is not None and decision.exceeded:
+        print(f"archive {plan.location.url}: {decision.reason}")
+    return decision
+
+
 @flow(name="archive-dataset", log_prints=True)
 def archive_dataset(config: ArchiveConfig, tracking: TrackingConfig | None = None, show_progress: bool = True) -> ArchiveReport:
     """Encode the source's groups that the archive lacks into new shards; a killed run's
@@ -284,7 +318,7 @@ def archive_dataset(config: ArchiveConfig, tracking: TrackingConfig | None = Non
             writer.embed_checkpoint(plan.checkpoint_bytes, record.weights_digest)
         todo = list(growth.todo)
         shards = [todo[i : i + config.shard_size] for i in range(0, len(todo), config.shard_size)]
-        with tracked_run(tracking, f"archive {config.codec}", "archive") as logger:
+        with tracked_run(tracking, archive_run_name(plan), "archive") as logger:
             futures = [
                 encode_shard.submit(EncodeShardJob(
                     archive=location, meta=writer.meta, shard_id=shard, run_id=run_id,
@@ -339,6 +373,7 @@ def archive_dataset(config: ArchiveConfig, tracking: TrackingConfig | None = Non
                                     **{f"run_{k}": v for k, v in report.run_summary.items()}})
                 logger.log_text(summary_markdown([(meta.codec.name, report.summary)]), "summary.md")
                 report.mlflow_run_id = logger.run_id
+                report.drift = watch_drift(plan, report, logger)
             return report
     finally:
         lease.release()

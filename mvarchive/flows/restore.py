@@ -215,13 +215,20 @@ def _decode_all(plan: RestorePlan, config: RestoreConfig, description: str, show
     return report
 
 
+def _run_name(verb: str, plan: RestorePlan) -> str:
+    """``restore stereo-archive 3 groups`` in the MLflow run list."""
+    name = plan.reader.location.url.rstrip("/").rsplit("/", 1)[-1]
+    count = len(plan.indices)
+    return f"{verb} {name} {count} group{'s' if count != 1 else ''}"
+
+
 @flow(name="restore-dataset", log_prints=True)
 def restore_dataset(config: RestoreConfig, tracking: TrackingConfig | None = None, show_progress: bool = True) -> RestoreReport:
     """Decode and write groups; raises :class:`RestoreError` naming every group that failed
     its check (those are not written; all others are)."""
     plan = plan_restore(config)
-    report = _decode_all(plan, config, "restore", show_progress)
-    with tracked_run(tracking, "restore", "restore") as logger:
+    with tracked_run(tracking, _run_name("restore", plan), "restore") as logger:  # open while decoding: real duration
+        report = _decode_all(plan, config, "restore", show_progress)
         if logger:
             logger.log_params({"archive": plan.reader.location.url, "out": report.out, "groups": len(plan.indices),
                                "cameras": ",".join(plan.reader.cameras[c] for c in plan.cameras),
@@ -266,8 +273,8 @@ def verify_archive(config: VerifyConfig, tracking: TrackingConfig | None = None,
     ok / close / mismatch / undecodable per group."""
     restore_config = config.as_restore()
     plan = plan_verify(config)
-    report = _decode_all(plan, restore_config, "verify", show_progress)
-    with tracked_run(tracking, "verify", "verify") as logger:
+    with tracked_run(tracking, _run_name("verify", plan), "verify") as logger:
+        report = _decode_all(plan, restore_config, "verify", show_progress)
         if logger:
             logger.log_params({"archive": plan.reader.location.url, "groups": len(plan.indices), "codec": plan.codec.name})
             logger.log_metrics({"decode_s": report.decode_s, "wall_s": report.wall_s,

@@ -19,9 +19,13 @@ RETRAIN_WRAPPER_NAME = "retrain"
 @flow(name=RETRAIN_WRAPPER_NAME, log_prints=True, persist_result=True)
 def triggered_retrain(
     dataset: str, codec: str = "ldmic-fast", model: str = "", eval_dataset: str = "", triggered_by: str = "",
-    archive: str = "",
+    archive: str = "", steps: int = 200, crop: int = 256, batch_size: int = 8, eval_groups: int = 8,
+    eval_baselines: str = "jpeg,x265-intra",
 ) -> dict[str, Any]:
-    """Fine-tune ``model`` (default: the codec's champion) on ``dataset``, gate, promote."""
+    """Fine-tune ``model`` (default: the codec's champion) on ``dataset``, gate, promote.
+
+    The event fills the first six parameters; the training budget comes from the deployment's
+    defaults (``mvarchive serve --retrain-steps …``)."""
     from mvarchive.flows.retrain import RetrainConfig, retrain
     from mvarchive.flows.runtime import prefect_session
     from mvarchive.infra import ServicesConfig
@@ -34,6 +38,7 @@ def triggered_retrain(
     config = RetrainConfig(
         dataset=dataset, codec=codec, model=model or None, eval_dataset=eval_dataset or None,
         triggered_by=triggered_by or f"drift on {archive}", output_dir=str(services.home / "retrain"),
+        steps=steps, crop=crop, batch_size=batch_size, eval_groups=eval_groups, eval_baselines=eval_baselines,
         storage_options=dict(services.storage_options) if remote else {},
     )
     with prefect_session(services):

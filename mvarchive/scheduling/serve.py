@@ -26,7 +26,7 @@ import os
 import signal
 import socket
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional
 from uuid import UUID
 
@@ -48,6 +48,7 @@ class ServeConfig:
     poll_seconds: float = 10.0  # how often the pool is polled for due runs (PREFECT_WORKER_QUERY_SECONDS)
     retrain: bool = True  # also deploy retrain/auto with its drift trigger
     name: Optional[str] = None  # worker name shown in the UI; default mvarchive-serve-<host>
+    retrain_parameters: dict[str, Any] = field(default_factory=dict)  # defaults of retrain/auto (steps, crop, ...)
 
     def __post_init__(self) -> None:
         if self.limit is not None and self.limit < 1:
@@ -88,9 +89,11 @@ def scoped_environ(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def apply_triggered_deployment(api_url: str, flow: Any, name: str, pool: str = WORK_POOL, tags: tuple[str, ...] = ()) -> UUID:
+def apply_triggered_deployment(api_url: str, flow: Any, name: str, pool: str = WORK_POOL, tags: tuple[str, ...] = (),
+                               parameters: dict[str, Any] | None = None) -> UUID:
     """Deploy ``flow`` as ``<flow>/<name>`` in the pool with the drift trigger (its accepted
-    payload keys become parameters). Used for retrain/auto, and by tests with a tiny flow."""
+    payload keys become parameters; ``parameters`` are the deployment's defaults for the
+    others). Used for retrain/auto, and by tests with a tiny flow."""
     from prefect.deployments.runner import EntrypointType, RunnerDeployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -102,6 +105,7 @@ def apply_triggered_deployment(api_url: str, flow: Any, name: str, pool: str = W
     deployment = RunnerDeployment.from_flow(
         flow, name=name, triggers=[drift_trigger(flow_parameter_names(flow), name=f"{flow.name}/{name} on drift")],
         tags=[TAG, *tags], work_pool_name=pool, entrypoint_type=EntrypointType.MODULE_PATH,
+        parameters=dict(parameters or {}),
         description="runs on every mvarchive.drift.detected event, with the event's payload as parameters",
     )
     with temporary_settings({PREFECT_API_URL: api_url}):
@@ -187,7 +191,8 @@ def serve(config: ServeConfig, services: ServicesConfig, api_url: str, printer: 
         if config.retrain:
             retrain = find_retrain_flow()
             if retrain is not None:
-                apply_triggered_deployment(api_url, retrain, RETRAIN_DEPLOYMENT, config.pool, tags=("retrain",))
+                apply_triggered_deployment(api_url, retrain, RETRAIN_DEPLOYMENT, config.pool, tags=("retrain",),
+                                           parameters=config.retrain_parameters)
                 printer(f"deployed {RETRAIN_FLOW_NAME}/{RETRAIN_DEPLOYMENT} (runs on mvarchive.drift.detected)")
         printer(f"serving work pool {config.pool!r} of {api_url} (poll every {config.poll_seconds:g} s, "
                 f"{config.limit or 'unlimited'} run(s) at a time); Ctrl-C stops, schedules stay active")
