@@ -52,7 +52,8 @@ def scheduled_archive(
     with prefect_session(services) as api_url:
         report = run_on_dask(
             archive_dataset, services, api_url, config=config, show_progress=False,
-            tracking=TrackingConfig(services.resolved_mlflow_uri(), services.mlflow_experiment),
+            tracking=TrackingConfig(services.resolved_mlflow_uri(), services.mlflow_experiment,
+                                    tags={"mvarchive.schedule": schedule} if schedule else {}),
         )
     result = {
         "schedule": schedule, "archive": report.archive, "shards_written": report.shards_written,

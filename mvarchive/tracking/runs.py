@@ -6,7 +6,7 @@ import contextlib
 import math
 import platform
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -24,6 +24,7 @@ class TrackingConfig:
 
     tracking_uri: str | None = None
     experiment: str = "mvarchive"
+    tags: dict[str, str] = field(default_factory=dict)  # on every run of the job, e.g. mvarchive.schedule
 
 
 class RunLogger:
@@ -77,7 +78,7 @@ def tracked_run(tracking: TrackingConfig | None, run_name: str, job: str,
         yield None
         return
     logger = RunLogger(tracking.tracking_uri, tracking.experiment, run_name,
-                       {"mvarchive.job": job, **{k: str(v) for k, v in (tags or {}).items()}})
+                       {"mvarchive.job": job, **{k: str(v) for k, v in {**tracking.tags, **(tags or {})}.items()}})
     try:
         yield logger
     except BaseException:

@@ -147,6 +147,7 @@ def test_drift_retrains_gates_and_the_next_run_uses_the_champion(
     mv(loop_env, loop_home, "schedule", "run", "nightly", "--wait")
     first = archive_runs(mlflow_uri)[-1]
     assert first.data.tags["mvarchive.model"] == f"models:/{NAME}/1"
+    assert first.data.tags["mvarchive.schedule"] == "nightly"  # a schedule's runs group by this tag in the UI
     assert (first.data.tags["mvarchive.drift.exceeded"], first.data.tags["mvarchive.drift.triggered"]) == ("true", "false")
     assert first.data.metrics["drift/ratio"] > 0.1 and first.data.metrics["drift/streak"] == 1
 
