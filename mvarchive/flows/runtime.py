@@ -14,10 +14,10 @@ from mvarchive.infra import ServicesConfig, connect_prefect, dask_task_runner, o
 
 
 @contextlib.contextmanager
-def offline() -> Iterator[None]:
-    """Telemetry off for this process and the processes it starts; restored afterwards."""
-    saved = {key: os.environ.get(key) for key in offline_environment()}
-    os.environ.update(offline_environment())
+def scoped_environ(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the block (child processes inherit them); restore after."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
     try:
         yield
     finally:
@@ -26,6 +26,11 @@ def offline() -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def offline() -> contextlib.AbstractContextManager[None]:
+    """Telemetry off for this process and the processes it starts; restored afterwards."""
+    return scoped_environ(offline_environment())
 
 
 @contextlib.contextmanager

@@ -20,12 +20,10 @@ per run, MLflow store, MVARCHIVE_HOME, storage options with their keys) — the 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
 import signal
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Optional
 from uuid import UUID
@@ -72,21 +70,6 @@ def serve_environment(services: ServicesConfig, api_url: str) -> dict[str, str]:
     if services.dask_address:
         env["MVARCHIVE_DASK_ADDRESS"] = services.dask_address
     return env
-
-
-@contextlib.contextmanager
-def scoped_environ(values: dict[str, str]) -> Iterator[None]:
-    """Set environment variables for the block (child processes inherit them); restore after."""
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def apply_triggered_deployment(api_url: str, flow: Any, name: str, pool: str = WORK_POOL, tags: tuple[str, ...] = (),
@@ -184,6 +167,8 @@ async def _run_worker(config: ServeConfig, printer: Callable[[str], None]) -> No
 def serve(config: ServeConfig, services: ServicesConfig, api_url: str, printer: Callable[[str], None] = print) -> None:
     """Execute the pool's runs until SIGINT/SIGTERM. Schedules are never paused."""
     from prefect.settings import PREFECT_API_URL, PREFECT_WORKER_QUERY_SECONDS, temporary_settings
+
+    from mvarchive.flows.runtime import scoped_environ
 
     with scoped_environ(serve_environment(services, api_url)), temporary_settings(
         {PREFECT_API_URL: api_url, PREFECT_WORKER_QUERY_SECONDS: config.poll_seconds}
