@@ -137,7 +137,7 @@ def test_drift_retrains_gates_and_the_next_run_uses_the_champion(
 ) -> None:
     from mlflow import MlflowClient
 
-    source, dest, log = loop_home / "fleet", loop_home / "archive", loop_home / "serve.log"
+    source, log = loop_home / "fleet", loop_home / "serve.log"
     noise_groups(source, 0, 2)
     mv(loop_env, loop_home, "schedule", "add", "nightly", "--source", "fleet", "--dest", "archive",
        "--model", f"models:/{NAME}@champion", "--codec", "ldmic-fast", "--preset", "tiny",

@@ -19,7 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mvarchive.cli_schedule import schedule_app
-from mvarchive.infra import PrefectServer, ServicesConfig
+
 from mvarchive.scheduling.deployments import NO_SERVER, prefect_api
 from tests.scheduling.trigger_flows import RECORD_ENV
 
