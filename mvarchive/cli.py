@@ -235,6 +235,7 @@ def restore(
         overwrite=overwrite, exact=exact,
         archive_options=_options(archive_options, archive_url, services.storage_options),
         out_options=_options(out_options, out_dir, services.storage_options),
+        registry_uri=services.resolved_mlflow_uri(),
     )
     _run(plan_restore, config)  # every user error shows here, before any service starts
     with prefect_session(services) as api_url:
@@ -266,7 +267,8 @@ def verify(
 
     services = _services(ctx)
     config = VerifyConfig(archive=archive_url, groups=_split(groups), checkpoint=checkpoint,
-                          archive_options=_options(archive_options, archive_url, services.storage_options))
+                          archive_options=_options(archive_options, archive_url, services.storage_options),
+                          registry_uri=services.resolved_mlflow_uri())
     _run(plan_verify, config)
     with prefect_session(services) as api_url:
         report = _run(run_on_dask, verify_archive, services, api_url, config=config, show_progress=not json_output,

@@ -134,6 +134,11 @@ def _resolve_checkpoint(text: str, registry_uri: str | None) -> tuple[str, str |
     return pinned, pinned
 
 
+def _registry_options(registered: str | None, registry_uri: str | None) -> StorageOptions:
+    """How a ``models:/`` checkpoint is read: from the named MLflow store (else the environment's)."""
+    return StorageOptions({"mlflow_tracking_uri": registry_uri} if registered and registry_uri else {})
+
+
 def plan_growth(index: DatasetIndex, digests: tuple[str, ...], reader: ArchiveReader | None,
                 reencode: bool) -> GrowthPlan:
     """Compare the source with what is archived (newest row per name, adopted blobs included)."""
@@ -175,7 +180,7 @@ def plan_archive(config: ArchiveConfig, check_lease: bool = True) -> ArchivePlan
     registered = None
     if config.checkpoint is not None:
         checkpoint_url, registered = _resolve_checkpoint(config.checkpoint, config.registry_uri)
-        checkpoint_bytes = read_checkpoint_bytes(checkpoint_url)
+        checkpoint_bytes = read_checkpoint_bytes(checkpoint_url, _registry_options(registered, config.registry_uri).reveal())
         codec = codec_from_checkpoint_bytes(checkpoint_bytes, config.checkpoint, name=config.codec)
         codec.eval()
     else:
@@ -206,7 +211,9 @@ def plan_archive(config: ArchiveConfig, check_lease: bool = True) -> ArchivePlan
         ref = CodecRef(identity.name, identity.preset, location.child(embedded).url, digest=digest,
                        storage_options=StorageOptions(location.storage_options))
     else:
-        ref = CodecRef(identity.name, identity.preset, checkpoint_url, config.seed, digest=digest)
+        # a registry model: workers (on any host) fetch it from the store this run resolved it in
+        ref = CodecRef(identity.name, identity.preset, checkpoint_url, config.seed, digest=digest,
+                       storage_options=_registry_options(registered, config.registry_uri))
     return ArchivePlan(index, meta, location, checkpoint_bytes, ref, digests, growth)
 
 

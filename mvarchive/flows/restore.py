@@ -46,6 +46,7 @@ class RestoreConfig:
     groups_per_task: int = 4
     archive_options: StorageOptions = field(default_factory=StorageOptions)
     out_options: StorageOptions = field(default_factory=StorageOptions)
+    registry_uri: str | None = None  # MLflow store of models:/ weights (default: the environment's)
 
     def __post_init__(self) -> None:
         self.archive_options = as_options(self.archive_options)
@@ -67,20 +68,23 @@ class RestoreReport:
 
 
 def model_for_archive(reader: ArchiveReader, checkpoint: str | None, options: StorageOptions,
-                      record: CodecRecord | None = None) -> CodecRef:
+                      record: CodecRecord | None = None, registry_uri: str | None = None) -> CodecRef:
     """Where workers load one of the archive's models (the newest by default) from:
     ``--checkpoint``, else the copy embedded in the archive, else where it was read when
     archiving (its registry URI first); each checked against the model's digest."""
     record = record or reader.meta.codec
+    registry = StorageOptions({"mlflow_tracking_uri": registry_uri} if registry_uri else {})
     candidates: list[CodecRef] = []
     if checkpoint is not None:
         url = checkpoint if checkpoint.startswith("models:/") else absolute_url(checkpoint)
-        candidates.append(CodecRef(record.name, record.preset, url, digest=record.weights_digest))
+        candidates.append(CodecRef(record.name, record.preset, url, digest=record.weights_digest,
+                                   storage_options=registry if url.startswith("models:/") else StorageOptions()))
     elif record.embedded:
         candidates.append(CodecRef(record.name, record.preset, reader.location.child(record.embedded).url,
                                    digest=record.weights_digest, storage_options=options))
     if checkpoint is None and record.registered:
-        candidates.append(CodecRef(record.name, record.preset, record.registered, digest=record.weights_digest))
+        candidates.append(CodecRef(record.name, record.preset, record.registered, digest=record.weights_digest,
+                                   storage_options=registry))
     if checkpoint is None and record.source and record.source != record.registered:
         candidates.append(CodecRef(record.name, record.preset, record.source, digest=record.weights_digest))
     if checkpoint is None and record.seed is not None:
@@ -182,10 +186,10 @@ def plan_restore(config: RestoreConfig, write: bool = True) -> RestorePlan:
         record = reader.meta.model(digest) if digest else reader.meta.codec
         # --checkpoint names one model's weights: it applies to the model it matches
         given = config.checkpoint if (len(used) == 1 or _matches(config.checkpoint, record)) else None
-        codecs[digest] = model_for_archive(reader, given, config.archive_options, record)
+        codecs[digest] = model_for_archive(reader, given, config.archive_options, record, config.registry_uri)
     codec = codecs.get(reader.meta.codec.weights_digest) or next(iter(codecs.values()), None)
     if codec is None:
-        codec = model_for_archive(reader, config.checkpoint, config.archive_options)
+        codec = model_for_archive(reader, config.checkpoint, config.archive_options, registry_uri=config.registry_uri)
     return RestorePlan(reader, indices, cameras, out, codec, codecs)
 
 
@@ -254,13 +258,15 @@ class VerifyConfig:
     checkpoint: str | None = None
     groups_per_task: int = 4
     archive_options: StorageOptions = field(default_factory=StorageOptions)
+    registry_uri: str | None = None
 
     def __post_init__(self) -> None:
         self.archive_options = as_options(self.archive_options)
 
     def as_restore(self) -> RestoreConfig:
         return RestoreConfig(archive=self.archive, out="", groups=self.groups, checkpoint=self.checkpoint,
-                             groups_per_task=self.groups_per_task, archive_options=self.archive_options)
+                             groups_per_task=self.groups_per_task, archive_options=self.archive_options,
+                             registry_uri=self.registry_uri)
 
 
 def plan_verify(config: VerifyConfig) -> RestorePlan:

@@ -1,4 +1,4 @@
-"""A Prefect server and one Dask worker shared by the scheduling tests (each module serves its own
+"""A Prefect server and one Dask worker for each scheduling test module (each serves its own
 `mvarchive serve`)."""
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ import pytest
 from mvarchive.infra import PrefectServer, ServicesConfig
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("sched-home")
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="module")
 def api_url(home: Path) -> Iterator[str]:
     """A persistent-style Prefect server; its scheduler looks for due schedules every second."""
     saved = os.environ.get("PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS")
@@ -32,7 +32,7 @@ def api_url(home: Path) -> Iterator[str]:
             os.environ["PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS"] = saved
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="module")
 def dask_address(home: Path, api_url: str) -> Iterator[str]:
     """One Dask worker for all served runs (as with `services up`), not a LocalCluster per run."""
     from mvarchive.flows.runtime import dask_session

@@ -190,6 +190,16 @@ def test_drift_retrains_gates_and_the_next_run_uses_the_champion(
     info = json.loads(mv(loop_env, loop_home, "info", "archive", "--json").stdout)
     assert info["groups"] == 6 and len(info["runs"]) == 3, info.get("runs")
 
+    # an archive without an embedded model restores with weights the Dask workers fetch from the registry
+    mv(loop_env, loop_home, "archive", "fleet", "direct", "--model", f"models:/{NAME}@champion", "--no-embed-model",
+       "--preset", "tiny", "--layout", "group-folders")
+    record = json.loads(mv(loop_env, loop_home, "info", "direct", "--json").stdout)
+    assert [m.get("registered") for m in record["models"]] == [f"models:/{NAME}/{in_force}"], record["models"]
+    assert not any(m.get("embedded") for m in record["models"])
+    restored = mv(loop_env, loop_home / "fleet", "restore", "../direct", "../restored", "--groups", "g001,g004")
+    assert sorted(p.relative_to(loop_home / "restored").as_posix() for p in (loop_home / "restored").rglob("*.png")) == [
+        "g001/left.png", "g001/right.png", "g004/left.png", "g004/right.png"], restored.stdout
+
     _write_timeline(client, [first, second, third], retrain_run, candidate, gate[0], in_force)
 
 
