@@ -91,10 +91,10 @@ def _options(text: Optional[str], url: str, default: dict) -> dict:
 def main_options(
     ctx: typer.Context,
     home: Annotated[Optional[Path], typer.Option(help="Local state (MLflow DB, Prefect home). Env: MVARCHIVE_HOME.")] = None,
-    dask_address: Annotated[Optional[str], typer.Option(help="Existing Dask scheduler; default starts a LocalCluster. Env: MVARCHIVE_DASK_ADDRESS.")] = None,
+    dask_address: Annotated[Optional[str], typer.Option(help="Existing Dask scheduler; default: the running stack (`mvarchive services up`), else a LocalCluster. Env: MVARCHIVE_DASK_ADDRESS.")] = None,
     workers: Annotated[Optional[int], typer.Option(help="LocalCluster worker processes (default 2). Env: MVARCHIVE_DASK_WORKERS.")] = None,
-    prefect_api_url: Annotated[Optional[str], typer.Option(help="Prefect API; default starts a local server per command. Env: PREFECT_API_URL.")] = None,
-    mlflow_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI; default sqlite in HOME. Env: MLFLOW_TRACKING_URI.")] = None,
+    prefect_api_url: Annotated[Optional[str], typer.Option(help="Prefect API; default: the running stack, else a local server per command. Env: PREFECT_API_URL.")] = None,
+    mlflow_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI; default: the running stack, else sqlite in HOME. Env: MLFLOW_TRACKING_URI.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect and Dask logs.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")] = False,
 ) -> None:
