@@ -14,7 +14,8 @@ from .drift import DriftDecision
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-__all__ = ["ARCHIVE_TAG", "DIGEST_TAG", "EXCEEDED_TAG", "TRIGGERED_TAG", "previous_exceeded", "record_decision"]
+__all__ = ["ARCHIVE_TAG", "DIGEST_TAG", "EXCEEDED_TAG", "REASON_TAG", "TRIGGERED_TAG", "previous_exceeded",
+           "record_decision"]
 
 ARCHIVE_TAG = "mvarchive.archive"  # the archive's URL, set on every archive run
 DIGEST_TAG = "mvarchive.weights_digest"  # the model that encoded the run

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 from .drift import DriftDecision, DriftPolicy, RDFigures, assess_drift, mse_from_psnr
@@ -46,12 +46,9 @@ class ArchiveRunFigures:
     model_uri: str | None  # the pinned registry URI (models:/NAME/VERSION), None for a plain checkpoint
     bpp: float  # over every group the run encoded (real bytes)
     psnr: float  # mean over the groups whose quality was measured
-    mse: float | None = None  # mean MSE on [0, 1] when measured directly
-    extra: dict[str, float] = field(default_factory=dict)
 
     def figures(self) -> RDFigures:
-        mse = self.mse if self.mse is not None and math.isfinite(self.mse) else mse_from_psnr(self.psnr)
-        return RDFigures(self.bpp, mse)
+        return RDFigures.from_psnr(self.bpp, self.psnr)
 
 
 def reference_figures(tags: Mapping[str, str]) -> tuple[RDFigures, float] | None:
