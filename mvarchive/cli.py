@@ -55,12 +55,9 @@ def _debug() -> bool:
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from mvarchive.codecs import BitstreamError
-    from mvarchive.datasets import DatasetError
-    from mvarchive.storage import ArchiveError
-
-    return (DatasetError, ArchiveError, BitstreamError, KeyError, FileNotFoundError, FileExistsError, ValueError,
-            TypeError)
+    """What a user's mistake raises. The library's own errors (``DatasetError``, ``ArchiveError``,
+    ``BitstreamError``) are ``ValueError``s, so nothing needs importing to name them here."""
+    return (KeyError, FileNotFoundError, FileExistsError, ValueError, TypeError)
 
 
 def _run(fn, *args, **kwargs) -> Any:
@@ -109,7 +106,7 @@ def main_options(
         if not verbose and not debug:
             handler.addFilter(_OnlyOurs())
     if not verbose:
-        from mvarchive.flows.runtime import quiet_cluster_logs
+        from mvarchive.infra.log_levels import quiet_cluster_logs
 
         quiet_cluster_logs()
     ctx.obj = {
@@ -120,16 +117,30 @@ def main_options(
     }
 
 
+def _parameter_counts(name: str, preset: str) -> dict[str, int]:
+    """Parameter counts without allocating or initialising weights (the meta device) where the
+    codec can be built there; CompressAI's entropy models hold CPU constants, so those build on CPU."""
+    import torch
+
+    from mvarchive.codecs import create_codec
+
+    try:
+        with torch.device("meta"):
+            return create_codec(name, preset).parameter_counts()
+    except (RuntimeError, NotImplementedError):
+        return create_codec(name, preset).parameter_counts()
+
+
 @app.command()
 def codecs(json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
     """List registered codecs with presets, accepted view counts and parameter counts."""
-    from mvarchive.codecs import create_codec, list_codecs
+    from mvarchive.codecs import list_codecs
 
     rows = []
     for spec in list_codecs():
         presets = {}
         for preset in spec.presets:
-            counts = create_codec(spec.name, preset).parameter_counts()
+            counts = _parameter_counts(spec.name, preset)
             presets[preset] = {"config": asdict(spec.presets[preset]), "parameters": counts}
         rows.append({
             "name": spec.name, "id": spec.codec_id, "description": spec.description,
