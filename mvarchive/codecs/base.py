@@ -16,9 +16,11 @@ decoder crops back using the sizes stored in the header.
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 import torch
@@ -60,12 +62,80 @@ class CodedStreams(NamedTuple):
     x_hat: torch.Tensor  # (K, 3, Hp, Wp)
 
 
+@dataclass(frozen=True)
+class AnalysisPlacement:
+    """Where the encoder-only analysis transforms run while compressing (docs/gpu.md).
+
+    ``precision`` is "fp32" or "bf16" (autocast); ``channels_last`` changes the memory
+    format of the accelerator copy. The default (CPU, fp32) is the canonical path.
+    """
+
+    device: str = "cpu"
+    precision: str = "fp32"
+    channels_last: bool = False
+
+    def __post_init__(self) -> None:
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"error: analysis precision {self.precision!r} is not 'fp32' or 'bf16'")
+        device = self.device.strip().lower()
+        if not (device in ("cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit())):
+            raise ValueError(f"error: analysis device {self.device!r} is not one of 'cpu', 'cuda', 'cuda:N'")
+
+    @classmethod
+    def for_device(cls, device: str) -> AnalysisPlacement:
+        """The placement an encode task uses for ``device``: CUDA runs bf16 and channels_last."""
+        if device.strip().lower().startswith("cuda"):
+            return cls(device, "bf16", True)
+        return cls(device)
+
+    @property
+    def canonical(self) -> bool:
+        return self.device.strip().lower() == "cpu" and self.precision == "fp32"
+
+
+class _OffloadedAnalysis(torch.nn.Module):
+    """An encoder-only module run elsewhere: inputs go to its device, outputs come back as
+    contiguous CPU float32, which is all the canonical entropy path ever sees."""
+
+    def __init__(self, inner: torch.nn.Module, placement: AnalysisPlacement) -> None:
+        super().__init__()
+        self.inner = inner
+        self.device = torch.device(placement.device)
+        self.bf16 = placement.precision == "bf16"
+        self.channels_last = placement.channels_last
+
+    def _to_device(self, value: Any) -> Any:
+        if not isinstance(value, torch.Tensor):
+            return value
+        value = value.to(self.device)
+        if self.channels_last and value.dim() == 4:
+            value = value.contiguous(memory_format=torch.channels_last)
+        return value
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        from torch.utils._pytree import tree_map
+
+        args, kwargs = tree_map(self._to_device, (args, kwargs))
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            out = self.inner(*args, **kwargs)
+        return tree_map(_canonical_tensor, out)
+
+
+def _canonical_tensor(value: Any) -> Any:
+    if isinstance(value, torch.Tensor) and value.is_floating_point():
+        return value.detach().to("cpu", torch.float32).contiguous()
+    return value
+
+
 class MultiViewCodec(CompressionModel):
     """Base class: padding, container, validation; subclasses code padded groups."""
 
     pad_multiple: int = 64
     min_views: int = 2
     max_views: int | None = None
+    #: Names of the encoder-only modules (analysis transforms) that may run on an accelerator;
+    #: None: found by :meth:`encoder_only_modules`'s probe.
+    analysis_modules: tuple[str, ...] | None = None
 
     def __init__(self, config: Any) -> None:
         super().__init__()
@@ -113,6 +183,90 @@ class MultiViewCodec(CompressionModel):
                     "entropy coder tables are not built: call codec.update(force=True) after "
                     "training or loading weights (mvarchive.codecs.load_codec does this)"
                 )
+
+    # --- analysis on an accelerator (docs/gpu.md) ----------------------------------------
+    def encoder_only_modules(self) -> tuple[str, ...]:
+        """The largest submodules the decoder never runs and the entropy path never calls.
+
+        Their outputs only decide which symbols the encoder writes (e.g. ``y`` in
+        ``round(y - mu)``); everything a decoder recomputes (entropy parameters, CDF
+        indexes, synthesis) comes from other modules, so these may run anywhere, in any
+        precision, without breaking exact decoding. Unless the class declares
+        :attr:`analysis_modules`, they are found once per instance by coding and decoding a
+        small random group with forward hooks on every submodule.
+        """
+        if self.analysis_modules is not None:
+            return self.analysis_modules
+        cached = self.__dict__.get("_encoder_only_modules")
+        if cached is None:
+            cached = self._probe_encoder_only()
+            self.__dict__["_encoder_only_modules"] = cached
+        return cached
+
+    @torch.no_grad()
+    def _probe_encoder_only(self) -> tuple[str, ...]:
+        from .entropy import exact_entropy_active
+
+        self.require_tables()
+        named = [(name, module) for name, module in self.named_modules(remove_duplicate=False) if name]
+        seen: dict[str, set[int]] = {"encode": set(), "decode": set(), "exact": set()}
+        phase = ["encode"]
+
+        def hook(module: torch.nn.Module, *_: Any) -> None:
+            seen[phase[0]].add(id(module))
+            if exact_entropy_active():
+                seen["exact"].add(id(module))
+
+        handles = [module.register_forward_pre_hook(hook) for _, module in {id(m): (n, m) for n, m in named}.values()]
+        try:
+            generator = torch.Generator().manual_seed(0)
+            size = self.pad_multiple
+            x = torch.rand(self.min_views, 3, size, size, generator=generator)
+            coded = self._encode_padded(x)
+            phase[0] = "decode"
+            self._decode_padded(tuple(coded.streams), self.min_views, (size, size))
+        finally:
+            for handle in handles:
+                handle.remove()
+        shared = seen["decode"] | seen["exact"]
+
+        def encoder_only(module: torch.nn.Module) -> bool:
+            return id(module) in seen["encode"] and not any(id(m) in shared for m in module.modules())
+
+        chosen: list[str] = []
+        for name, module in named:
+            if encoder_only(module) and not any(name.startswith(c + ".") for c in chosen):
+                chosen.append(name)
+        return tuple(chosen)
+
+    @contextlib.contextmanager
+    def analysis_on(self, placement: AnalysisPlacement) -> Iterator[None]:
+        """Compress with the encoder-only modules on ``placement`` (e.g. CUDA in bf16).
+
+        Copies of those modules are moved there for the block and swapped in; their outputs
+        come back as CPU float32 before quantization, so the entropy path, the CDF indexes,
+        the symbols' decoding and the synthesis (the stored reconstruction) stay canonical
+        CPU float32 and a CPU decoder recovers exactly what was coded. Encoding only: the
+        weights must not change inside the block.
+        """
+        if placement.canonical:
+            yield
+            return
+        swapped: list[tuple[torch.nn.Module, str, torch.nn.Module]] = []
+        try:
+            for name in self.encoder_only_modules():
+                parent_name, _, child = name.rpartition(".")
+                parent = self.get_submodule(parent_name) if parent_name else self
+                original = getattr(parent, child)
+                moved = copy.deepcopy(original).to(placement.device)
+                if placement.channels_last:
+                    moved = moved.to(memory_format=torch.channels_last)
+                setattr(parent, child, _OffloadedAnalysis(moved.eval(), placement))
+                swapped.append((parent, child, original))
+            yield
+        finally:
+            for parent, child, original in reversed(swapped):
+                setattr(parent, child, original)
 
     def _header(self, num_views: int, height: int, width: int) -> tuple[int, dict[str, Any]]:
         if self.identity is None:
