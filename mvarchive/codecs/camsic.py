@@ -32,8 +32,9 @@ sees ŷ_0). The official code codes the *right* view first; pass (right, left) t
 Streams: ``[z_0, y_0, z_1, y_1]``. Latents: ``y`` the coded symbols round(y − μ) (2, M, h, w),
 ``z`` the symbols round(z − median) (2, z, h/4, w/4).
 
-Deviations / choices: g_a / g_s use PyTorch's default init (the paper initializes them from an
-ELIC checkpoint); the entropy model uses the official init (kaiming-normal convs,
+Deviations / choices: a fresh CAMSIC's g_a / g_s use PyTorch's default init; the paper's
+initialization from an ELIC checkpoint is :func:`camsic_from_elic` (``mvarchive train --codec
+camsic --init <single-view-elic2022-chandelier checkpoint>``); the entropy model uses the official init (kaiming-normal convs,
 trunc-normal(0.02) linears and ID embeddings, ê ~ U(−3, 3)). Windows larger than the token
 grid are handled by padding tokens to a multiple of the window and masking padded keys
 (−100, like Swin's shift mask) instead of shrinking the window. The second view's prior ŷ_0
@@ -43,7 +44,10 @@ keeps its gradient in training.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -55,9 +59,10 @@ from compressai.models.utils import conv, deconv
 from .base import CodedStreams, MultiViewCodec
 from .elic import elic_analysis, elic_synthesis
 from .entropy import CdfTables, decode_symbols, encode_symbols, single_threaded, ste_round
-from .registry import register_codec
+from .registry import create_codec, register_codec
+from .vemic import LoadReport
 
-__all__ = ["CAMSIC", "CAMSICConfig", "select_positions", "sine_schedule"]
+__all__ = ["CAMSIC", "CAMSICConfig", "camsic_from_elic", "select_positions", "sine_schedule"]
 
 SCALE_BOUND = 0.11  # GaussianConditional's lower bound on σ
 LIKELIHOOD_BOUND = 1e-9
@@ -472,8 +477,94 @@ register_codec(
     "camsic", 6,
     {
         "paper": CAMSICConfig(),
-        "tiny": CAMSICConfig(N=32, M=32, z=16, depth=2, heads=2, window=4, width=32, steps=8),
+        # N, M as single-view-elic2022-chandelier's tiny preset, so camsic_from_elic loads all of g_a / g_s
+        "tiny": CAMSICConfig(N=32, M=40, z=16, depth=2, heads=2, window=4, width=32, steps=8),
     },
     "CAMSIC (Zhang et al. 2024): ELIC transforms, content-aware masked-image-modeling Swin "
     "Transformer entropy model, views coded sequentially in 8 steps each",
 )(CAMSIC)
+
+
+# --- construction from an ELIC checkpoint ------------------------------------------------------
+_TRANSFORMS = ("g_a", "g_s")
+
+
+def _elic_state(source: Any) -> Mapping[str, torch.Tensor]:
+    """The state dict of ``source``: a checkpoint path, a payload written by ``save_checkpoint``
+    (``single-view-elic2022-chandelier``, whose CompressAI model sits under ``model.``), a bare
+    CompressAI ``Elic2022Chandelier`` state dict, or a module."""
+    if isinstance(source, (str, Path)):
+        source = torch.load(Path(source), map_location="cpu", weights_only=True)
+    if isinstance(source, Mapping) and isinstance(source.get("codec"), str):
+        if source["codec"] != "single-view-elic2022-chandelier":
+            raise ValueError(f"checkpoint holds codec {source['codec']!r}, not 'single-view-elic2022-chandelier'")
+        source = source["state_dict"]
+    if isinstance(source, nn.Module):
+        source = source.state_dict()
+    if not isinstance(source, Mapping):
+        raise TypeError(f"expected a state dict, a checkpoint dict or path, or a module; got {type(source).__name__}")
+    return source
+
+
+def _layers(state: Mapping[str, Any], prefix: str) -> dict[int, list[str]]:
+    """``prefix.<i>.…`` keys grouped by layer index ``i``, each group in state-dict order."""
+    layers: dict[int, list[str]] = {}
+    for key in state:
+        if key.startswith(prefix):
+            index = key[len(prefix):].split(".", 1)[0]
+            if index.isdigit():
+                layers.setdefault(int(index), []).append(key)
+    return layers
+
+
+def camsic_from_elic(
+    state_dict_or_checkpoint: Any, preset: str = "paper", **overrides: Any
+) -> tuple[CAMSIC, LoadReport]:
+    """A CAMSIC whose g_a / g_s are ELIC's (both views share them), everything else fresh.
+
+    As the CAMSIC paper (§4, "Implementation Details") and its code do: the analysis and
+    synthesis transforms start from a single-image ELIC model, the hyperprior (another width,
+    160 z channels) and the Transformer entropy model from their own initialization; nothing
+    is frozen afterwards. ``single-view-elic2022-chandelier`` holds CompressAI's
+    ``Elic2022Chandelier``, whose g_a / g_s are the very layers of :func:`.elic.elic_analysis`
+    / :func:`.elic.elic_synthesis` under other module names: layer ``i`` of the source's
+    ``g_a`` (``g_s``) feeds layer ``i`` of CAMSIC's, tensor by tensor in order, and loads only
+    if all its tensors match in shape (another N or M leaves it fresh, reported as skipped).
+    The model is returned in eval mode with CDF tables built, ready to code or fine-tune.
+    """
+    state = _elic_state(state_dict_or_checkpoint)
+    model = create_codec("camsic", preset, **overrides)
+    if not isinstance(model, CAMSIC):  # pragma: no cover - the registry maps "camsic" to CAMSIC
+        raise TypeError(f"registry entry 'camsic' builds {type(model).__name__}, not CAMSIC")
+    target = model.state_dict()
+    root = "model." if any(k.startswith("model.g_a.") for k in state) else ""
+    report = LoadReport(source=f"elic state dict ({len(state)} tensors)", target="CAMSIC")
+    new_state = dict(target)
+    covered: set[str] = set()
+    used: set[str] = set()
+    for name in _TRANSFORMS:
+        sources = _layers(state, f"{root}{name}.")
+        for index, members in sorted(_layers(target, f"{name}.").items()):
+            given = sources.get(index, [])
+            if len(given) != len(members):
+                mismatch = f"source layer {root}{name}.{index} has {len(given)} tensors, CAMSIC's {len(members)}"
+            else:
+                mismatch = "; ".join(
+                    f"{src} {tuple(state[src].shape)} vs {tuple(target[dst].shape)}"
+                    for src, dst in zip(given, members) if state[src].shape != target[dst].shape
+                )
+            covered.update(members)
+            used.update(given)
+            for i, dst in enumerate(members):
+                if mismatch:
+                    report.skipped.append(dst)
+                    report.reasons[dst] = "shape mismatch: " + mismatch
+                else:
+                    new_state[dst] = state[given[i]].detach().clone()
+                    report.loaded.append(dst)
+    report.new = [k for k in target if k not in covered]
+    report.unused = [k for k in state if k not in used]
+    model.load_state_dict(new_state)
+    model.eval()
+    model.update(force=True)
+    return model, report

@@ -256,9 +256,10 @@ _TABLE_BUFFERS = ("_offset", "_quantized_cdf", "_cdf_length", "scale_table")
 
 @dataclass
 class LoadReport:
-    """Which VEMIC tensors came from the source, which are fresh, which did not fit.
+    """Which tensors of a codec built from another model's weights came from the source,
+    which are fresh, which did not fit (VEMIC here, CAMSIC in :func:`.camsic.camsic_from_elic`).
 
-    ``loaded``, ``new`` and ``skipped`` partition VEMIC's state-dict names: ``skipped`` ones had
+    ``loaded``, ``new`` and ``skipped`` partition the target's state-dict names: ``skipped`` ones had
     a mapped source tensor of another shape (``reasons`` says which) and keep their fresh
     initialization, as ``new`` ones do. ``unused`` lists source tensors that fed nothing.
     CDF-table buffers are rebuilt from the loaded weights afterwards (``update(force=True)``).
@@ -270,6 +271,7 @@ class LoadReport:
     skipped: list[str] = field(default_factory=list)
     reasons: dict[str, str] = field(default_factory=dict)
     unused: list[str] = field(default_factory=list)
+    target: str = "VEMIC"
 
     def summary(self) -> str:
         def groups(names: list[str]) -> str:
@@ -280,7 +282,7 @@ class LoadReport:
             return ", ".join(f"{k} ({v})" for k, v in sorted(counts.items())) or "-"
 
         lines = [
-            f"VEMIC weights from {self.source}:",
+            f"{self.target} weights from {self.source}:",
             f"  loaded  {len(self.loaded):5d} tensors: {groups(self.loaded)}",
             f"  new     {len(self.new):5d} tensors: {groups(self.new)}",
             f"  skipped {len(self.skipped):5d} tensors: {groups(self.skipped)}",
