@@ -25,6 +25,7 @@ from mvarchive.codecs import CodecRef, codec_from_checkpoint_bytes, get_spec, lo
 from mvarchive.codecs.determinism import decode_policy
 from mvarchive.datasets import DatasetError, DatasetIndex, GroupRef, discover_dataset
 from mvarchive.datasets.images import MAX_VIEW_PIXELS
+from mvarchive.infra.gpu import gpu_placement, require_gpu_for_flow, validate_device
 from mvarchive.progress import progress_bar
 from mvarchive.reporting import archive_summary, rows_summary, summary_markdown
 from mvarchive.storage import (
@@ -63,8 +64,12 @@ class ArchiveConfig:
     registry_uri: str | None = None  # MLflow tracking URI for models:/ checkpoints
     source_options: StorageOptions = field(default_factory=StorageOptions)
     dest_options: StorageOptions = field(default_factory=StorageOptions)
+    # "cuda[:N]": encode tasks run their analysis transforms there, on GPU workers only, and
+    # the run is refused up front when no worker offers a GPU; coding stays exact on CPU (docs/gpu.md)
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
+        self.device = validate_device(self.device)
         self.source_options = as_options(self.source_options)
         self.dest_options = as_options(self.dest_options)
 
@@ -304,6 +309,7 @@ def archive_dataset(config: ArchiveConfig, tracking: TrackingConfig | None = Non
     blobs are adopted, never encoded again."""
     started = time.perf_counter()
     plan = plan_archive(config)
+    require_gpu_for_flow(config.device, f"archive {config.dest}")
     preflight(plan, config, show_progress)
     location = plan.location
     lease = Lease(location, config=LeaseConfig(ttl_s=config.lease_ttl_s, renew_s=config.lease_ttl_s / 4))
@@ -330,15 +336,17 @@ def archive_dataset(config: ArchiveConfig, tracking: TrackingConfig | None = Non
         todo = list(growth.todo)
         shards = [todo[i : i + config.shard_size] for i in range(0, len(todo), config.shard_size)]
         with tracked_run(tracking, archive_run_name(plan), "archive") as logger:
-            futures = [
-                encode_shard.submit(EncodeShardJob(
-                    archive=location, meta=writer.meta, shard_id=shard, run_id=run_id,
-                    groups=tuple(plan.index.groups[i] for i in members),
-                    digests=tuple(plan.digests[i] for i in members),
-                    codec=plan.codec, source_options=config.source_options, max_pixels=config.max_pixels,
-                ))
-                for shard, members in enumerate(shards)
-            ]
+            with gpu_placement(config.device):  # only the encode tasks need a GPU worker
+                futures = [
+                    encode_shard.submit(EncodeShardJob(
+                        archive=location, meta=writer.meta, shard_id=shard, run_id=run_id,
+                        groups=tuple(plan.index.groups[i] for i in members),
+                        digests=tuple(plan.digests[i] for i in members),
+                        codec=plan.codec, source_options=config.source_options, max_pixels=config.max_pixels,
+                        device=config.device,
+                    ))
+                    for shard, members in enumerate(shards)
+                ]
             results = []
             with progress_bar(f"archive {config.codec}", total=len(shards), enabled=show_progress) as bar:
                 for future in as_completed(futures):

@@ -70,8 +70,8 @@ def dask_session(services: ServicesConfig, api_url: str) -> Iterator[ServicesCon
     """One Dask cluster shared by several flows (saves a cluster start per flow).
 
     With a configured scheduler nothing is started; otherwise a LocalCluster with the
-    worker environment of :func:`run_on_dask` runs for the block, and the returned
-    config points at it.
+    worker environment of :func:`run_on_dask` runs for the block (its workers advertise
+    ``GPU=<n>`` on a CUDA host), and the returned config points at it.
     """
     if services.dask_address:
         yield services
@@ -79,11 +79,12 @@ def dask_session(services: ServicesConfig, api_url: str) -> Iterator[ServicesCon
     from distributed import LocalCluster
 
     from mvarchive.infra import WORKERS_PER_HOST_ENV
+    from mvarchive.infra.gpu import worker_resources
 
     env = {**prefect_env(api_url), "DASK_LOGGING__DISTRIBUTED": "warning",
            WORKERS_PER_HOST_ENV: str(services.dask_workers)}
     with LocalCluster(
         n_workers=services.dask_workers, threads_per_worker=services.threads_per_worker, processes=True,
-        host="127.0.0.1", dashboard_address="127.0.0.1:0", env=env,
+        host="127.0.0.1", dashboard_address="127.0.0.1:0", env=env, resources=worker_resources() or None,
     ) as cluster:
         yield dataclasses.replace(services, dask_address=cluster.scheduler_address)

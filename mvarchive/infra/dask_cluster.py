@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from mvarchive.infra.gpu import worker_resources
 from mvarchive.infra.settings import ServicesConfig
 
 if TYPE_CHECKING:  # importing prefect takes seconds; do it only when used
@@ -37,8 +38,10 @@ def dask_task_runner(
     workers must already have ``worker_env``: DaskTaskRunner ignores
     DASK_SCHEDULER_ADDRESS, hence the explicit address). Otherwise it starts a
     process-based LocalCluster on loopback whose Nannies put ``worker_env``
-    into each worker process's environment. ``cluster_kwargs`` adds or
-    replaces LocalCluster arguments (e.g. ``resources={"GPU": 1}``).
+    into each worker process's environment; on a CUDA host each of its workers
+    advertises ``GPU=<n>`` (:func:`mvarchive.infra.gpu.worker_resources`) so tasks placed
+    with :func:`~mvarchive.infra.gpu.gpu_placement` can run there. ``cluster_kwargs`` adds
+    or replaces LocalCluster arguments (e.g. ``resources={"GPU": 1}``).
     """
     from prefect_dask import DaskTaskRunner
 
@@ -54,6 +57,9 @@ def dask_task_runner(
         "dashboard_address": "127.0.0.1:0" if dashboard else None,
         "env": env,
     }
+    resources = worker_resources()
+    if resources:
+        kwargs["resources"] = resources
     kwargs.update(cluster_kwargs or {})
     return DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs=kwargs)
 

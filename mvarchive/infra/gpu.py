@@ -30,6 +30,7 @@ __all__ = [
     "gpu_workers",
     "is_cuda_device",
     "placement_resources",
+    "require_gpu_for_flow",
     "require_gpu_workers",
     "validate_device",
     "visible_gpus",
@@ -162,4 +163,26 @@ def require_gpu_workers(client: Any, device: str, what: str = "task") -> None:
             f"error: {what} asks for device {device!r} but none of the {len(workers)} Dask worker(s) at "
             f"{client.scheduler.address} advertises the {GPU_RESOURCE} resource (start workers on a "
             "CUDA host, e.g. `mvarchive services up` there, or use device 'cpu')"
+        )
+
+
+def require_gpu_for_flow(device: str, what: str = "task") -> None:
+    """Inside a flow: refuse a CUDA ``device`` the flow's tasks cannot get, before anything runs.
+
+    On a DaskTaskRunner some worker must advertise the GPU resource; on any other runner
+    tasks run in this process, which must see a CUDA device. Nothing is checked for "cpu".
+    """
+    if not placement_resources(device):
+        return
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    runner = getattr(context, "task_runner", None)
+    client = getattr(runner, "_client", None)
+    if client is not None:
+        require_gpu_workers(client, device, what)
+    elif cuda_device_count() == 0:
+        raise NoGpuWorkerError(
+            f"error: {what} asks for device {device!r} but this process sees no CUDA device and the flow "
+            "runs its tasks here (no Dask task runner); use device 'cpu' or run on a CUDA host"
         )

@@ -34,6 +34,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from mvarchive.infra.dask_cluster import WORKERS_PER_HOST_ENV
+from mvarchive.infra.gpu import visible_gpus, worker_resources
 from mvarchive.infra.ports import ServiceStartError, free_port, log_tail
 from mvarchive.infra.prefect_server import PrefectServer
 from mvarchive.infra.settings import ServicesConfig, offline_environment
@@ -173,31 +174,6 @@ def _tcp_open(address: str, timeout_s: float) -> bool:
             return True
     except OSError:
         return False
-
-
-def visible_gpus() -> list[str]:
-    """CUDA device ids this host's workers may use (empty without CUDA).
-
-    Asks ``nvidia-smi`` (importing torch would cost seconds per ``up``) and
-    honours CUDA_VISIBLE_DEVICES; no driver tool means no GPU.
-    """
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None and visible.strip() in ("", "-1"):
-        return []
-    smi = shutil.which("nvidia-smi")
-    if smi is None:
-        return []
-    try:
-        listing = subprocess.run(
-            [smi, "-L"], capture_output=True, text=True, timeout=20, check=True
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
-    count = sum(1 for line in listing.splitlines() if line.startswith("GPU "))
-    ids = [str(i) for i in range(count)]
-    if visible is not None:
-        ids = [d.strip() for d in visible.split(",") if d.strip()][:count]
-    return ids
 
 
 # -- starting ------------------------------------------------------------------
@@ -384,7 +360,7 @@ def _launch_worker(
     ]  # fmt: skip
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = gpu
-        command += ["--resources", "GPU=1"]
+        command += ["--resources", ",".join(f"{k}={v:g}" for k, v in worker_resources(1).items())]
     dashboard = upstream["dashboard"]
     return _spawn(
         name, "dask-worker", upstream["dask_address"], command, env, logs / f"{name}.log", None,

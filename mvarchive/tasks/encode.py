@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from prefect import task
 
 from mvarchive.codecs import CodecRef
+from mvarchive.codecs.base import AnalysisPlacement
 from mvarchive.datasets import GroupRef, load_group
 from mvarchive.integrity import Fingerprint
 from mvarchive.metrics import group_metrics, to_tensor, to_uint8
@@ -17,7 +18,7 @@ from mvarchive.storage.blob import read_header
 from mvarchive.storage.options import StorageOptions, as_options
 
 from .retry import retry_transient
-from .worker import codec_on_worker, prepare_torch
+from .worker import check_device, codec_on_worker, prepare_torch
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class EncodeShardJob:
     digests: tuple[str, ...] = ()  # each group's source content digest
     source_options: StorageOptions = field(default_factory=StorageOptions)
     max_pixels: int | None = None
+    device: str = "cpu"  # where the analysis transforms run (docs/gpu.md); coding stays on CPU
 
 
 @dataclass(frozen=True)
@@ -58,14 +60,17 @@ def encode_shard_fn(job: EncodeShardJob) -> ShardResult:
     digests = job.digests or ("",) * len(job.groups)
     if len(digests) != len(job.groups):
         raise ValueError(f"shard {job.shard_id}: {len(job.groups)} groups but {len(digests)} digests")
+    check_device(job.device)
     threads = prepare_torch()
     codec = codec_on_worker(job.codec)
     records = []
     source_options = as_options(job.source_options).reveal()
+    placement = AnalysisPlacement.for_device(job.device)
     for index, (group, digest) in enumerate(zip(job.groups, digests)):
         views = load_group(group, source_options, job.max_pixels)
         started = time.perf_counter()
-        compressed = codec.compress(to_tensor(views))
+        with codec.analysis_on(placement):  # symbols, digests and synthesis stay canonical CPU
+            compressed = codec.compress(to_tensor(views))
         encode_s = time.perf_counter() - started
         reconstruction = to_uint8(compressed.x_hat)
         metrics = group_metrics(views, reconstruction, len(compressed.data))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Iterator
 
 import torch
@@ -31,6 +32,16 @@ def torch_threads(threads: int) -> Iterator[None]:
     finally:
         if torch.get_num_threads() != previous:
             torch.set_num_threads(previous)
+
+
+def check_device(device: str) -> None:
+    """Fail a task asking for CUDA on a worker without it, with one clear line (a worker that
+    advertises the GPU resource but has no usable device is misconfigured)."""
+    if device.strip().lower().startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(
+            f"error: task asks for device {device!r} but this worker has no usable CUDA device "
+            f"(torch {torch.__version__}, CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r})"
+        )
 
 
 def codec_on_worker(ref: CodecRef) -> MultiViewCodec:
