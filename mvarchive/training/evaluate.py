@@ -8,8 +8,15 @@ import torch
 from mvarchive.codecs import MultiViewCodec
 from mvarchive.codecs.padding import pad_to_multiple
 from mvarchive.datasets import DatasetIndex, load_group
-from mvarchive.metrics import group_metrics, to_tensor, to_uint8
+from mvarchive.metrics import group_metrics, psnr, to_tensor, to_uint8
 from mvarchive.training.loss import bits_per_view
+
+
+@torch.no_grad()
+def estimated_view_bits(codec: MultiViewCodec, views: torch.Tensor) -> torch.Tensor:
+    """The model's estimate of each view's bits, (K,), for one group (see :func:`estimated_bits`)."""
+    padded = pad_to_multiple(views, codec.pad_multiple)
+    return bits_per_view(codec(padded[None])["likelihoods"])[0].double()
 
 
 @torch.no_grad()
@@ -22,15 +29,17 @@ def estimated_bits(codec: MultiViewCodec, views: torch.Tensor) -> float:
     bpp does, so that the estimate and the measured bpp price the same thing (the bits the
     archive stores per pixel the user gave).
     """
-    padded = pad_to_multiple(views, codec.pad_multiple)
-    return float(bits_per_view(codec(padded[None])["likelihoods"]).sum())
+    return float(estimated_view_bits(codec, views).sum())
 
 
 @torch.no_grad()
 def rd_point(codec: MultiViewCodec, index: DatasetIndex, max_groups: int = 8,
              storage_options: dict | None = None) -> dict[str, float]:
     """bpp from real bitstreams and from the likelihoods, PSNR and MS-SSIM over up to
-    ``max_groups`` groups (the first ones, so the same groups every time).
+    ``max_groups`` groups (the first ones, so the same groups every time); ``mse`` is the
+    mean squared error on [0, 1] over all pixels (the distortion of the RD cost
+    ``bpp + λ·mse``), and ``view{k}/psnr``, ``view{k}/bpp_estimated`` give each view's
+    balance (the real bitstream is one per group, so per-view bits are the model's estimate).
 
     Groups of any size are measured: both the real coding and the estimate work on the group
     padded to the codec's ``pad_multiple``, and both bpp values are bits over the original
@@ -39,22 +48,34 @@ def rd_point(codec: MultiViewCodec, index: DatasetIndex, max_groups: int = 8,
     codec.eval()
     device = next(codec.parameters()).device
     rows = []
-    estimated = 0.0
-    pixels = 0
+    view_bits = 0.0
+    view_pixels = 0
+    squared_error = 0.0
+    view_psnr: list[np.ndarray] = []
     for group in index.groups[:max_groups]:
         views = load_group(group, storage_options)  # (K, H, W, 3)
         x = to_tensor(views).to(device)
         compressed = codec.compress(x)
-        rows.append(group_metrics(views, to_uint8(compressed.x_hat.cpu()), len(compressed.data)))
-        estimated += estimated_bits(codec, x)
-        pixels += views.shape[0] * views.shape[1] * views.shape[2]
+        decoded = to_uint8(compressed.x_hat.cpu())
+        rows.append(group_metrics(views, decoded, len(compressed.data)))
+        view_bits = view_bits + estimated_view_bits(codec, x).cpu().numpy()
+        view_pixels += views.shape[1] * views.shape[2]
+        errors = (views.astype(np.float64) - decoded.astype(np.float64)) ** 2
+        squared_error += float(errors.sum()) / 255.0**2
+        view_psnr.append(np.array([psnr(r, d) for r, d in zip(views, decoded)]))
     if not rows:
         raise ValueError(f"dataset {index.url} has no groups to evaluate")
+    pixels = view_pixels * len(view_psnr[0])
     ms = [r["ms_ssim"] for r in rows if np.isfinite(r["ms_ssim"])]
-    return {
+    point = {
         "groups": float(len(rows)),
         "bpp": 8.0 * sum(r["bytes"] for r in rows) / pixels,
-        "bpp_estimated": estimated / pixels,
+        "bpp_estimated": float(np.sum(view_bits)) / pixels,
         "psnr": float(np.mean([r["psnr"] for r in rows])),
         "ms_ssim": float(np.mean(ms)) if ms else float("nan"),
+        "mse": squared_error / (3 * pixels),
     }
+    for k, (bits, quality) in enumerate(zip(view_bits, np.mean(view_psnr, axis=0))):
+        point[f"view{k}/bpp_estimated"] = float(bits) / view_pixels
+        point[f"view{k}/psnr"] = float(quality)
+    return point

@@ -1,4 +1,16 @@
-"""The training loop: main/aux optimizers, gradient clipping, checkpoints, resume.
+"""The training loop: it orchestrates; each concern lives in its own module.
+
+One optimizer step (:func:`_optimizer_step`): ``grad_accum`` batches from :mod:`.loader`
+(in-process or DataLoader workers) through the forward (:mod:`.accelerate`: bf16 autocast,
+channels_last, ``torch.compile``), the loss of :mod:`.loss` (MSE or MS-SSIM, ECSIC's
+normalisation for ECSIC, per-view bpp/PSNR), gradient clipping, the learning rate of
+:mod:`.schedule`, then the aux step of the entropy bottlenecks. Every ``val_every`` steps
+:mod:`.validation` codes held-out groups for real and keeps ``best.pt``; with
+``world_size > 1`` :mod:`.distributed` runs the same loop in several processes.
+
+``final`` (logged through ``on_log`` every ``log_every`` steps, and in :class:`TrainResult`)
+holds ``loss``, ``bpp``, ``mse``, ``psnr`` (and ``ms_ssim``), ``aux_loss``, ``lr`` and
+``view{k}/bpp``, ``view{k}/psnr`` of the last batch; validation steps add ``val/…``.
 
 Resume
 ------
@@ -9,6 +21,10 @@ loop again with the same ``output_dir`` continues from there, and the result is 
 an uninterrupted run on the same device. A ``last.pt`` written with different settings
 (another ``lmbda``, codec, crop, ...) is refused with :class:`TrainingConfigMismatch`
 instead of silently training on from the other run's weights.
+
+``last.pt`` also holds the schedule's state and the best validation cost so far; with
+``world_size > 1`` it holds every rank's random states. Exactness needs ``loader_workers=0``
+(see :mod:`.loader`) and, for the paper schedule, the same ``steps`` (see :mod:`.schedule`).
 
 Every ``torch.load`` here uses ``weights_only=True``: ``last.pt`` holds only tensors and
 plain Python data.
@@ -29,11 +45,16 @@ from typing import Any, Callable
 
 import torch
 
-from mvarchive.codecs import MultiViewCodec, create_codec, save_checkpoint, weights_digest
+from mvarchive.codecs import MultiViewCodec, save_checkpoint, weights_digest
 from mvarchive.datasets import discover_dataset
 
-from .data import CropSampler
-from .loss import RateDistortionLoss
+from .accelerate import autocast, autocast_dtype, compiled_forward, first_call, fp32_entropy_models, use_channels_last
+from .distributed import Rank, average_gradients, device_for, gather, launch, no_sync, wrap
+from .init import initial_model
+from .loader import BatchSource
+from .loss import RateDistortionLoss, loss_normalization
+from .schedule import StepSchedule
+from .validation import Validator, per_view, split_validation
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +67,21 @@ RESUME_FORMAT = 2
 #: new device the run continues, but bit-exact equality with an uninterrupted run is only
 #: kept on the same device); ``output_dir`` is where ``last.pt`` was found (the folder may
 #: have been moved); ``storage_options`` are credentials and endpoints, never written to disk.
+#: Validation (``val_*``) only reads the weights; ``precision``, ``channels_last``, ``compile``
+#: and ``loader_workers`` change how fast (and, like the device, in which rounding) the same
+#: run is computed, not what it trains on: a run may resume with other values, exactly only
+#: with the same ones (and ``loader_workers=0``, see :mod:`.loader`).
 RESUMABLE_FIELDS = frozenset({"steps", "checkpoint_every", "log_every", "device", "output_dir", "storage_options",
-                              "eval_dataset", "eval_groups", "eval_baselines"})
+                              "eval_dataset", "eval_groups", "eval_baselines", "val_every", "val_dataset",
+                              "val_groups", "precision", "channels_last", "compile", "loader_workers"})
+
+#: Defining fields added after ``last.pt`` format 2, with the value runs before them had: left
+#: out of the recorded settings at that value, so older ``last.pt`` files still resume.
+_LEGACY_VALUES: dict[str, Any] = {"init": None, "metric": "mse", "lr_schedule": "constant", "grad_accum": 1,
+                                  "world_size": 1}
+
+METRICS = ("mse", "ms-ssim")
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 class TrainingConfigMismatch(ValueError):
@@ -89,18 +123,55 @@ class TrainConfig:
     eval_dataset: str | None = None
     eval_groups: int = 8
     eval_baselines: str = "jpeg,x265-intra"
+    #: Distortion trained on: "mse" (λ·MSE + bpp, λ ≈ 256…8192) or "ms-ssim"
+    #: (λ·(1 − MS-SSIM) + bpp, the papers' λ ≈ 8…256); see :mod:`.loss`.
+    metric: str = "mse"
+    #: "paper" (the codec's published schedule mapped onto ``steps``) or "constant"; see :mod:`.schedule`.
+    lr_schedule: str = "paper"
+    #: Every N steps, measure real bytes on the validation set and keep ``best.pt``; None: never.
+    val_every: int | None = None
+    #: Validation data; None: the last ``val_groups`` groups of ``dataset``, held out of training
+    #: when it has more groups than that.
+    val_dataset: str | None = None
+    val_groups: int = 4
+    #: Optimizer step every ``grad_accum`` batches: the effective batch is ``batch_size * grad_accum``.
+    grad_accum: int = 1
+    #: "auto" (bf16 autocast on CUDA, fp32 elsewhere), "fp32" or "bf16" (entropy models stay fp32).
+    precision: str = "auto"
+    #: channels_last memory format; None: on for CUDA.
+    channels_last: bool | None = None
+    #: ``torch.compile`` the model's forward.
+    compile: bool = False
+    #: DataLoader worker processes drawing crops (0: in the training process, resume exact).
+    loader_workers: int = 0
+    #: Data-parallel processes on this machine (DDP; one per GPU on CUDA, gloo on CPU).
+    world_size: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "crop", "log_every"):
+        minimum = {"steps": 0, "batch_size": 1, "crop": 1, "log_every": 1, "val_groups": 1, "grad_accum": 1,
+                   "loader_workers": 0, "world_size": 1}
+        for name, low in minimum.items():
             value = getattr(self, name)
-            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < (0 if name == "steps" else 1):
-                raise ValueError(f"training {name} must be an integer >= {0 if name == 'steps' else 1}, got {value!r}")
-        if self.checkpoint_every is not None and (
-            not isinstance(self.checkpoint_every, numbers.Integral) or self.checkpoint_every < 1
-        ):
-            raise ValueError(f"training checkpoint_every must be an integer >= 1 (or unset), got {self.checkpoint_every!r}")
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
+                raise ValueError(f"training {name} must be an integer >= {low}, got {value!r}")
+        for name in ("checkpoint_every", "val_every"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1):
+                raise ValueError(f"training {name} must be an integer >= 1 (or unset), got {value!r}")
         if not self.lmbda > 0:
             raise ValueError(f"training lmbda must be > 0, got {self.lmbda!r}")
+        from .schedule import SCHEDULES
+
+        for name, allowed in (("metric", METRICS), ("lr_schedule", SCHEDULES), ("precision", PRECISIONS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"training {name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        if self.metric == "ms-ssim" and self.crop < 32:
+            raise ValueError(f"training crop must be >= 32 for metric ms-ssim (2 scales of an 11x11 window), "
+                             f"got {self.crop}")
+        if self.channels_last is not None and not isinstance(self.channels_last, bool):
+            raise ValueError(f"training channels_last must be true, false or unset, got {self.channels_last!r}")
+        if self.val_dataset is not None and self.val_every is None:
+            raise ValueError("training val_dataset is set but val_every is not: say how often to validate")
 
     @property
     def checkpoint_interval(self) -> int:
@@ -119,6 +190,11 @@ class TrainResult:
     seconds: float
     #: The step ``last.pt`` was at when this call resumed from it; None for a fresh run.
     resumed_from: int | None = None
+    #: ``best.pt``: the weights with the lowest validation RD cost (None without validation).
+    best_checkpoint: str | None = None
+    #: Each view's bpp and PSNR (``{"view0": {"bpp": …, "psnr": …}, …}``) of the last
+    #: validation, or of the last training batch when there was none.
+    per_view: dict | None = None
 
 
 def split_parameters(model: torch.nn.Module) -> tuple[list[torch.nn.Parameter], list[torch.nn.Parameter]]:
@@ -140,8 +216,9 @@ def run_settings(config: TrainConfig) -> dict[str, Any]:
     :data:`RESUMABLE_FIELDS`), as plain data stored in ``last.pt``."""
     settings = {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name not in RESUMABLE_FIELDS}
     settings["dataset"] = _dataset_key(config.dataset)
-    if settings.get("init") is None:
-        settings.pop("init", None)  # runs without --init keep the settings older last.pt files recorded
+    for name, legacy in _LEGACY_VALUES.items():
+        if name in settings and settings[name] == legacy:
+            settings.pop(name)  # runs at the old behaviour keep the settings older last.pt files recorded
     return settings
 
 
@@ -213,20 +290,6 @@ def _set_torch_rng_state(state: dict[str, Any], device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
-def initial_model(config: TrainConfig) -> MultiViewCodec:
-    """A fresh codec from its preset, or the weights of ``config.init`` (same codec and preset)."""
-    if config.init is None:
-        return create_codec(config.codec, config.preset)
-    from mvarchive.codecs.registry import codec_from_checkpoint_bytes, read_checkpoint_bytes
-
-    model = codec_from_checkpoint_bytes(read_checkpoint_bytes(config.init, config.storage_options), config.init)
-    identity = model.identity
-    if identity is None or (identity.name, identity.preset) != (config.codec, config.preset):
-        held = f"{identity.name}:{identity.preset}" if identity else "unknown"
-        raise ValueError(f"--init {config.init} holds {held}, this run trains {config.codec}:{config.preset}")
-    return model
-
-
 def train_codec_loop(
     config: TrainConfig, on_log: Callable[[int, dict[str, float]], None] | None = None,
     model: MultiViewCodec | None = None, on_resume: Callable[[int], None] | None = None,
@@ -235,7 +298,34 @@ def train_codec_loop(
 
     ``on_resume(step)`` is called (and ``resumed from step N`` logged) when it does; a
     ``last.pt`` from a run with other settings raises :class:`TrainingConfigMismatch`.
+    With ``world_size > 1`` the run is data-parallel over that many processes
+    (:mod:`.distributed`); the callbacks still run in this process.
     """
+    if config.world_size == 1:
+        return _train(Rank(), None, config, on_log, model, on_resume)
+    load_resume_state(config)  # refuse another run's last.pt before starting any process
+
+    def relay(message: tuple) -> None:
+        if message[0] == "log" and on_log:
+            on_log(message[1], message[2])
+        elif message[0] == "resume" and on_resume:
+            on_resume(message[1])
+
+    return launch(config.world_size, config.device, _train, (config, None, model, None), relay)
+
+
+def _train(
+    rank: Rank, queue: Any, config: TrainConfig, on_log: Callable[[int, dict[str, float]], None] | None,
+    model: MultiViewCodec | None, on_resume: Callable[[int], None] | None,
+) -> TrainResult:
+    """One process's training loop (the only one unless distributed)."""
+    if queue is not None and rank.main:  # distributed: rank 0 relays the callbacks to the launcher
+        def on_log(step: int, metrics: dict[str, float]) -> None:
+            queue.put(("log", step, metrics))
+
+        def on_resume(step: int) -> None:
+            queue.put(("resume", step))
+
     started = time.perf_counter()
     torch.manual_seed(config.seed)
     out = Path(config.output_dir)
@@ -245,17 +335,29 @@ def train_codec_loop(
         model = initial_model(config)
     model.check_views(len(index.cameras))
     state = load_resume_state(config, model)
-    device = torch.device(config.device)
+    device = device_for(config.device, rank)
+    validator = None
+    if config.val_every is not None:
+        index, val_index = split_validation(index, config.val_dataset, config.val_groups, config.layout,
+                                            config.storage_options)
+        if rank.main:
+            extra = {"lmbda": config.lmbda, "dataset": config.dataset, "metric": config.metric}
+            validator = Validator(val_index, out, config.lmbda, config.metric, extra, config.storage_options)
     model.to(device).train()
+    if use_channels_last(config.channels_last, device):
+        model.to(memory_format=torch.channels_last)
     main, aux = split_parameters(model)
     optimizer = torch.optim.Adam(main, lr=config.learning_rate)
     # codecs without a factorized prior (e.g. ECSIC's Laplace prior) have no aux parameters
     aux_optimizer = torch.optim.Adam(aux, lr=config.aux_learning_rate) if aux else None
-    criterion = RateDistortionLoss(config.lmbda)
-    sampler = CropSampler(index, config.crop, seed=config.seed, storage_options=config.storage_options)
+    schedule = StepSchedule(optimizer, config.lr_schedule, config.codec, config.steps)
+    criterion = RateDistortionLoss(config.lmbda, config.metric, loss_normalization(config.codec))
+    if config.metric == "ms-ssim" and config.lmbda > 1000 and rank.main:
+        log.warning("lmbda %g is in the MSE range; MS-SSIM models use 8..256 (LDMIC, CAMSIC)", config.lmbda)
     step = 0
     resumed_from: int | None = None
     final: dict[str, float] = {}
+    sampler_state = None
     resume = out / "last.pt"
     if state is not None:
         model.load_state_dict(state["model"])
@@ -263,50 +365,123 @@ def train_codec_loop(
         if aux_optimizer:
             aux_optimizer.load_state_dict(state["aux_optimizer"])
         step = resumed_from = int(state["step"])
-        sampler.set_rng_state(state["rng"]["sampler"])
-        _set_torch_rng_state(state["rng"]["torch"], device)
+        rng = state["rng"]["ranks"][rank.rank] if "ranks" in state["rng"] else state["rng"]
+        sampler_state = rng["sampler"]
+        _set_torch_rng_state(rng["torch"], device)
         final = dict(state.get("final") or {})
-        log.info("resumed from step %d (%s)", step, resume)
-        if on_resume:
-            on_resume(step)
+        if state.get("schedule") is not None:
+            extended_from = schedule.load_state_dict(state["schedule"])
+            if extended_from is not None and rank.main:
+                log.warning("learning-rate schedule re-mapped from %d to %d steps (run extended)", extended_from,
+                            config.steps)
+        if validator is not None and state.get("validation", {}).get("key") == _validation_key(config):
+            validator.best_cost = float(state["validation"]["best_cost"])
+        if rank.main:
+            log.info("resumed from step %d (%s)", step, resume)
+            if on_resume:
+                on_resume(step)
+    source = BatchSource(index, config.crop, config.batch_size, config.seed, rank=rank.rank,
+                         workers=config.loader_workers, start=step, state=sampler_state,
+                         pin_memory=device.type == "cuda", storage_options=config.storage_options)
+    dtype = autocast_dtype(config.precision, device)
+    hooks = fp32_entropy_models(model) if dtype is not None else []
+    trained = wrap(model, rank, device)
+    forward = compiled_forward(trained, config.compile)
     settings = run_settings(config)
     codec_config = model.identity.config if model.identity is not None else None
     interval = config.checkpoint_interval
-    while step < config.steps:
-        batch = sampler.sample(config.batch_size).to(device)
-        optimizer.zero_grad(set_to_none=True)
-        if aux_optimizer:
-            aux_optimizer.zero_grad(set_to_none=True)
-        output = model(batch)
-        losses = criterion(output, batch)
-        losses["loss"].backward()
-        if config.clip_grad_norm > 0:
-            torch.nn.utils.clip_grad_norm_(main, config.clip_grad_norm)
-        optimizer.step()
-        aux_loss = model.aux_loss()
-        if aux_optimizer:
-            aux_loss.backward()
-            aux_optimizer.step()
-        step += 1
-        if not math.isfinite(losses["loss"].item()):
-            raise FloatingPointError(f"training diverged at step {step}: loss {losses['loss'].item()}")
-        final = {
-            "loss": losses["loss"].item(), "bpp": losses["bpp"].item(), "mse": losses["mse"].item(),
-            "psnr": -10.0 * math.log10(max(losses["mse"].item(), 1e-10)), "aux_loss": aux_loss.detach().item(),
-        }
-        if on_log and (step % config.log_every == 0 or step == config.steps):
-            on_log(step, final)
-        if step % interval == 0 or step == config.steps:
-            tmp = resume.with_suffix(".tmp")
-            torch.save({
-                "format": RESUME_FORMAT, "settings": settings, "codec_config": codec_config, "step": step,
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "aux_optimizer": aux_optimizer.state_dict() if aux_optimizer else None,
-                "rng": {"sampler": sampler.rng_state(), "torch": _torch_rng_state(device)},
-                "final": final,
-            }, tmp)
-            tmp.replace(resume)
+    val_metrics: dict[str, float] = {}
+    try:
+        while step < config.steps:
+            losses, aux_loss = _optimizer_step(
+                trained, forward, source, criterion, optimizer, aux_optimizer, main, aux, config, device, dtype,
+                rank, first=step == resumed_from or step == 0,
+            )
+            lr = schedule.apply(step)
+            optimizer.step()
+            if aux_optimizer:
+                aux_optimizer.step()
+            step += 1
+            if not math.isfinite(losses["loss"]):
+                raise FloatingPointError(f"training diverged at step {step}: loss {losses['loss']}")
+            final = {**losses, "psnr": -10.0 * math.log10(max(losses["mse"], 1e-10)), "aux_loss": aux_loss, "lr": lr}
+            log_now = step % config.log_every == 0 or step == config.steps
+            if validator is not None and (step % config.val_every == 0 or step == config.steps):
+                val_metrics = validator(model, step)
+            if rank.main and on_log and log_now:
+                on_log(step, {**final, **(val_metrics if step % config.val_every == 0 or step == config.steps
+                                          else {})} if validator is not None else final)
+            if step % interval == 0 or step == config.steps:
+                rngs = gather({"sampler": source.state(), "torch": _torch_rng_state(device)}, rank)
+                if rank.main:
+                    tmp = resume.with_suffix(".tmp")
+                    torch.save({
+                        "format": RESUME_FORMAT, "settings": settings, "codec_config": codec_config, "step": step,
+                        "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "aux_optimizer": aux_optimizer.state_dict() if aux_optimizer else None,
+                        "rng": {**rngs[0], "ranks": rngs} if rank.distributed else rngs[0],
+                        "schedule": schedule.state_dict(), "final": final,
+                        "validation": {"key": _validation_key(config),
+                                       "best_cost": validator.best_cost} if validator is not None else None,
+                    }, tmp)
+                    tmp.replace(resume)
+    finally:
+        source.close()
+        for handle in hooks:
+            handle.remove()
     model.to("cpu").eval()
     checkpoint = out / f"{config.codec}-{config.preset}.pt"
-    save_checkpoint(model, checkpoint, extra={"steps": step, "lmbda": config.lmbda, "dataset": config.dataset})
-    return TrainResult(str(checkpoint), weights_digest(model), step, final, time.perf_counter() - started, resumed_from)
+    if rank.main:
+        save_checkpoint(model, checkpoint, extra={"steps": step, "lmbda": config.lmbda, "dataset": config.dataset,
+                                                  "metric": config.metric})
+    views = per_view(val_metrics, "val/") or per_view(final)
+    return TrainResult(str(checkpoint), weights_digest(model), step, final, time.perf_counter() - started,
+                       resumed_from, validator.best_checkpoint if validator is not None else None, views or None)
+
+
+def _validation_key(config: TrainConfig) -> list:
+    """What a stored best cost is comparable with: the same validation data and cost."""
+    return [config.val_dataset, config.val_groups, config.metric, config.lmbda]
+
+
+def _optimizer_step(
+    trained: torch.nn.Module, forward: Callable[..., Any], source: BatchSource, criterion: RateDistortionLoss,
+    optimizer: torch.optim.Optimizer, aux_optimizer: torch.optim.Optimizer | None, main: list, aux: list,
+    config: TrainConfig, device: torch.device, dtype: torch.dtype | None, rank: Rank, first: bool,
+) -> tuple[dict[str, float], float]:
+    """Gradients of one optimizer step: ``grad_accum`` micro-batches (loss divided by it, DDP
+    all-reduce on the last only), gradient clipping, then the aux loss of the entropy
+    bottlenecks (once per optimizer step). Returns the batch metrics (mean over micro-batches)."""
+    optimizer.zero_grad(set_to_none=True)
+    if aux_optimizer:
+        aux_optimizer.zero_grad(set_to_none=True)
+    sums: dict[str, Any] = {}
+    for micro in range(config.grad_accum):
+        batch = source.next().to(device, non_blocking=True)
+        with no_sync(trained, micro == config.grad_accum - 1):
+            with autocast(device, dtype):
+                if first and micro == 0:
+                    output = first_call(forward, batch, config.compile, config.codec)
+                else:
+                    output = forward(batch)
+            losses = criterion(output, batch)
+            (losses["loss"] / config.grad_accum).backward()
+        for key, value in losses.items():
+            sums[key] = sums.get(key, 0) + value.detach()
+    if config.clip_grad_norm > 0:
+        torch.nn.utils.clip_grad_norm_(main, config.clip_grad_norm)
+    model = trained.module if rank.distributed else trained
+    aux_loss = model.aux_loss()
+    if aux_optimizer:
+        aux_loss.backward()
+        average_gradients(aux, rank)
+    metrics: dict[str, float] = {}
+    for key, value in sums.items():
+        value = value / config.grad_accum
+        if key == "view_bpp" or key == "view_mse":
+            for k, v in enumerate(value.tolist()):
+                metrics[f"view{k}/bpp" if key == "view_bpp" else f"view{k}/psnr"] = (
+                    v if key == "view_bpp" else -10.0 * math.log10(max(v, 1e-10)))
+        else:
+            metrics[key] = value.item()
+    return metrics, float(aux_loss.detach().item())

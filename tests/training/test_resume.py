@@ -27,19 +27,47 @@ def _config(data: Path, out: Path, **changes) -> TrainConfig:
 
 @pytest.mark.parametrize("codec", ["ldmic-fast", "ecsic"])  # with and without an aux optimizer
 def test_resumed_run_equals_uninterrupted_run(codec, odd_data, tmp_path, caplog):
-    whole = train_codec_loop(_config(odd_data, tmp_path / "whole", codec=codec))
+    # an extended run equals an uninterrupted one under a constant learning rate (the paper
+    # schedule is mapped onto `steps`, so extending a run changes it: see the next test)
+    whole = train_codec_loop(_config(odd_data, tmp_path / "whole", codec=codec, lr_schedule="constant"))
     assert whole.resumed_from is None and whole.steps == 6
 
-    first = train_codec_loop(_config(odd_data, tmp_path / "split", codec=codec, steps=3))
+    first = train_codec_loop(_config(odd_data, tmp_path / "split", codec=codec, steps=3, lr_schedule="constant"))
     assert first.resumed_from is None and first.steps == 3
     seen: list[int] = []
     with caplog.at_level(logging.INFO, logger="mvarchive.training"):
-        second = train_codec_loop(_config(odd_data, tmp_path / "split", codec=codec), on_resume=seen.append)
+        second = train_codec_loop(_config(odd_data, tmp_path / "split", codec=codec, lr_schedule="constant"),
+                                  on_resume=seen.append)
     assert second.resumed_from == 3 and seen == [3] and second.steps == 6
     assert "resumed from step 3" in caplog.text
     assert second.weights_digest == whole.weights_digest
     assert second.final == pytest.approx(whole.final)
     assert weights_digest(load_codec(second.checkpoint)) == whole.weights_digest
+
+
+def test_killed_run_with_paper_schedule_resumes_exactly(odd_data, tmp_path, caplog):
+    rates: dict[int, float] = {}
+    whole = train_codec_loop(_config(odd_data, tmp_path / "whole", steps=8, checkpoint_every=2),
+                             on_log=lambda step, m: rates.__setitem__(step, m["lr"]))
+    # LDMIC: halved at 1/4, 1/2 and 3/4 of the run
+    assert rates == {1: 1e-4, 2: 1e-4, 3: 5e-5, 4: 5e-5, 5: 2.5e-5, 6: 2.5e-5, 7: 1.25e-5, 8: 1.25e-5}
+
+    def killed(step: int, metrics: dict) -> None:
+        if step == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_codec_loop(_config(odd_data, tmp_path / "split", steps=8, checkpoint_every=2), on_log=killed)
+    resumed: dict[int, float] = {}
+    with caplog.at_level(logging.WARNING, logger="mvarchive.training"):
+        second = train_codec_loop(_config(odd_data, tmp_path / "split", steps=8, checkpoint_every=2),
+                                  on_log=lambda step, m: resumed.__setitem__(step, m["lr"]))
+    assert second.resumed_from == 4 and resumed == {k: v for k, v in rates.items() if k > 4}
+    assert second.weights_digest == whole.weights_digest
+    assert "re-mapped" not in caplog.text
+    state = torch.load(tmp_path / "split" / "last.pt", map_location="cpu", weights_only=True)
+    assert state["schedule"] == {"name": "paper", "steps": 8, "base": [1e-4]}
+    assert state["settings"]["lr_schedule"] == "paper"
 
 
 def test_last_pt_is_plain_data(odd_data, tmp_path):
