@@ -1,6 +1,6 @@
 """The training loop: it orchestrates; each concern lives in its own module.
 
-One optimizer step (:func:`_optimizer_step`): ``grad_accum`` batches from :mod:`.loader`
+One optimizer step (:func:`.step.compute_gradients`): ``grad_accum`` batches from :mod:`.loader`
 (in-process or DataLoader workers) through the forward (:mod:`.accelerate`: bf16 autocast,
 channels_last, ``torch.compile``), the loss of :mod:`.loss` (MSE or MS-SSIM, ECSIC's
 normalisation for ECSIC, per-view bpp/PSNR), gradient clipping, the learning rate of
@@ -48,12 +48,13 @@ import torch
 from mvarchive.codecs import MultiViewCodec, save_checkpoint, weights_digest
 from mvarchive.datasets import discover_dataset
 
-from .accelerate import autocast, autocast_dtype, compiled_forward, first_call, fp32_entropy_models, use_channels_last
-from .distributed import Rank, average_gradients, device_for, gather, launch, no_sync, wrap
+from .accelerate import autocast_dtype, compiled_forward, fp32_entropy_models, use_channels_last
+from .distributed import Rank, device_for, gather, launch, wrap
 from .init import initial_model
 from .loader import BatchSource
 from .loss import RateDistortionLoss, loss_normalization
 from .schedule import StepSchedule
+from .step import compute_gradients
 from .validation import Validator, per_view, split_validation
 
 log = logging.getLogger(__name__)
@@ -393,7 +394,7 @@ def _train(
     val_metrics: dict[str, float] = {}
     try:
         while step < config.steps:
-            losses, aux_loss = _optimizer_step(
+            losses, aux_loss = compute_gradients(
                 trained, forward, source, criterion, optimizer, aux_optimizer, main, aux, config, device, dtype,
                 rank, first=step == resumed_from or step == 0,
             )
@@ -430,58 +431,18 @@ def _train(
         for handle in hooks:
             handle.remove()
     model.to("cpu").eval()
+    digest = weights_digest(model)
+    if len(set(gather(digest, rank))) > 1:
+        raise RuntimeError(f"data-parallel ranks ended with different weights ({config.output_dir})")
     checkpoint = out / f"{config.codec}-{config.preset}.pt"
     if rank.main:
         save_checkpoint(model, checkpoint, extra={"steps": step, "lmbda": config.lmbda, "dataset": config.dataset,
                                                   "metric": config.metric})
     views = per_view(val_metrics, "val/") or per_view(final)
-    return TrainResult(str(checkpoint), weights_digest(model), step, final, time.perf_counter() - started,
+    return TrainResult(str(checkpoint), digest, step, final, time.perf_counter() - started,
                        resumed_from, validator.best_checkpoint if validator is not None else None, views or None)
 
 
 def _validation_key(config: TrainConfig) -> list:
     """What a stored best cost is comparable with: the same validation data and cost."""
     return [config.val_dataset, config.val_groups, config.metric, config.lmbda]
-
-
-def _optimizer_step(
-    trained: torch.nn.Module, forward: Callable[..., Any], source: BatchSource, criterion: RateDistortionLoss,
-    optimizer: torch.optim.Optimizer, aux_optimizer: torch.optim.Optimizer | None, main: list, aux: list,
-    config: TrainConfig, device: torch.device, dtype: torch.dtype | None, rank: Rank, first: bool,
-) -> tuple[dict[str, float], float]:
-    """Gradients of one optimizer step: ``grad_accum`` micro-batches (loss divided by it, DDP
-    all-reduce on the last only), gradient clipping, then the aux loss of the entropy
-    bottlenecks (once per optimizer step). Returns the batch metrics (mean over micro-batches)."""
-    optimizer.zero_grad(set_to_none=True)
-    if aux_optimizer:
-        aux_optimizer.zero_grad(set_to_none=True)
-    sums: dict[str, Any] = {}
-    for micro in range(config.grad_accum):
-        batch = source.next().to(device, non_blocking=True)
-        with no_sync(trained, micro == config.grad_accum - 1):
-            with autocast(device, dtype):
-                if first and micro == 0:
-                    output = first_call(forward, batch, config.compile, config.codec)
-                else:
-                    output = forward(batch)
-            losses = criterion(output, batch)
-            (losses["loss"] / config.grad_accum).backward()
-        for key, value in losses.items():
-            sums[key] = sums.get(key, 0) + value.detach()
-    if config.clip_grad_norm > 0:
-        torch.nn.utils.clip_grad_norm_(main, config.clip_grad_norm)
-    model = trained.module if rank.distributed else trained
-    aux_loss = model.aux_loss()
-    if aux_optimizer:
-        aux_loss.backward()
-        average_gradients(aux, rank)
-    metrics: dict[str, float] = {}
-    for key, value in sums.items():
-        value = value / config.grad_accum
-        if key == "view_bpp" or key == "view_mse":
-            for k, v in enumerate(value.tolist()):
-                metrics[f"view{k}/bpp" if key == "view_bpp" else f"view{k}/psnr"] = (
-                    v if key == "view_bpp" else -10.0 * math.log10(max(v, 1e-10)))
-        else:
-            metrics[key] = value.item()
-    return metrics, float(aux_loss.detach().item())
