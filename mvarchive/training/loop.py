@@ -406,12 +406,11 @@ def _train(
             if not math.isfinite(losses["loss"]):
                 raise FloatingPointError(f"training diverged at step {step}: loss {losses['loss']}")
             final = {**losses, "psnr": -10.0 * math.log10(max(losses["mse"], 1e-10)), "aux_loss": aux_loss, "lr": lr}
-            log_now = step % config.log_every == 0 or step == config.steps
+            validated: dict[str, float] = {}
             if validator is not None and (step % config.val_every == 0 or step == config.steps):
-                val_metrics = validator(model, step)
-            if rank.main and on_log and log_now:
-                on_log(step, {**final, **(val_metrics if step % config.val_every == 0 or step == config.steps
-                                          else {})} if validator is not None else final)
+                validated = val_metrics = validator(model, step)
+            if rank.main and on_log and (validated or step % config.log_every == 0 or step == config.steps):
+                on_log(step, {**final, **validated})
             if step % interval == 0 or step == config.steps:
                 rngs = gather({"sampler": source.state(), "torch": _torch_rng_state(device)}, rank)
                 if rank.main:
