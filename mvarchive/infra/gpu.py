@@ -175,12 +175,12 @@ def require_gpu_for_flow(device: str, what: str = "task") -> None:
     if not placement_resources(device):
         return
     from prefect.context import FlowRunContext
+    from prefect_dask import DaskTaskRunner
 
     context = FlowRunContext.get()
     runner = getattr(context, "task_runner", None)
-    client = getattr(runner, "_client", None)
-    if client is not None:
-        require_gpu_workers(client, device, what)
+    if isinstance(runner, DaskTaskRunner):
+        require_gpu_workers(runner.client, device, what)  # the client the tasks are submitted with
     elif cuda_device_count() == 0:
         raise NoGpuWorkerError(
             f"error: {what} asks for device {device!r} but this process sees no CUDA device and the flow "

@@ -94,8 +94,7 @@ def test_gpu_requirement_checked_before_submitting(gpu_cluster) -> None:
     with Client(address) as client:
         require_gpu_workers(client, "cuda:0")
         require_gpu_workers(client, "cpu")
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, host="127.0.0.1",
-                      dashboard_address="127.0.0.1:0") as plain:
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as plain:
         with Client(plain) as client:
             require_gpu_workers(client, "cpu")
             with pytest.raises(NoGpuWorkerError, match="error: .* advertises the GPU resource"):
@@ -109,3 +108,21 @@ def test_resources_and_devices() -> None:
     assert placement_resources("CUDA:1") == {"GPU": 1.0}
     with pytest.raises(ValueError, match="error: device 'gpu'"):
         placement_resources("gpu")
+
+
+@pytest.mark.slow
+def test_archive_on_cuda_refused_without_gpu_workers(flow_env, sample_data, tmp_path) -> None:
+    """The shared test cluster has no GPU worker: `archive` with device cuda fails at once
+    with one clear error, before anything is written (its encode tasks would wait forever)."""
+    from mvarchive.flows.archive import ArchiveConfig, archive_dataset
+    from mvarchive.flows.runtime import run_on_dask
+
+    services, api_url = flow_env
+    dest = tmp_path / "archive"
+    config = ArchiveConfig(source=str(sample_data.stereo), dest=str(dest), codec="ldmic-fast", preset="tiny",
+                           untrained=True, device="cuda")
+    with pytest.raises(NoGpuWorkerError, match=r"error: archive .* asks for device 'cuda' but none of the 2"):
+        run_on_dask(archive_dataset, services, api_url, config=config, show_progress=False)
+    assert not dest.exists()
+    with pytest.raises(ValueError, match="error: device 'tpu'"):
+        ArchiveConfig(source=str(sample_data.stereo), dest=str(dest), untrained=True, device="tpu")
