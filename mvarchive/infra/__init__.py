@@ -12,6 +12,15 @@ from mvarchive.infra.dask_cluster import (
     dask_task_runner,
     torch_threads_for_worker,
 )
+from mvarchive.infra.gpu import (
+    GPU_RESOURCE,
+    NoGpuWorkerError,
+    cuda_device_count,
+    gpu_placement,
+    require_gpu_for_flow,
+    require_gpu_workers,
+    worker_resources,
+)
 from mvarchive.infra.mlflow_store import (
     ensure_experiment,
     mlflow_client,
@@ -35,7 +44,9 @@ from mvarchive.infra.stack import StackOptions, stack_down, stack_status, stack_
 from mvarchive.infra.stack_state import StackState
 
 __all__ = [
+    "GPU_RESOURCE",
     "WORKERS_PER_HOST_ENV",
+    "NoGpuWorkerError",
     "PrefectServer",
     "SeaweedS3Server",
     "ServiceStartError",
@@ -43,17 +54,21 @@ __all__ = [
     "StackOptions",
     "StackState",
     "connect_prefect",
+    "cuda_device_count",
     "dask_task_runner",
     "ensure_experiment",
     "find_weed_binary",
     "free_port",
     "free_port_pairs",
     "free_ports",
+    "gpu_placement",
     "log_tail",
     "mlflow_client",
     "mlflow_ui_command",
     "offline_environment",
     "prefect_env",
+    "require_gpu_for_flow",
+    "require_gpu_workers",
     "sqlite_store_path",
     "stack_down",
     "stack_status",
@@ -63,4 +78,5 @@ __all__ = [
     "validate_bucket_name",
     "wait_for_http",
     "wait_until",
+    "worker_resources",
 ]
