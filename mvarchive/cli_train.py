@@ -2,61 +2,147 @@
 
 Registered in :mod:`mvarchive.cli` with ``app.command("train")(train_command)``. Nothing heavy is
 imported before the command runs, so ``--help`` answers at once.
+
+One ``--lmbda`` trains one rate point in the command's process (the ``train-codec`` flow) into
+``--out``. Several ``--lmbda`` run the ``train-sweep`` flow (:mod:`mvarchive.flows.sweep`): one
+task per λ on the Dask workers, each into ``--out/lmbda-<λ>``, then one RD curve against the
+baselines on the parent MLflow run. See docs/training.md.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
+
+#: CLI option -> (TrainConfig field, its default), for the loop's options (errors name the option).
+LOOP_OPTIONS: dict[str, tuple[str, Any]] = {
+    "--metric": ("metric", "mse"), "--lr-schedule": ("lr_schedule", "paper"), "--val-every": ("val_every", None),
+    "--val-dataset": ("val_dataset", None), "--val-groups": ("val_groups", 4), "--grad-accum": ("grad_accum", 1),
+    "--precision": ("precision", "auto"), "--compile": ("compile", False), "--loader-workers": ("loader_workers", 0),
+    "--world-size": ("world_size", 1),
+}
+#: Options whose TrainConfig error messages are rewritten to name the option.
+_OPTION_FIELDS = {**{option: name for option, (name, _) in LOOP_OPTIONS.items()}, "--lmbda": "lmbda",
+                  "--steps": "steps", "--batch-size": "batch_size", "--crop": "crop",
+                  "--checkpoint-every": "checkpoint_every", "--eval-groups": "eval_groups"}
+
+
+def _local_abs(text: str | None) -> str | None:
+    """A local path made absolute (workers may run elsewhere); URLs and models:/ URIs unchanged."""
+    if text is None or "://" in text or "::" in text or text.startswith("models:/"):
+        return text
+    return os.path.abspath(os.path.expanduser(text))
+
+
+def _option_message(message: str) -> str:
+    """``training metric must be …`` (TrainConfig's words) -> ``--metric must be …``."""
+    for option, name in _OPTION_FIELDS.items():
+        prefix = f"training {name} "
+        if message.startswith(prefix):
+            return option + " " + message[len(prefix):]
+    return message
+
+
+def _loop_fields(values: dict[str, Any]) -> dict[str, Any]:
+    """The loop options this TrainConfig knows; an option set away from its default that it
+    does not know is refused (rather than silently ignored)."""
+    import dataclasses
+
+    from mvarchive.training import TrainConfig
+
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    known: dict[str, Any] = {}
+    for option, (name, default) in LOOP_OPTIONS.items():
+        if name in fields:
+            known[name] = values[name]
+        elif values[name] != default:
+            raise ValueError(f"{option} is not supported by this mvarchive's training loop")
+    return known
 
 
 def train_command(
     ctx: typer.Context,
     dataset: Annotated[str, typer.Argument(help="Training dataset folder or URL.")],
-    output_dir: Annotated[Path, typer.Option("--out", help="Checkpoint folder; re-running resumes from last.pt.")] = Path("checkpoints"),
+    output_dir: Annotated[Path, typer.Option("--out", help="Checkpoint folder (a sweep: one lmbda-<λ> folder per λ); re-running resumes from last.pt.")] = Path("checkpoints"),
     codec: Annotated[str, typer.Option(help="Codec name.")] = "ldmic-fast",
     preset: Annotated[str, typer.Option(help="Size preset.")] = "paper",
     steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 1000,
     batch_size: Annotated[int, typer.Option(help="Groups per batch.")] = 8,
     crop: Annotated[int, typer.Option(help="Square crop size (aligned across views).")] = 256,
-    lmbda: Annotated[float, typer.Option(help="Rate-distortion trade-off (MSE on [0,1]).")] = 1024.0,
-    learning_rate: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-4,
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    lmbda: Annotated[Optional[list[float]], typer.Option("--lmbda", metavar="FLOAT", help="Rate-distortion trade-off λ of λ·D + bpp (D: MSE on [0,1], or 1−MS-SSIM), default 1024; repeat it for a sweep trained in parallel on the Dask workers.")] = None,
+    learning_rate: Annotated[float, typer.Option(help="Adam learning rate (peak of the schedule).")] = 1e-4,
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N (a sweep's cuda tasks run only on GPU workers).")] = "cpu",
     layout: Annotated[str, typer.Option(help="Dataset layout.")] = "auto",
     checkpoint_every: Annotated[Optional[int], typer.Option(help="Save last.pt every N steps (a killed run resumes from it).")] = None,
     eval_dataset: Annotated[Optional[str], typer.Option(help="Dataset the registered version's RD point is measured on (default DATASET).")] = None,
+    eval_groups: Annotated[int, typer.Option(help="Groups of the evaluation dataset measured (the first N).")] = 8,
     init: Annotated[Optional[str], typer.Option(help="Start from these weights: a checkpoint or models:/NAME/VERSION|@ALIAS (fine-tuning).")] = None,
     eval_baselines: Annotated[str, typer.Option(help="Baselines the registered version is plotted against (comma-separated, or none).")] = "jpeg,x265-intra",
+    metric: Annotated[str, typer.Option(help="Distortion trained on: mse, or ms-ssim (λ then ≈ 8…256, the papers' convention).")] = "mse",
+    lr_schedule: Annotated[str, typer.Option(help="Learning-rate schedule: paper (the codec's published one, fitted to --steps) or constant.")] = "paper",
+    val_every: Annotated[Optional[int], typer.Option(help="Measure real bytes on the validation set every N steps and keep best.pt (default never).")] = None,
+    val_dataset: Annotated[Optional[str], typer.Option(help="Validation dataset (default: the last --val-groups groups of DATASET, held out).")] = None,
+    val_groups: Annotated[int, typer.Option(help="Groups used for validation.")] = 4,
+    grad_accum: Annotated[int, typer.Option(help="Batches per optimizer step (effective batch = batch size × N).")] = 1,
+    precision: Annotated[str, typer.Option(help="auto (bf16 autocast on CUDA, fp32 on CPU), fp32 or bf16.")] = "auto",
+    compile_model: Annotated[bool, typer.Option("--compile", help="torch.compile the model (slow start, faster steps on GPU).")] = False,
+    loader_workers: Annotated[int, typer.Option(help="DataLoader processes preparing crops (0: in the training process).")] = 0,
+    world_size: Annotated[int, typer.Option(help="Data-parallel (DDP) processes on one machine: one per GPU, gloo on CPU.")] = 1,
 ) -> None:
-    """Train a codec (Prefect flow); the result is registered as a version of mvarchive-<codec> in MLflow."""
-    from mvarchive.cli import _fail, _run, _services, out
-    from mvarchive.tracking import TrackingConfig
-    from mvarchive.flows.runtime import prefect_session
-    from mvarchive.flows.train import train_codec
-    from mvarchive.training import TrainConfig
+    """Train a codec (Prefect flow); each rate point is registered as a version of mvarchive-<codec> in MLflow.
 
+    Several --lmbda make a sweep: a task per λ on the Dask workers, an MLflow parent run with a child per λ.
+    """
+    from mvarchive.cli import _fail, _run, _services, out
+
+    lmbdas = list(lmbda or [1024.0])
+    # user errors first, before any service starts (and before torch is imported)
+    if steps < 1 or batch_size < 1 or crop < 64 or (checkpoint_every is not None and checkpoint_every < 1):
+        _fail("--steps, --batch-size and --checkpoint-every must be >= 1 and --crop >= 64")
+    for value in lmbdas:
+        if not value > 0:
+            _fail(f"--lmbda must be > 0, got {value:g}")
+    if len({f"{v:g}" for v in lmbdas}) != len(lmbdas):
+        _fail(f"--lmbda values repeat: {', '.join(f'{v:g}' for v in lmbdas)}")
+    for option, value, low in (("--eval-groups", eval_groups, 1), ("--val-groups", val_groups, 1),
+                               ("--val-every", val_every, 1), ("--grad-accum", grad_accum, 1),
+                               ("--loader-workers", loader_workers, 0), ("--world-size", world_size, 1)):
+        if value is not None and value < low:
+            _fail(f"{option} must be >= {low}, got {value}")
+    device = _device(device, _fail)
     services = _services(ctx)
     from mvarchive.codecs import create_codec
     from mvarchive.datasets import discover_dataset
+    from mvarchive.training import TrainConfig
 
+    loop = _run(_loop_fields, {"metric": metric, "lr_schedule": lr_schedule, "val_every": val_every,
+                               "val_dataset": val_dataset, "val_groups": val_groups, "grad_accum": grad_accum,
+                               "precision": precision, "compile": compile_model, "loader_workers": loader_workers,
+                               "world_size": world_size})
     extra = {} if checkpoint_every is None else {"checkpoint_every": checkpoint_every}
-    config = TrainConfig(dataset=dataset, output_dir=str(output_dir), codec=codec, preset=preset, steps=steps,
-                         batch_size=batch_size, crop=crop, lmbda=lmbda, learning_rate=learning_rate, device=device,
-                         layout=layout, eval_dataset=eval_dataset, eval_baselines=eval_baselines, **extra)
-    # user errors first, before any service starts
-    if steps < 1 or batch_size < 1 or crop < 64 or (checkpoint_every is not None and checkpoint_every < 1):
-        _fail("--steps, --batch-size and --checkpoint-every must be >= 1 and --crop >= 64")
+    sweep = len(lmbdas) > 1
+    paths = (lambda text: _local_abs(text)) if sweep else (lambda text: text)
+    try:
+        config = TrainConfig(dataset=paths(dataset), output_dir=paths(str(output_dir)), codec=codec, preset=preset,
+                             steps=steps, batch_size=batch_size, crop=crop, lmbda=lmbdas[0], learning_rate=learning_rate,
+                             device=device, layout=layout, eval_dataset=paths(eval_dataset), eval_groups=eval_groups,
+                             eval_baselines=eval_baselines, **extra,
+                             **{k: (paths(v) if k == "val_dataset" else v) for k, v in loop.items()})
+    except (ValueError, TypeError) as exc:
+        _fail(_option_message(str(exc)))
     index = _run(discover_dataset, dataset, layout)
     _run(lambda: create_codec(codec, preset).check_views(len(index.cameras)))
-    if eval_dataset is not None:
-        _run(discover_dataset, eval_dataset, layout)
+    for other in (eval_dataset, val_dataset):
+        if other is not None:
+            _run(discover_dataset, other, layout)
     if init is not None:
         from mvarchive.models.registry import is_model_uri, resolve_model_uri
 
         # pin an alias now: a resumed run must start from the same weights
-        config.init = _run(resolve_model_uri, init, services.resolved_mlflow_uri()).uri if is_model_uri(init) else init
+        config.init = _run(resolve_model_uri, init, services.resolved_mlflow_uri()).uri if is_model_uri(init) else paths(init)
         if not is_model_uri(init):
             from mvarchive.codecs import read_checkpoint_bytes
 
@@ -64,6 +150,13 @@ def train_command(
     from mvarchive.evaluation.baselines import parse_baselines
 
     _run(parse_baselines, eval_baselines)
+    if sweep:
+        _train_sweep(config, lmbdas, services)
+        return
+    from mvarchive.flows.runtime import prefect_session
+    from mvarchive.flows.train import train_codec
+    from mvarchive.tracking import TrackingConfig
+
     with prefect_session(services):
         report = _run(train_codec, config, TrackingConfig(services.resolved_mlflow_uri(), services.mlflow_experiment))
     final = report.result.final
@@ -73,3 +166,49 @@ def train_command(
               f"{report.result.steps} steps: loss {final.get('loss', float('nan')):.4f}, "
               f"bpp {final.get('bpp', float('nan')):.4f}, PSNR {final.get('psnr', float('nan')):.2f} dB; "
               f"registered {report.model_uri}")
+
+
+def _device(device: str, fail: Any) -> str:
+    from mvarchive.infra.gpu import validate_device
+
+    try:
+        return validate_device(device)
+    except ValueError as exc:
+        fail(str(exc).removeprefix("error: "))
+        raise
+
+
+def _train_sweep(config: Any, lmbdas: list[float], services: Any) -> None:
+    """Run the train-sweep flow on Dask and print its table and BD-rates."""
+    from mvarchive.cli import _fail, _run, out
+    from mvarchive.flows.runtime import prefect_session, run_on_dask
+    from mvarchive.flows.sweep import SweepConfig, train_sweep
+    from mvarchive.training import TrainingConfigMismatch, check_resume
+    from mvarchive.tracking import TrackingConfig
+
+    sweep = _run(SweepConfig, config, tuple(lmbdas))
+    for point in sweep.points():  # another run's last.pt: refused before any service starts
+        try:
+            check_resume(point)
+        except TrainingConfigMismatch as exc:
+            _fail(str(exc))
+    tracking = TrackingConfig(services.resolved_mlflow_uri(), services.mlflow_experiment)
+    with prefect_session(services) as api_url:
+        report = _run(run_on_dask, train_sweep, services, api_url, config=sweep, tracking=tracking)
+    out.print(f"sweep {config.codec}:{config.preset}, {len(report.points)} λ on {len(report.evaluation.groups)} groups "
+              f"of {config.eval_dataset or config.dataset} (parent MLflow run {report.parent_run_id}):")
+    from rich.table import Table
+
+    table = Table(show_edge=False)
+    for column in ("λ", "bpp", "PSNR dB", "MS-SSIM", "model", "trained on"):
+        table.add_column(column)
+    for p in report.points:
+        f = p.figures
+        table.add_row(f"{p.lmbda:g}", f"{f['bpp']:.4f}", f"{f['psnr']:.2f}", f"{f['ms_ssim']:.4f}",
+                      (p.model_uri or "-") + (" (reused)" if p.reused else ""), p.worker)
+    out.print(table)
+    for name, bd in report.bd.items():
+        why = f" ({bd.note})" if bd.note else ""
+        out.print(f"BD-rate against {name}: {bd.bd_rate_psnr:+.1f} % (PSNR), {bd.bd_rate_ms_ssim:+.1f} % (MS-SSIM){why}")
+    for name, reason in report.evaluation.unavailable.items():
+        out.print(f"{name}: unavailable ({reason})")

@@ -21,6 +21,7 @@ from typing import Any, Mapping
 from prefect import flow, task
 
 from mvarchive.evaluation.baselines import parse_baselines
+from mvarchive.evaluation.evaluate import RatePoint
 from mvarchive.models.evaluate import EvalSet, figures_from_point, rd_against_baselines, write_rd_plot
 from mvarchive.models.registry import ModelVersionRef, register_checkpoint
 from mvarchive.progress import progress_bar
@@ -36,6 +37,7 @@ class TrainReport:
     model_uri: str | None  # the registered version, models:/mvarchive-<codec>/<version>
     model_version: ModelVersionRef | None = None
     figures: dict | None = None  # the version's RD point on the evaluation dataset
+    point: RatePoint | None = None  # the same point per group and view (a sweep's RD curve is made of these)
 
 
 def run_params(config: TrainConfig, resumed_from: int | None) -> dict[str, object]:
@@ -57,16 +59,25 @@ def eval_set(config: TrainConfig) -> EvalSet:
     return EvalSet(config.eval_dataset or config.dataset, config.layout, config.eval_groups, config.storage_options)
 
 
+def rd_cost(config: TrainConfig, figures: Mapping[str, float]) -> float:
+    """The training objective's value on the evaluation data: bpp + λ·D, D being MSE on [0, 1]
+    or 1 − MS-SSIM for ``metric="ms-ssim"`` runs."""
+    distortion = 1.0 - figures["ms_ssim"] if getattr(config, "metric", "mse") == "ms-ssim" else figures["mse"]
+    return figures["bpp"] + config.lmbda * distortion
+
+
 def evaluate_and_register(logger: RunLogger, config: TrainConfig, result: TrainResult,
-                          version_tags: Mapping[str, Any] | None = None) -> tuple[ModelVersionRef, dict]:
-    """Measure the checkpoint and the baselines on the evaluation dataset, log metrics (one
-    series per curve, step = rate point) and the RD plot, then register the checkpoint."""
+                          version_tags: Mapping[str, Any] | None = None,
+                          baselines: str | None = None) -> tuple[ModelVersionRef, dict, RatePoint]:
+    """Measure the checkpoint and the baselines (``baselines``, default ``config.eval_baselines``)
+    on the evaluation dataset, log metrics (one series per curve, step = rate point) and the RD
+    plot, then register the checkpoint. Returns the version, its figures and its rate point."""
     data = eval_set(config)
     evaluation = rd_against_baselines(result.checkpoint, f"λ={config.lmbda:g}", data,
-                                      parse_baselines(config.eval_baselines))
+                                      parse_baselines(config.eval_baselines if baselines is None else baselines))
     learned = evaluation.curve(config.codec).points[0]
     figures = figures_from_point(learned)
-    figures["rd_cost"] = figures["bpp"] + config.lmbda * figures["mse"]
+    figures["rd_cost"] = rd_cost(config, figures)
     logger.log_metrics({f"eval/{k}": v for k, v in figures.items()})
     for curve in evaluation.curves:
         if curve.kind != "baseline":
@@ -88,14 +99,16 @@ def evaluate_and_register(logger: RunLogger, config: TrainConfig, result: TrainR
                               description=f"{config.codec}:{config.preset} λ={config.lmbda:g}, {result.steps} steps "
                                           f"on {config.dataset}")
     logger.log_params({"model_uri": ref.uri})
-    return ref, figures
+    return ref, figures, learned
 
 
 @task(name="train-codec-task", task_run_name="train-{config.codec}-{config.preset}")
 def train_task(config: TrainConfig, tracking: TrackingConfig | None, show_progress: bool = True,
                run_tags: Mapping[str, str] | None = None, version_tags: Mapping[str, Any] | None = None,
-               verb: str = "train") -> TrainReport:
-    """Runs where the task runner puts it (the flow process, or a GPU worker)."""
+               verb: str = "train", eval_baselines: str | None = None) -> TrainReport:
+    """Runs where the task runner puts it (the flow process, or a GPU worker). ``eval_baselines``
+    replaces ``config.eval_baselines`` for the registered version's plot (a sweep plots the
+    baselines once, on its parent run)."""
     # refuse another run's last.pt before opening an MLflow run (no FAILED run is left behind)
     resuming = check_resume(config)
     with tracked_run(tracking, run_name(config, verb), verb, run_tags) as logger:
@@ -122,10 +135,10 @@ def train_task(config: TrainConfig, tracking: TrackingConfig | None, show_progre
             return TrainReport(result, None, None)
         logger.log_params({"weights_digest": result.weights_digest})
         logger.log_metrics({f"final_{k}": v for k, v in result.final.items()} | {"train_s": result.seconds})
-        ref, figures = evaluate_and_register(logger, config, result, version_tags)
+        ref, figures, point = evaluate_and_register(logger, config, result, version_tags, eval_baselines)
         print(f"registered {ref.uri} (bpp {figures['bpp']:.4f}, PSNR {figures['psnr']:.2f} dB on "
               f"{config.eval_dataset or config.dataset})")
-        return TrainReport(result, logger.run_id, ref.uri, ref, figures)
+        return TrainReport(result, logger.run_id, ref.uri, ref, figures, point)
 
 
 @flow(name="train-codec", log_prints=True)

@@ -12,13 +12,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 if TYPE_CHECKING:
     from mvarchive.datasets import DatasetIndex
+    from mvarchive.evaluation.bd import BDResult
     from mvarchive.evaluation.evaluate import EvaluationResult, RatePoint
 
-__all__ = ["EvalSet", "evaluate_checkpoint", "evaluate_version", "figures_from_point", "rd_against_baselines",
+__all__ = ["EvalSet", "baseline_rate_points", "bd_against_baselines", "evaluate_checkpoint", "evaluate_version",
+           "figures_from_point", "learned_rate_point", "rd_against_baselines", "rd_curve", "rd_curve_against_baselines",
            "write_rd_plot"]
 
 #: Baselines drawn against a freshly trained version (x265 only where ffmpeg has libx265).
@@ -71,11 +73,7 @@ def _learned_spec(checkpoint: str | Path, label: str):
 
 def evaluate_checkpoint(checkpoint: str | Path, data: EvalSet, label: str = "checkpoint") -> dict[str, float]:
     """Figures (:func:`figures_from_point`) of a local checkpoint on ``data``, coded in this process."""
-    from mvarchive.evaluation.evaluate import evaluate_point
-
-    index = data.index()
-    point = evaluate_point(_learned_spec(checkpoint, label), index.groups, data.storage_options, index.cameras)
-    return figures_from_point(point)
+    return figures_from_point(learned_rate_point(checkpoint, label, data))
 
 
 def evaluate_version(uri: str, data: EvalSet | str, tracking_uri: str | None = None) -> dict[str, Any]:
@@ -94,25 +92,84 @@ def evaluate_version(uri: str, data: EvalSet | str, tracking_uri: str | None = N
     return figures
 
 
+def learned_rate_point(checkpoint: str | Path, label: str, data: EvalSet) -> "RatePoint":
+    """The checkpoint's rate point on ``data``, coded in this process (e.g. on the worker that trained it)."""
+    from mvarchive.evaluation.evaluate import evaluate_point
+
+    index = data.index()
+    return evaluate_point(_learned_spec(checkpoint, label), index.groups, data.storage_options, index.cameras)
+
+
+def baseline_rate_points(data: EvalSet, baselines: Sequence[str] = PLOT_BASELINES) -> tuple[list["RatePoint"], dict[str, str]]:
+    """Every setting of the available ``baselines`` on ``data`` (in this process), and
+    ``{name: reason}`` for those this machine cannot run."""
+    from mvarchive.evaluation.evaluate import baseline_points, evaluate_point
+
+    index = data.index()
+    specs, unavailable = baseline_points(baselines)
+    return [evaluate_point(spec, index.groups, data.storage_options, index.cameras) for spec in specs], unavailable
+
+
+def _spec_of(point: "RatePoint"):
+    """A PointSpec naming a measured point's curve (assembling needs the kind and the name only)."""
+    from mvarchive.codecs import CodecRef
+    from mvarchive.evaluation.baselines import BASELINE_NAMES
+    from mvarchive.evaluation.evaluate import PointSpec
+
+    if point.codec in BASELINE_NAMES:
+        return PointSpec(point.codec, "baseline", point.label, setting=point.setting)
+    return PointSpec(point.codec, "learned", point.label,
+                     ref=CodecRef(point.codec, str(point.info.get("preset") or "paper"), point.info.get("checkpoint")))
+
+
+def rd_curve(data: EvalSet, learned: Sequence["RatePoint"], baselines: Sequence["RatePoint"] = (),
+             unavailable: Mapping[str, str] | None = None) -> "EvaluationResult":
+    """Measured points (learned ones, e.g. one per λ of a sweep, measured on workers; and the
+    baselines') as one evaluation on ``data``: the learned codec's points form its RD curve.
+    BD is computed against the first baseline (see :func:`bd_against_baselines` for all)."""
+    from mvarchive.evaluation.evaluate import assemble_result
+    from mvarchive.tracking import environment_params
+
+    points = list(learned) + list(baselines)
+    specs = [_spec_of(p) for p in points]
+    anchor = baselines[0].codec if baselines else (learned[0].codec if learned else "")
+    return assemble_result(data.index(), specs, points, dict(unavailable or {}), anchor,
+                           environment=environment_params())
+
+
+def rd_curve_against_baselines(checkpoints: Sequence[tuple[str | Path, str]], data: EvalSet,
+                               baselines: Sequence[str] = PLOT_BASELINES) -> "EvaluationResult":
+    """``(checkpoint, label)`` pairs (several λ of one codec make its curve) and the available
+    baselines' curves on ``data``, all coded in this process; unavailable baselines are listed
+    in ``result.unavailable``."""
+    learned = [learned_rate_point(path, label, data) for path, label in checkpoints]
+    classic, unavailable = baseline_rate_points(data, baselines)
+    return rd_curve(data, learned, classic, unavailable)
+
+
 def rd_against_baselines(checkpoint: str | Path, label: str, data: EvalSet,
                          baselines: Sequence[str] = PLOT_BASELINES) -> "EvaluationResult":
     """The checkpoint's rate point and the available baselines' curves on ``data`` (in this
     process); unavailable baselines are listed in ``result.unavailable``."""
-    from mvarchive.evaluation.evaluate import baseline_points, run_evaluation
-
-    learned = _learned_spec(checkpoint, label)
-    classic, unavailable = baseline_points(baselines)
-    anchor = next((b for b in baselines if b not in unavailable), learned.codec)
-    return run_evaluation(data.index(), [learned] + classic, unavailable, anchor=anchor,
-                          storage_options=data.storage_options)
+    return rd_curve_against_baselines([(checkpoint, label)], data, baselines)
 
 
-def write_rd_plot(result: "EvaluationResult", path: str | Path) -> Path:
-    """bpp against PSNR, the learned point against the baselines; the title names any baseline
-    that could not run on this machine."""
+def bd_against_baselines(result: "EvaluationResult", codec: str) -> dict[str, "BDResult"]:
+    """BD of ``codec``'s curve against every baseline curve of ``result`` (NaN deltas with a
+    note where they cannot be computed, e.g. a single learned point has no curve to integrate)."""
+    from mvarchive.evaluation.bd import compare_curves
+
+    test = result.curve(codec).series()
+    return {curve.name: compare_curves(curve.name, curve.series(), codec, test, result.bd_method)
+            for curve in result.curves if curve.kind == "baseline"}
+
+
+def write_rd_plot(result: "EvaluationResult", path: str | Path, plot: str = "rd_psnr") -> Path:
+    """bpp against PSNR (``plot="rd_ms_ssim"``: MS-SSIM in dB), the learned points against the
+    baselines; the title names any baseline that could not run on this machine."""
     from mvarchive.evaluation.plots import PLOTS, rd_figure
 
-    metric, label = PLOTS["rd_psnr"]
+    metric, label = PLOTS[plot]
     fig = rd_figure(result, metric, label)
     ax = fig.axes[0]
     title = ax.get_title()
