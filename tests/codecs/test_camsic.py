@@ -87,3 +87,25 @@ def test_camsic_order_agreement_over_many_inputs(codecs):
             assert_round_trip(codec, x)
 
 
+
+
+def test_camsic_from_a_bare_compressai_elic_state_dict():
+    """CompressAI's own Elic2022Chandelier keys (no ``model.`` prefix) map too; another M
+    leaves the layers that touch y fresh and says why."""
+    from compressai.models import Elic2022Chandelier
+
+    from mvarchive.codecs.camsic import camsic_from_elic
+    from mvarchive.codecs.elic import elic_groups
+
+    torch.manual_seed(4)
+    elic = Elic2022Chandelier(32, 40, groups=elic_groups(40)).eval()
+    camsic, report = camsic_from_elic(elic.state_dict(), preset="tiny")
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(camsic.g_a(x), elic.g_a(x))
+    assert {k.split(".")[0] for k in report.loaded} == {"g_a", "g_s"} and not report.skipped
+    assert {k for k in report.unused if not k.startswith("latent_codec.")} == set()
+
+    narrow, report = camsic_from_elic(Elic2022Chandelier(32, 60, groups=elic_groups(60)).state_dict(), preset="tiny")
+    assert "g_a.13.weight" in report.skipped and "shape mismatch" in report.reasons["g_a.13.weight"]
+    assert "g_a.0.weight" in report.loaded and "CAMSIC weights from" in report.summary()
