@@ -224,7 +224,12 @@ def run_settings(config: TrainConfig) -> dict[str, Any]:
 
 
 def _format_settings(settings: dict[str, Any], names: list[str]) -> str:
-    return ", ".join(f"{name}={settings.get(name, '(unset)')}" for name in names)
+    def value(name: str) -> Any:
+        if name in settings:
+            return settings[name]
+        return _LEGACY_VALUES[name] if name in _LEGACY_VALUES else "(unset)"
+
+    return ", ".join(f"{name}={value(name)}" for name in names)
 
 
 def _check_settings(where: str, stored: dict[str, Any], wanted: dict[str, Any]) -> None:

@@ -4,6 +4,7 @@ channels_last, DataLoader workers, torch.compile's error message."""
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import pytest
 import torch
@@ -119,3 +120,11 @@ def test_gpu_settings_may_change_on_resume(odd_data, tmp_path):
     train_codec_loop(config)
     resumed = train_codec_loop(dataclasses.replace(config, steps=2, precision="bf16", loader_workers=1))
     assert resumed.resumed_from == 1
+
+
+@pytest.mark.skipif(not os.environ.get("MVARCHIVE_TEST_COMPILE"),
+                    reason="torch.compile of even a tiny codec takes minutes on CPU (239 s for 2 steps of "
+                           "ldmic-fast tiny, measured); set MVARCHIVE_TEST_COMPILE=1 to run it")
+def test_compiled_training_runs(odd_data, tmp_path):
+    result = train_codec_loop(_config(odd_data, tmp_path, compile=True))
+    assert result.steps == 2 and torch.isfinite(torch.tensor(result.final["loss"]))
