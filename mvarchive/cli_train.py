@@ -193,8 +193,13 @@ def _train_sweep(config: Any, lmbdas: list[float], services: Any) -> None:
         except TrainingConfigMismatch as exc:
             _fail(str(exc))
     tracking = TrackingConfig(services.resolved_mlflow_uri(), services.mlflow_experiment)
+    from mvarchive.infra.gpu import NoGpuWorkerError
+
     with prefect_session(services) as api_url:
-        report = _run(run_on_dask, train_sweep, services, api_url, config=sweep, tracking=tracking)
+        try:
+            report = _run(run_on_dask, train_sweep, services, api_url, config=sweep, tracking=tracking)
+        except NoGpuWorkerError as exc:
+            _fail(str(exc).removeprefix("error: "))
     out.print(f"sweep {config.codec}:{config.preset}, {len(report.points)} λ on {len(report.evaluation.groups)} groups "
               f"of {config.eval_dataset or config.dataset} (parent MLflow run {report.parent_run_id}):")
     from rich.table import Table

@@ -31,7 +31,6 @@ import platform
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 from prefect import flow, task
 
@@ -215,14 +214,6 @@ def sweep_run_name(config: SweepConfig) -> str:
     return f"sweep {config.base.codec} {len(config.lmbdas)} λ"
 
 
-def _dask_client() -> Any:
-    """The flow's Dask client when its task runner is a DaskTaskRunner (else None)."""
-    from prefect.context import get_run_context
-
-    runner = getattr(get_run_context(), "task_runner", None)
-    return getattr(runner, "client", None) if type(runner).__name__ == "DaskTaskRunner" else None
-
-
 def _ensure_registered_model(codec: str, tracking_uri: str) -> None:
     """Create ``mvarchive-<codec>`` before the λ tasks register their versions at the same time
     (two workers creating it at once would make one fail)."""
@@ -305,11 +296,9 @@ def _parent_params(config: SweepConfig) -> dict[str, object]:
 def train_sweep(config: SweepConfig, tracking: TrackingConfig | None = None) -> SweepReport:
     """Train every λ of ``config`` in parallel (one task each), then log the RD curve against the
     baselines on one parent MLflow run. Run it with a Dask task runner (``run_on_dask``)."""
-    from mvarchive.infra.gpu import gpu_placement, require_gpu_workers
+    from mvarchive.infra.gpu import gpu_placement, require_gpu_for_flow
 
-    client = _dask_client()
-    if client is not None:
-        require_gpu_workers(client, config.base.device, "the λ sweep")
+    require_gpu_for_flow(config.base.device, "the λ sweep")  # a CUDA task no worker can take would wait forever
     points = config.points()
     for point in points:  # another run's last.pt is refused before any run is opened
         check_resume(point)
