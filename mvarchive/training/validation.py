@@ -14,6 +14,7 @@ has more groups than that, shared with training otherwise (logged either way).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import math
@@ -79,8 +80,9 @@ class Validator:
         improved = math.isfinite(cost) and cost < self.best_cost
         if improved:
             self.best_cost = cost
-            save_checkpoint(model.to("cpu"), self.path, extra={**self.extra, "steps": step, "val_cost": cost})
-            model.to(device)
+            # a CPU copy: moving the trained model itself would pull it from under its optimizer/DDP
+            snapshot = copy.deepcopy(model).to("cpu") if device.type != "cpu" else model
+            save_checkpoint(snapshot, self.path, extra={**self.extra, "steps": step, "val_cost": cost})
             log.info("step %d: validation J=%.5f (bpp %.4f, PSNR %.2f dB), best so far -> %s", step, cost,
                      point["bpp"], point["psnr"], self.path)
         metrics = {f"val/{key}": value for key, value in point.items()}
