@@ -1,0 +1,171 @@
+"""Training throughput per codec: the project's loop against a plain CompressAI-style step.
+
+    .venv/bin/python benchmarks/train_speed.py [--preset tiny] [--crop 128] [--batch 4] [--seconds 20]
+
+For each codec, steps/s of ``mvarchive.training.train_codec_loop`` (real crops of the sample
+stereo/rig data, the RD loss with per-view metrics, clipping, the aux step, logging) and of a
+plain reference step for the same model measured in the same run: a random crop of a tensor
+already in memory, forward, λ·MSE + bpp, backward, Adam step, aux step. The ratio (loop /
+plain) is the loop's overhead; 1.0 would mean none. Writes benchmarks/results/train_speed.md.
+
+``plain_step_rate`` and ``loop_step_rate`` are also used by ``benchmarks/gpu_check.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+LAMBDA = 1024.0
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed_rate(step: Callable[[], None], device: torch.device, *, warmup: int, steps: int, budget_s: float) -> tuple[float, int]:
+    """(steps/s, steps timed) of ``step`` after ``warmup`` calls: stops at ``steps`` or ``budget_s``."""
+    for _ in range(warmup):
+        step()
+    _sync(device)
+    started = time.perf_counter()
+    done = 0
+    while done < steps and (done < 2 or time.perf_counter() - started < budget_s):
+        step()
+        done += 1
+    _sync(device)
+    return done / (time.perf_counter() - started), done
+
+
+def plain_step_rate(
+    name: str, preset: str, *, views: int = 2, crop: int = 128, batch: int = 4, device: str = "cpu",
+    bf16: bool = False, channels_last: bool = False, warmup: int = 2, steps: int = 1000, budget_s: float = 20.0,
+) -> tuple[float, int]:
+    """Steps/s of a plain CompressAI-style training step (the reference)."""
+    from mvarchive.codecs import create_codec
+
+    torch.manual_seed(0)
+    dev = torch.device(device)
+    model = create_codec(name, preset).to(dev).train()
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    main = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
+    aux = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
+    optimizer = torch.optim.Adam(main, lr=1e-4)
+    aux_optimizer = torch.optim.Adam(aux, lr=1e-3) if aux else None  # ECSIC has no factorized prior
+    pool = torch.rand(max(8, batch), views, 3, crop + 32, crop + 32, device=dev)
+    generator = torch.Generator().manual_seed(0)
+    pixels = batch * views * crop * crop
+
+    def step() -> None:
+        pick = torch.randint(0, pool.shape[0], (batch,), generator=generator)
+        top, left = (int(v) for v in torch.randint(0, 33, (2,), generator=generator))
+        x = pool[pick.to(dev)][..., top : top + crop, left : left + crop]
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+            out = model(x)
+        bpp = sum(torch.log(l.float()).sum() for l in out["likelihoods"].values()) / (-math.log(2) * pixels)
+        loss = LAMBDA * torch.nn.functional.mse_loss(out["x_hat"].float(), x) + bpp
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(main, 1.0)
+        optimizer.step()
+        if aux_optimizer is not None:
+            aux_optimizer.zero_grad(set_to_none=True)
+            model.aux_loss().backward()
+            aux_optimizer.step()
+
+    return timed_rate(step, dev, warmup=warmup, steps=steps, budget_s=budget_s)
+
+
+def loop_step_rate(
+    name: str, preset: str, dataset: str | Path, *, crop: int = 128, batch: int = 4, device: str = "cpu",
+    precision: str = "fp32", channels_last: bool | None = False, steps: int = 20, out_dir: str | Path | None = None,
+    **extra: Any,
+) -> tuple[float, int]:
+    """Steps/s of ``train_codec_loop`` from its 3rd logged step to its last (start-up and the
+    first, compiling/allocating steps excluded; one checkpoint, at the end, after the timing)."""
+    from mvarchive.training import TrainConfig, train_codec_loop
+
+    if steps < 4:
+        raise ValueError("loop_step_rate needs at least 4 steps")
+    stamps: list[tuple[int, float]] = []
+    dev = torch.device(device)
+
+    def on_log(step: int, _metrics: dict[str, float]) -> None:
+        _sync(dev)
+        stamps.append((step, time.perf_counter()))
+
+    with tempfile.TemporaryDirectory(prefix="train-speed-") as tmp:
+        config = TrainConfig(
+            dataset=str(dataset), output_dir=str(out_dir or tmp), codec=name, preset=preset, steps=steps,
+            batch_size=batch, crop=crop, device=device, precision=precision, channels_last=channels_last,
+            log_every=1, checkpoint_every=steps, lr_schedule="constant", **extra,
+        )
+        train_codec_loop(config, on_log=on_log)
+    (s0, t0), (s1, t1) = stamps[2], stamps[-1]
+    return (s1 - s0) / (t1 - t0), s1 - s0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="tiny")
+    parser.add_argument("--crop", type=int, default=128)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=12.0, help="time budget per measurement")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: comparable on a shared machine)")
+    parser.add_argument("--codecs", nargs="+", default=None)
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "train_speed.md"))
+    args = parser.parse_args()
+
+    from mvarchive.codecs import list_codecs
+    from mvarchive.datasets import build_sample_datasets
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    specs = [s for s in list_codecs() if args.codecs is None or s.name in args.codecs]
+    lines = [
+        f"# Training throughput (CPU): `{args.preset}` presets, {args.crop}² crops, batch {args.batch}",
+        "",
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} torch threads. `loop`: `train_codec_loop` (fp32, real crops of the sample "
+        "data); `plain`: a CompressAI-style step on a random crop of an in-memory tensor, same model, same run. "
+        f"Each figure is steps/s over about {args.seconds:.0f} s after warm-up.",
+        "",
+        "| codec | views | loop steps/s | plain steps/s | loop / plain |",
+        "|---|---|---|---|---|",
+    ]
+    print("\n".join(lines), flush=True)
+    with tempfile.TemporaryDirectory(prefix="train-speed-data-") as tmp:
+        sample = build_sample_datasets(tmp)
+        for spec in specs:
+            views = 2 if spec.accepts(2) else spec.min_views
+            dataset = sample.stereo if views == 2 else sample.rig
+            try:
+                plain, _ = plain_step_rate(spec.name, args.preset, views=views, crop=args.crop, batch=args.batch,
+                                           budget_s=args.seconds)
+                steps = max(6, min(200, int(plain * args.seconds) + 3))
+                loop, _ = loop_step_rate(spec.name, args.preset, dataset, crop=args.crop, batch=args.batch,
+                                         steps=steps)
+                row = f"| {spec.name} | {views} | {loop:.2f} | {plain:.2f} | {loop / plain:.2f} |"
+            except Exception as exc:  # noqa: BLE001 - one codec's failure is a row, not the end of the table
+                row = f"| {spec.name} | {views} | error: {type(exc).__name__}: {str(exc)[:120]} | | |"
+            lines.append(row)
+            print(row, flush=True)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n")
+    print(f"written {out}")
+
+
+if __name__ == "__main__":
+    main()
