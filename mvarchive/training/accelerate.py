@@ -5,8 +5,9 @@
   entropy models (CompressAI's ``EntropyBottleneck``/``GaussianConditional``, the Laplace
   models) run in float32 on float32 inputs: likelihoods of 1e-9 and the bits summed from them
   are beyond bf16's 8-bit mantissa. The loss is computed in float32 from there.
-* ``channels_last`` (default on CUDA) converts the model's 4-D weights; the codecs fold the
-  views into the batch, so their convolutions see NCHW tensors the memory format applies to.
+* ``channels_last`` (default on CUDA) converts the model's 4-D weights (:func:`to_channels_last`;
+  ``Module.to(memory_format=...)`` refuses BiSIC's 5-D 3-D-conv weights); the codecs fold the
+  views into the batch, so their 2-D convolutions see NCHW tensors the format applies to.
 * ``compile=True`` wraps the forward in ``torch.compile``; compilation happens on the first
   batch, and a failure there is reported as one :class:`CompileError` line.
 """
@@ -34,6 +35,13 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 
 def use_channels_last(setting: bool | None, device: torch.device) -> bool:
     return device.type == "cuda" if setting is None else setting
+
+
+def to_channels_last(model: torch.nn.Module) -> None:
+    """Store every 4-D parameter and buffer channels-last, in place (others are left as they are)."""
+    for tensor in [*model.parameters(), *model.buffers()]:
+        if tensor.dim() == 4:
+            tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager[Any]:

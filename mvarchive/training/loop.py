@@ -48,7 +48,9 @@ import torch
 from mvarchive.codecs import MultiViewCodec, save_checkpoint, weights_digest
 from mvarchive.datasets import discover_dataset
 
-from .accelerate import autocast_dtype, compiled_forward, fp32_entropy_models, use_channels_last
+from .accelerate import (
+    autocast_dtype, compiled_forward, fp32_entropy_models, to_channels_last, use_channels_last,
+)
 from .distributed import Rank, device_for, gather, launch, wrap
 from .init import initial_model
 from .loader import BatchSource
@@ -351,7 +353,7 @@ def _train(
             validator = Validator(val_index, out, config.lmbda, config.metric, extra, config.storage_options)
     model.to(device).train()
     if use_channels_last(config.channels_last, device):
-        model.to(memory_format=torch.channels_last)
+        to_channels_last(model)
     main, aux = split_parameters(model)
     optimizer = torch.optim.Adam(main, lr=config.learning_rate)
     # codecs without a factorized prior (e.g. ECSIC's Laplace prior) have no aux parameters

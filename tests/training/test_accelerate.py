@@ -11,7 +11,7 @@ import torch
 
 from mvarchive.codecs import create_codec
 from mvarchive.training import TrainConfig, train_codec_loop
-from mvarchive.training.accelerate import CompileError, first_call, fp32_entropy_models
+from mvarchive.training.accelerate import CompileError, first_call, fp32_entropy_models, to_channels_last
 from mvarchive.training.distributed import Rank
 from mvarchive.training.loader import sampler_seed
 from mvarchive.training.loss import RateDistortionLoss
@@ -93,6 +93,17 @@ def test_bf16_autocast_keeps_entropy_models_in_float32():
 def test_bf16_channels_last_and_accumulation_train_on_cpu(odd_data, tmp_path):
     result = train_codec_loop(_config(odd_data, tmp_path, precision="bf16", channels_last=True, grad_accum=2))
     assert result.steps == 2 and all(torch.isfinite(torch.tensor(v)) for v in result.final.values())
+
+
+def test_channels_last_leaves_3d_convolutions_alone():
+    model = create_codec("bisic", "tiny")  # 3-D convolutions: 5-D weights
+    to_channels_last(model)
+    four = [p for p in model.parameters() if p.dim() == 4]
+    five = [p for p in model.parameters() if p.dim() == 5]
+    assert four and five
+    assert all(p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous() for p in four
+               if p.shape[1] > 1 and p.shape[2] * p.shape[3] > 1)
+    assert all(p.is_contiguous() for p in five)
 
 
 def test_loader_workers_are_seeded_deterministically(odd_data, tmp_path):
