@@ -216,10 +216,10 @@ def codec_speed(section: dict[str, Any], sizes: Sizes, device: str) -> None:
         rows.append(row)
         try:
             codec = load_codec(name=name, preset=sizes.preset)
-            with codec.analysis_on(placement):
-                codec.compress(x[..., :64, :64])  # warm-up (kernels, allocator)
+            with codec.analysis_on(placement) as encoder:
+                encoder.compress(x[..., :64, :64])  # warm-up (kernels, allocator)
                 started = time.perf_counter()
-                encoded = codec.compress(x)
+                encoded = encoder.compress(x)
                 row["encode_device"] = 1.0 / (time.perf_counter() - started)
             started = time.perf_counter()
             decoded = codec.decompress(encoded.data)

@@ -239,34 +239,36 @@ class MultiViewCodec(CompressionModel):
                 chosen.append(name)
         return tuple(chosen)
 
-    @contextlib.contextmanager
-    def analysis_on(self, placement: AnalysisPlacement) -> Iterator[None]:
-        """Compress with the encoder-only modules on ``placement`` (e.g. CUDA in bf16).
+    def analysis_encoder(self, placement: AnalysisPlacement) -> MultiViewCodec:
+        """An encoder of this codec whose encoder-only modules run on ``placement`` (e.g. CUDA, bf16).
 
-        Copies of those modules are moved there for the block and swapped in; their outputs
-        come back as CPU float32 before quantization, so the entropy path, the CDF indexes,
-        the symbols' decoding and the synthesis (the stored reconstruction) stay canonical
-        CPU float32 and a CPU decoder recovers exactly what was coded. Encoding only: the
-        weights must not change inside the block.
+        A shallow copy sharing every parameter and buffer, in which copies of the encoder-only
+        modules on the device are wrapped so that their outputs come back as CPU float32 before
+        quantization; the entropy path, the CDF indexes, the symbols' decoding and the
+        synthesis (the stored reconstruction) stay canonical CPU float32, so a CPU decoder
+        recovers exactly what was coded. This codec is never modified (other threads of a
+        worker may code with it meanwhile); the copy must not be trained. For the canonical
+        placement the encoder is this codec.
         """
         if placement.canonical:
-            yield
-            return
-        swapped: list[tuple[torch.nn.Module, str, torch.nn.Module]] = []
+            return self
+        replacements: dict[str, torch.nn.Module] = {}
+        for name in self.encoder_only_modules():
+            moved = copy.deepcopy(self.get_submodule(name)).to(placement.device)
+            if placement.channels_last:
+                moved = moved.to(memory_format=torch.channels_last)
+            replacements[name] = _OffloadedAnalysis(moved.eval(), placement)
+        return _with_modules(self, replacements)
+
+    @contextlib.contextmanager
+    def analysis_on(self, placement: AnalysisPlacement) -> Iterator[MultiViewCodec]:
+        """``with codec.analysis_on(p) as encoder: encoder.compress(views)``: :meth:`analysis_encoder`
+        for the block (the device copies are released after it)."""
+        encoder = self.analysis_encoder(placement)
         try:
-            for name in self.encoder_only_modules():
-                parent_name, _, child = name.rpartition(".")
-                parent = self.get_submodule(parent_name) if parent_name else self
-                original = getattr(parent, child)
-                moved = copy.deepcopy(original).to(placement.device)
-                if placement.channels_last:
-                    moved = moved.to(memory_format=torch.channels_last)
-                setattr(parent, child, _OffloadedAnalysis(moved.eval(), placement))
-                swapped.append((parent, child, original))
-            yield
+            yield encoder
         finally:
-            for parent, child, original in reversed(swapped):
-                setattr(parent, child, original)
+            del encoder
 
     def _header(self, num_views: int, height: int, width: int) -> tuple[int, dict[str, Any]]:
         if self.identity is None:
@@ -333,6 +335,23 @@ class MultiViewCodec(CompressionModel):
             latents={k: v.cpu().numpy().astype(np.int32) for k, v in coded.latents.items()},
             header=header,
         )
+
+
+def _with_modules(module: torch.nn.Module, replacements: dict[str, torch.nn.Module]) -> Any:
+    """A shallow copy of ``module`` with the named (dotted) submodules replaced; the copies along
+    each path get their own child tables, everything else is shared with ``module``."""
+    clone = copy.copy(module)
+    object.__setattr__(clone, "_modules", dict(module._modules))
+    nested: dict[str, dict[str, torch.nn.Module]] = {}
+    for name, replacement in replacements.items():
+        head, _, rest = name.partition(".")
+        if rest:
+            nested.setdefault(head, {})[rest] = replacement
+        else:
+            clone._modules[head] = replacement
+    for head, inner in nested.items():
+        clone._modules[head] = _with_modules(module._modules[head], inner)
+    return clone
 
 
 def config_dict(config: Any) -> dict[str, Any]:

@@ -66,11 +66,11 @@ def encode_shard_fn(job: EncodeShardJob) -> ShardResult:
     records = []
     source_options = as_options(job.source_options).reveal()
     placement = AnalysisPlacement.for_device(job.device)
+    encoder = codec.analysis_encoder(placement)  # coding and synthesis stay canonical CPU (docs/gpu.md)
     for index, (group, digest) in enumerate(zip(job.groups, digests)):
         views = load_group(group, source_options, job.max_pixels)
         started = time.perf_counter()
-        with codec.analysis_on(placement):  # symbols, digests and synthesis stay canonical CPU
-            compressed = codec.compress(to_tensor(views))
+        compressed = encoder.compress(to_tensor(views))
         encode_s = time.perf_counter() - started
         reconstruction = to_uint8(compressed.x_hat)
         metrics = group_metrics(views, reconstruction, len(compressed.data))
