@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import platform
 import tempfile
@@ -263,9 +264,10 @@ def _log_parent(logger: RunLogger, config: SweepConfig, points: list[SweepPoint]
         logger.log_params({f"baseline.{name}": f"unavailable: {reason}"})
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        files = [write_rd_plot(evaluation, folder / "rd_psnr.png")]
-        if any(p.figures["ms_ssim"] == p.figures["ms_ssim"] for p in points):  # MS-SSIM needs sides >= 161 px
-            files.append(write_rd_plot(evaluation, folder / "rd_ms_ssim.png", "rd_ms_ssim"))
+        files = [write_rd_plot(evaluation, folder / "rd_psnr.png", note=_bd_note(bd, "bd_rate_psnr"))]
+        if any(math.isfinite(p.figures["ms_ssim"]) for p in points):  # MS-SSIM needs sides >= 161 px
+            files.append(write_rd_plot(evaluation, folder / "rd_ms_ssim.png", "rd_ms_ssim",
+                                       note=_bd_note(bd, "bd_rate_ms_ssim")))
         (folder / "rd_table.md").write_text(evaluation.rd_markdown(), encoding="utf-8")
         (folder / "bd_table.md").write_text(_bd_markdown(bd), encoding="utf-8")
         files += [folder / "rd_table.md", folder / "bd_table.md", evaluation.save(folder / "results.json")]
@@ -275,6 +277,12 @@ def _log_parent(logger: RunLogger, config: SweepConfig, points: list[SweepPoint]
                                      ("groups", "bpp", "psnr", "ms_ssim", "mse")), "rd_points.md")
     report = SweepReport(logger.run_id, points, evaluation, bd)
     logger.log_text(report.table(), "sweep.md")
+
+
+def _bd_note(bd: dict[str, BDResult], key: str) -> str:
+    """``BD-rate vs jpeg -12.3 %, vs x265-intra +4.0 %`` (the finite ones) for a plot's title."""
+    parts = [f"vs {name} {getattr(r, key):+.1f} %" for name, r in bd.items() if math.isfinite(getattr(r, key))]
+    return "BD-rate " + ", ".join(parts) if parts else ""
 
 
 def _bd_markdown(bd: dict[str, BDResult]) -> str:

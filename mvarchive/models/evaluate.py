@@ -164,15 +164,16 @@ def bd_against_baselines(result: "EvaluationResult", codec: str) -> dict[str, "B
             for curve in result.curves if curve.kind == "baseline"}
 
 
-def write_rd_plot(result: "EvaluationResult", path: str | Path, plot: str = "rd_psnr") -> Path:
+def write_rd_plot(result: "EvaluationResult", path: str | Path, plot: str = "rd_psnr", note: str = "") -> Path:
     """bpp against PSNR (``plot="rd_ms_ssim"``: MS-SSIM in dB), the learned points against the
-    baselines; the title names any baseline that could not run on this machine."""
+    baselines; the title adds ``note`` (e.g. BD-rates) and names any baseline that could not
+    run on this machine."""
     from mvarchive.evaluation.plots import PLOTS, rd_figure
 
     metric, label = PLOTS[plot]
     fig = rd_figure(result, metric, label)
     ax = fig.axes[0]
-    title = ax.get_title()
+    title = ax.get_title() + (f"\n{note}" if note else "")
     if result.unavailable:
         title += "\n" + "; ".join(f"{name} unavailable: {reason}" for name, reason in result.unavailable.items())
     ax.set_title(title, fontsize=9)

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from mvarchive.flows.sweep import SweepConfig, reusable_version
+from mvarchive.flows.sweep import SweepConfig, reusable_version, sweep_point_task
 from mvarchive.models.registry import version_tags
+from mvarchive.tracking import TrackingConfig
 from mvarchive.training import TrainConfig
 
 pytestmark = pytest.mark.slow
@@ -86,3 +87,9 @@ def test_sweep_trains_each_lambda_on_a_worker_under_one_parent_run(sample_data, 
         assert (cwd / "sweep" / f"lmbda-{lmbda:g}" / "last.pt").is_file()
     assert reusable_version(SweepConfig(TrainConfig(**{**base.__dict__, "steps": 4}), (16.0, 32.0)).point(16.0), uri) is None
     assert reusable_version(sweep.point(16.0), f"sqlite:///{tmp_path / 'other.db'}") is None
+    # the re-run's task for a finished λ: measured again (same bytes), nothing trained or registered
+    again = sweep_point_task.fn(sweep.point(16384.0), TrackingConfig(uri), parent.info.run_id)
+    assert again.reused and again.model_uri == reused[16384.0] and again.run_id is None
+    assert again.figures["bpp"] == pytest.approx(bpp["16384.0"])
+    assert len(client.search_runs([parent.info.experiment_id])) == 3
+    assert len(client.search_model_versions("name='mvarchive-ldmic-fast'")) == 2
