@@ -381,6 +381,7 @@ def archive_dataset(config: ArchiveConfig, tracking: TrackingConfig | None = Non
                     "model_embedded": bool(meta.codec.embedded), "dataset_url": meta.dataset_url,
                     "layout": meta.layout, "content_digest": meta.content_digest, "shard_size": config.shard_size,
                     "cameras": ",".join(meta.cameras), "archive": location.url, "archive_run": run_id,
+                    "analysis_device": config.device,
                     **environment_params(),
                 })
                 for r in results:
