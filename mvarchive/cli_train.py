@@ -124,7 +124,7 @@ def train_command(
                                "world_size": world_size})
     extra = {} if checkpoint_every is None else {"checkpoint_every": checkpoint_every}
     sweep = len(lmbdas) > 1
-    paths = (lambda text: _local_abs(text)) if sweep else (lambda text: text)
+    paths = _local_abs if sweep else (lambda text: text)  # a sweep's workers may run elsewhere
     try:
         config = TrainConfig(dataset=paths(dataset), output_dir=paths(str(output_dir)), codec=codec, preset=preset,
                              steps=steps, batch_size=batch_size, crop=crop, lmbda=lmbdas[0], learning_rate=learning_rate,
