@@ -24,6 +24,7 @@ through a queue.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import os
 import logging
 import socket
@@ -111,10 +112,11 @@ def _worker(rank: int, world_size: int, port: int, backend: str, queue: Any, run
             args: tuple) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // world_size))
-    dist.init_process_group(backend, rank=rank, world_size=world_size)
+    if backend == "nccl":
+        torch.cuda.set_device(rank)  # before the process group, so NCCL binds each rank to its GPU
+    # rank 0 validates and checkpoints while the others wait in the next all-reduce
+    dist.init_process_group(backend, rank=rank, world_size=world_size, timeout=datetime.timedelta(hours=1))
     try:
-        if backend == "nccl":
-            torch.cuda.set_device(rank)
         result = run(Rank(rank, world_size), queue, *args)
         if rank == 0:
             queue.put(("result", result))

@@ -53,7 +53,7 @@ from .accelerate import (
 )
 from .distributed import Rank, device_for, gather, launch, wrap
 from .init import initial_model
-from .loader import BatchSource
+from .loader import BatchSource, sampler_seed
 from .loss import RateDistortionLoss, loss_normalization
 from .schedule import StepSchedule
 from .step import compute_gradients
@@ -342,6 +342,8 @@ def _train(
     if model is None:
         model = initial_model(config)
     model.check_views(len(index.cameras))
+    if rank.rank > 0:  # same initial weights on every rank, but each draws its own quantization noise
+        torch.manual_seed(sampler_seed(config.seed, rank.rank))
     state = load_resume_state(config, model)
     device = device_for(config.device, rank)
     validator = None

@@ -12,6 +12,7 @@ and a sweep's λ list is shared (see ``architectures.md``, "Rate–distortion lo
   ``λ_E = λ / 255²`` (:func:`ecsic_lambda`; ECSIC's default 0.01 is λ = 650 here) and bpp the
   bits of both views over both views' pixels. The minimiser is that of the LDMIC form; the
   ``1 / (1 + λ_E)`` scale is what ECSIC's gradient clipping and learning rate were tuned for.
+  ECSIC published MSE models only, so ECSIC with ``metric="ms-ssim"`` uses the LDMIC form.
 
 Every loss also returns each view's estimated bpp and PSNR (``view_bpp``, ``view_mse``,
 shape (K,)), so an imbalance between views (one view starving the other of bits) shows up.
