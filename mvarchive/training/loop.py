@@ -70,7 +70,8 @@ RESUME_FORMAT = 2
 #: new device the run continues, but bit-exact equality with an uninterrupted run is only
 #: kept on the same device); ``output_dir`` is where ``last.pt`` was found (the folder may
 #: have been moved); ``storage_options`` are credentials and endpoints, never written to disk.
-#: Validation (``val_*``) only reads the weights; ``precision``, ``channels_last``, ``compile``
+#: Validation (``val_*``) only reads the weights (but holding groups out of training does
+#: change the run: that is recorded as ``held_out_groups``, see :func:`run_settings`); ``precision``, ``channels_last``, ``compile``
 #: and ``loader_workers`` change how fast (and, like the device, in which rounding) the same
 #: run is computed, not what it trains on: a run may resume with other values, exactly only
 #: with the same ones (and ``loader_workers=0``, see :mod:`.loader`).
@@ -81,7 +82,7 @@ RESUMABLE_FIELDS = frozenset({"steps", "checkpoint_every", "log_every", "device"
 #: Defining fields added after ``last.pt`` format 2, with the value runs before them had: left
 #: out of the recorded settings at that value, so older ``last.pt`` files still resume.
 _LEGACY_VALUES: dict[str, Any] = {"init": None, "metric": "mse", "lr_schedule": "constant", "grad_accum": 1,
-                                  "world_size": 1}
+                                  "world_size": 1, "held_out_groups": 0}
 
 METRICS = ("mse", "ms-ssim")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -216,9 +217,11 @@ def _dataset_key(dataset: str) -> str:
 
 def run_settings(config: TrainConfig) -> dict[str, Any]:
     """The settings that define a run (all of :class:`TrainConfig` but
-    :data:`RESUMABLE_FIELDS`), as plain data stored in ``last.pt``."""
+    :data:`RESUMABLE_FIELDS`, plus ``held_out_groups``), as plain data stored in ``last.pt``."""
     settings = {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name not in RESUMABLE_FIELDS}
     settings["dataset"] = _dataset_key(config.dataset)
+    # validating on the default split trains on fewer groups (at most this many fewer)
+    settings["held_out_groups"] = config.val_groups if config.val_every is not None and config.val_dataset is None else 0
     for name, legacy in _LEGACY_VALUES.items():
         if name in settings and settings[name] == legacy:
             settings.pop(name)  # runs at the old behaviour keep the settings older last.pt files recorded
@@ -384,7 +387,7 @@ def _train(
             if extended_from is not None and rank.main:
                 log.warning("learning-rate schedule re-mapped from %d to %d steps (run extended)", extended_from,
                             config.steps)
-        if validator is not None and state.get("validation", {}).get("key") == _validation_key(config):
+        if validator is not None and (state.get("validation") or {}).get("key") == _validation_key(config):
             validator.best_cost = float(state["validation"]["best_cost"])
         if rank.main:
             log.info("resumed from step %d (%s)", step, resume)

@@ -9,7 +9,7 @@ import torch
 
 from mvarchive.codecs import load_codec
 from mvarchive.datasets import discover_dataset
-from mvarchive.training import TrainConfig, train_codec_loop
+from mvarchive.training import TrainConfig, TrainingConfigMismatch, train_codec_loop
 from mvarchive.training.evaluate import rd_point
 from mvarchive.training.validation import rd_cost, split_validation
 
@@ -60,6 +60,15 @@ def test_validation_does_not_change_what_is_trained(odd_data, tmp_path):
     validated = train_codec_loop(_config(odd_data, tmp_path / "val", val_dataset=str(odd_data)))
     assert plain.best_checkpoint is None and validated.best_checkpoint is not None
     assert validated.weights_digest == plain.weights_digest  # validation leaves the random stream alone
+
+
+def test_validation_may_be_switched_on_when_resuming(odd_data, tmp_path):
+    train_codec_loop(_config(odd_data, tmp_path, steps=1, val_every=None, val_groups=1))
+    resumed = train_codec_loop(_config(odd_data, tmp_path, steps=2, val_dataset=str(odd_data)))
+    assert resumed.resumed_from == 1 and resumed.best_checkpoint == str(tmp_path / "best.pt")
+    # validating on held-out groups would train on fewer groups from here on: another run
+    with pytest.raises(TrainingConfigMismatch, match="with held_out_groups=0, this run asks held_out_groups=1;"):
+        train_codec_loop(_config(odd_data, tmp_path, steps=3))
 
 
 def test_validation_settings_are_checked(tmp_path):
