@@ -14,9 +14,12 @@ plain) is the loop's overhead; 1.0 would mean none. Writes benchmarks/results/tr
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import platform
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -116,49 +119,84 @@ def loop_step_rate(
     return (s1 - s0) / (t1 - t0), s1 - s0
 
 
+def measure(name: str, preset: str, crop: int, batch: int, seconds: float, data_root: str) -> dict[str, Any]:
+    """One codec's row: plain and loop steps/s (run in its own process by :func:`main`)."""
+    from mvarchive.codecs import get_spec
+    from mvarchive.datasets import build_sample_datasets
+
+    spec = get_spec(name)
+    views = 2 if spec.accepts(2) else spec.min_views
+    sample = build_sample_datasets(data_root)
+    plain, _ = plain_step_rate(name, preset, views=views, crop=crop, batch=batch, budget_s=seconds)
+    steps = max(6, min(200, int(plain * seconds) + 3))
+    loop, _ = loop_step_rate(name, preset, sample.stereo if views == 2 else sample.rig, crop=crop, batch=batch,
+                             steps=steps)
+    return {"codec": name, "views": views, "plain": plain, "loop": loop}
+
+
+def _row(name: str, args: argparse.Namespace, data_root: str) -> str:
+    """Measure one codec in a child process: a crash (e.g. a segfault in a backward) is a row."""
+    command = [sys.executable, __file__, "--one", name, "--preset", args.preset, "--crop", str(args.crop),
+               "--batch", str(args.batch), "--seconds", str(args.seconds), "--threads", str(args.threads),
+               "--data", data_root]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=max(120.0, 20 * args.seconds))
+    except subprocess.TimeoutExpired:
+        return f"| {name} | | timed out | | |"
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        tail = (done.stderr.strip().splitlines() or [""])[-1][:160].replace("|", "/")
+        how = f"crashed (signal {-done.returncode})" if done.returncode < 0 else f"failed (exit {done.returncode})"
+        return f"| {name} | | {how} {tail} | | |"
+    row = json.loads(lines[-1])
+    if "error" in row:
+        return f"| {name} | {row.get('views', '')} | error: {row['error'][:160]} | | |"
+    return f"| {name} | {row['views']} | {row['loop']:.2f} | {row['plain']:.2f} | {row['loop'] / row['plain']:.2f} |"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="tiny")
     parser.add_argument("--crop", type=int, default=128)
     parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--seconds", type=float, default=12.0, help="time budget per measurement")
+    parser.add_argument("--seconds", type=float, default=10.0, help="time budget per measurement")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: comparable on a shared machine)")
     parser.add_argument("--codecs", nargs="+", default=None)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "train_speed.md"))
+    parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # child process: one codec, JSON out
+    parser.add_argument("--data", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.one:
+        try:
+            row = measure(args.one, args.preset, args.crop, args.batch, args.seconds, args.data)
+        except Exception as exc:  # noqa: BLE001 - reported as the codec's row
+            row = {"codec": args.one, "error": f"{type(exc).__name__}: {exc}"}
+        print(json.dumps(row), flush=True)
+        return
 
     from mvarchive.codecs import list_codecs
     from mvarchive.datasets import build_sample_datasets
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    specs = [s for s in list_codecs() if args.codecs is None or s.name in args.codecs]
+    names = [s.name for s in list_codecs() if args.codecs is None or s.name in args.codecs]
     lines = [
         f"# Training throughput (CPU): `{args.preset}` presets, {args.crop}² crops, batch {args.batch}",
         "",
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} torch threads. `loop`: `train_codec_loop` (fp32, real crops of the sample "
-        "data); `plain`: a CompressAI-style step on a random crop of an in-memory tensor, same model, same run. "
-        f"Each figure is steps/s over about {args.seconds:.0f} s after warm-up.",
+        f"{args.threads} torch thread(s), {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. "
+        "`loop`: `train_codec_loop` (fp32, real crops of the sample data, steps/s from its 3rd logged step); "
+        "`plain`: a CompressAI-style step (random crop of an in-memory tensor, forward, λ·MSE + bpp, backward, "
+        f"Adam, aux step) of the same model, measured in the same process. About {args.seconds:.0f} s each "
+        "after warm-up; each codec in its own process.",
         "",
         "| codec | views | loop steps/s | plain steps/s | loop / plain |",
         "|---|---|---|---|---|",
     ]
     print("\n".join(lines), flush=True)
     with tempfile.TemporaryDirectory(prefix="train-speed-data-") as tmp:
-        sample = build_sample_datasets(tmp)
-        for spec in specs:
-            views = 2 if spec.accepts(2) else spec.min_views
-            dataset = sample.stereo if views == 2 else sample.rig
-            try:
-                plain, _ = plain_step_rate(spec.name, args.preset, views=views, crop=args.crop, batch=args.batch,
-                                           budget_s=args.seconds)
-                steps = max(6, min(200, int(plain * args.seconds) + 3))
-                loop, _ = loop_step_rate(spec.name, args.preset, dataset, crop=args.crop, batch=args.batch,
-                                         steps=steps)
-                row = f"| {spec.name} | {views} | {loop:.2f} | {plain:.2f} | {loop / plain:.2f} |"
-            except Exception as exc:  # noqa: BLE001 - one codec's failure is a row, not the end of the table
-                row = f"| {spec.name} | {views} | error: {type(exc).__name__}: {str(exc)[:120]} | | |"
+        build_sample_datasets(tmp)
+        for name in names:
+            row = _row(name, args, tmp)
             lines.append(row)
             print(row, flush=True)
     out = Path(args.out)
