@@ -178,6 +178,7 @@ def archive(
     embed_model: Annotated[bool, typer.Option("--embed-model/--no-embed-model", help="Store the checkpoint in the archive so it restores anywhere.")] = True,
     layout: Annotated[str, typer.Option(help="auto, camera-folders, group-folders or manifest.")] = "auto",
     shard_size: Annotated[int, typer.Option(help="Groups per shard (one task each).")] = 4,
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N: where the encode tasks run the analysis transforms (GPU workers only); coding stays exact on CPU.")] = "cpu",
     max_pixels: Annotated[int, typer.Option(help="Largest view in pixels; bigger images are refused (memory).")] = 16_000_000,
     source_options: Annotated[Optional[str], typer.Option(help="fsspec options for SOURCE as JSON (default: MVARCHIVE_STORAGE_OPTIONS for remote URLs).")] = None,
     dest_options: Annotated[Optional[str], typer.Option(help="fsspec options for DEST as JSON.")] = None,
@@ -189,9 +190,10 @@ def archive(
     from mvarchive.reporting import summary_table
 
     services = _services(ctx)
-    config = ArchiveConfig(
+    config = _run(
+        ArchiveConfig,
         source=source, dest=dest, codec=codec, preset=preset, checkpoint=checkpoint, untrained=untrained,
-        embed_model=embed_model, layout=layout, shard_size=shard_size, max_pixels=max_pixels,
+        embed_model=embed_model, layout=layout, shard_size=shard_size, max_pixels=max_pixels, device=device,
         reencode=reencode, wait=wait, registry_uri=services.resolved_mlflow_uri(),
         source_options=_options(source_options, source, services.storage_options),
         dest_options=_options(dest_options, dest, services.storage_options),
