@@ -8,14 +8,7 @@ import torch
 
 from mvarchive.codecs import create_codec, load_codec
 from mvarchive.training import TrainConfig, train_codec_loop
-from mvarchive.training.init import InitError, finetune_defaults, initial_model, read_init_source
-
-
-def _train(config: TrainConfig):
-    """The loop from ``initial_model(config)``, seeded as the loop seeds its own fresh codec
-    (the same as ``train_codec_loop(config)`` once the loop builds its model with it)."""
-    torch.manual_seed(config.seed)
-    return train_codec_loop(config, model=initial_model(config))
+from mvarchive.training.init import InitError, finetune_defaults, read_init_source
 
 
 def _config(sample_data, out, codec, **kw) -> TrainConfig:
@@ -29,7 +22,7 @@ def single_view(sample_data, tmp_path_factory):
     than any fresh codec the loop could draw), as checkpoints."""
     root = tmp_path_factory.mktemp("single")
     return {
-        name: _train(_config(sample_data, root / name, name, steps=2, lmbda=435.7, seed=5)).checkpoint
+        name: train_codec_loop(_config(sample_data, root / name, name, steps=2, lmbda=435.7, seed=5)).checkpoint
         for name in ("single-view-mlicpp", "single-view-elic2022-chandelier")
     }
 
@@ -42,7 +35,7 @@ def _state(checkpoint_or_model) -> dict[str, torch.Tensor]:
 @pytest.mark.slow
 def test_vemic_starts_from_mlicpp_and_fine_tunes_everything(sample_data, single_view, tmp_path, capsys):
     source = _state(single_view["single-view-mlicpp"])
-    start = _train(_config(sample_data, tmp_path / "a", "vemic", init=single_view["single-view-mlicpp"]))
+    start = train_codec_loop(_config(sample_data, tmp_path / "a", "vemic", init=single_view["single-view-mlicpp"]))
     assert "init (vemic-from-mlicpp)" in capsys.readouterr().out
     at_zero = _state(start.checkpoint)
     base = [k for k in at_zero if k.startswith("base.") and "_quantized_cdf" not in k and "_offset" not in k]
@@ -53,7 +46,7 @@ def test_vemic_starts_from_mlicpp_and_fine_tunes_everything(sample_data, single_
     assert context and all(torch.equal(at_zero[k], fresh[k]) for k in context)
     assert not at_zero["view_context.slices.0.fuse_anchor.weight"].any()  # zero fusion: codes as MLIC++
 
-    one = _state(_train(_config(sample_data, tmp_path / "b", "vemic", steps=1,
+    one = _state(train_codec_loop(_config(sample_data, tmp_path / "b", "vemic", steps=1,
                                           init=single_view["single-view-mlicpp"])).checkpoint)
     # one step moves both the loaded base (nothing is frozen) and the new view context
     entropy = next(k for k in one if k.startswith("base.mem.") and k.endswith(".weight"))
@@ -65,7 +58,7 @@ def test_vemic_starts_from_mlicpp_and_fine_tunes_everything(sample_data, single_
 @pytest.mark.slow
 def test_camsic_starts_from_elic_transforms(sample_data, single_view, tmp_path):
     elic = load_codec(single_view["single-view-elic2022-chandelier"])
-    start = load_codec(_train(_config(sample_data, tmp_path / "a", "camsic",
+    start = load_codec(train_codec_loop(_config(sample_data, tmp_path / "a", "camsic",
                                                 init=single_view["single-view-elic2022-chandelier"])).checkpoint)
     x = torch.rand(1, 3, 64, 64)
     with torch.no_grad():  # the very transforms: same features, same reconstruction
@@ -76,7 +69,7 @@ def test_camsic_starts_from_elic_transforms(sample_data, single_view, tmp_path):
     assert torch.equal(start.transformer.blocks[0].attn.qkv.weight, fresh.transformer.blocks[0].attn.qkv.weight)
     assert not torch.equal(start.g_a[0].weight, fresh.g_a[0].weight)
 
-    one = load_codec(_train(_config(sample_data, tmp_path / "b", "camsic", steps=1,
+    one = load_codec(train_codec_loop(_config(sample_data, tmp_path / "b", "camsic", steps=1,
                                               init=single_view["single-view-elic2022-chandelier"])).checkpoint)
     assert not torch.equal(one.g_a[0].weight, start.g_a[0].weight)
     assert not torch.equal(one.transformer.blocks[0].attn.qkv.weight, start.transformer.blocks[0].attn.qkv.weight)
@@ -89,7 +82,7 @@ def test_other_combinations_are_refused_in_one_line(sample_data, single_view, tm
         config = _config(sample_data, tmp_path / codec, codec, init=mlicpp)
         config.preset = preset
         with pytest.raises(InitError) as error:
-            _train(config)
+            train_codec_loop(config)
         message = str(error.value)
         assert "\n" not in message and f"holds {held}, this run trains {codec}:{preset}" in message
         assert "supported: the same codec and preset (retraining), vemic from single-view-mlicpp" in message
@@ -113,7 +106,7 @@ def test_init_from_a_registered_version(sample_data, single_view, tmp_path, mlfl
     client = mlflow.MlflowClient(mlflow_uri)
     run = client.create_run(client.create_experiment("finetune"))
     ref = register_checkpoint(single_view["single-view-mlicpp"], run.info.run_id, mlflow_uri)
-    result = _train(_config(sample_data, tmp_path / "a", "vemic", init=ref.uri,
+    result = train_codec_loop(_config(sample_data, tmp_path / "a", "vemic", init=ref.uri,
                                       storage_options={"mlflow_tracking_uri": mlflow_uri}))
     assert ref.uri.startswith("models:/mvarchive-single-view-mlicpp/")
     at_zero, source = _state(result.checkpoint), _state(single_view["single-view-mlicpp"])
