@@ -127,11 +127,15 @@ def measure(name: str, preset: str, crop: int, batch: int, seconds: float, data_
     spec = get_spec(name)
     views = 2 if spec.accepts(2) else spec.min_views
     sample = build_sample_datasets(data_root)
-    plain, _ = plain_step_rate(name, preset, views=views, crop=crop, batch=batch, budget_s=seconds)
-    steps = max(6, min(200, int(plain * seconds) + 3))
+    # plain before and after the loop: a shared machine's load drifts, bracketing evens it out
+    before, n_before = plain_step_rate(name, preset, views=views, crop=crop, batch=batch, budget_s=seconds / 2)
+    steps = max(6, min(200, int(before * seconds) + 3))
     loop, _ = loop_step_rate(name, preset, sample.stereo if views == 2 else sample.rig, crop=crop, batch=batch,
                              steps=steps)
-    return {"codec": name, "views": views, "plain": plain, "loop": loop}
+    after, n_after = plain_step_rate(name, preset, views=views, crop=crop, batch=batch, budget_s=seconds / 2)
+    plain = (n_before + n_after) / (n_before / before + n_after / after)
+    return {"codec": name, "views": views, "plain": plain, "loop": loop, "plain_before": before,
+            "plain_after": after}
 
 
 def _row(name: str, args: argparse.Namespace, data_root: str) -> str:
@@ -187,7 +191,7 @@ def main() -> None:
         "`loop`: `train_codec_loop` (fp32, real crops of the sample data, steps/s from its 3rd logged step); "
         "`plain`: a CompressAI-style step (random crop of an in-memory tensor, forward, λ·MSE + bpp, backward, "
         f"Adam, aux step) of the same model, measured in the same process. About {args.seconds:.0f} s each "
-        "after warm-up; each codec in its own process.",
+        "after warm-up (plain: half before, half after the loop); each codec in its own process.",
         "",
         "| codec | views | loop steps/s | plain steps/s | loop / plain |",
         "|---|---|---|---|---|",
