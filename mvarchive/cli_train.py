@@ -205,7 +205,7 @@ def _train_sweep(config: Any, lmbdas: list[float], services: Any) -> None:
     from rich.table import Table
 
     table = Table(show_edge=False)
-    for column in ("λ", "bpp", "PSNR dB", "MS-SSIM", "model", "trained on"):
+    for column in ("λ", "bpp", "PSNR dB", "MS-SSIM", "model", "worker"):
         table.add_column(column)
     for p in report.points:
         f = p.figures
@@ -213,7 +213,11 @@ def _train_sweep(config: Any, lmbdas: list[float], services: Any) -> None:
                       (p.model_uri or "-") + (" (reused)" if p.reused else ""), p.worker)
     out.print(table)
     for name, bd in report.bd.items():
-        why = f" ({bd.note})" if bd.note else ""
-        out.print(f"BD-rate against {name}: {bd.bd_rate_psnr:+.1f} % (PSNR), {bd.bd_rate_ms_ssim:+.1f} % (MS-SSIM){why}")
+        out.print(f"BD-rate against {name}: {_percent(bd.bd_rate_psnr)} (PSNR; {bd.overlap_psnr:.0%} of the PSNR range "
+                  f"shared), {_percent(bd.bd_rate_ms_ssim)} (MS-SSIM)" + (f": {bd.note}" if bd.note else ""))
     for name, reason in report.evaluation.unavailable.items():
         out.print(f"{name}: unavailable ({reason})")
+
+
+def _percent(value: float) -> str:
+    return f"{value:+.1f} %" if value == value else "n/a"

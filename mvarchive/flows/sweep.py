@@ -286,9 +286,10 @@ def _bd_note(bd: dict[str, BDResult], key: str) -> str:
 
 
 def _bd_markdown(bd: dict[str, BDResult]) -> str:
+    """One BD table per baseline (each names its anchor)."""
     from mvarchive.evaluation.bd import bd_markdown
 
-    return bd_markdown(list(bd.values())) if bd else "No baseline to compare with.\n"
+    return "\n".join(bd_markdown([result]) for result in bd.values()) if bd else "No baseline to compare with.\n"
 
 
 def _parent_params(config: SweepConfig) -> dict[str, object]:
