@@ -93,3 +93,15 @@ def test_sweep_trains_each_lambda_on_a_worker_under_one_parent_run(sample_data, 
     assert again.figures["bpp"] == pytest.approx(bpp["16384.0"])
     assert len(client.search_runs([parent.info.experiment_id])) == 3
     assert len(client.search_model_versions("name='mvarchive-ldmic-fast'")) == 2
+
+
+def test_sweep_config_gives_each_lambda_its_folder_and_refuses_bad_lambdas(tmp_path):
+    base = TrainConfig(dataset="data", output_dir=str(tmp_path / "out"), codec="ldmic-fast", preset="tiny")
+    sweep = SweepConfig(base, (2048.0, 128.0, 0.5))
+    assert [(c.lmbda, Path(c.output_dir).name) for c in sweep.points()] == [
+        (0.5, "lmbda-0.5"), (128.0, "lmbda-128"), (2048.0, "lmbda-2048")]
+    assert all(c.codec == "ldmic-fast" and c.preset == "tiny" for c in sweep.points())
+    for lmbdas, message in (((128.0,), "at least two"), ((128.0, -1.0), "must be > 0"), ((128.0, 128.0), "repeat")):
+        with pytest.raises(ValueError, match=message):
+            SweepConfig(base, lmbdas)
+    assert reusable_version(sweep.point(128.0), None) is None  # nothing trained there yet
