@@ -99,3 +99,40 @@ def test_runner_local_cluster_kwargs(tmp_path: Path) -> None:
 
 def test_torch_threads_outside_worker_is_one() -> None:
     assert torch_threads_for_worker() == 1
+
+
+@pytest.fixture
+def fake_nvidia_smi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A driver tool on PATH that lists two GPUs (the detection runs the real executable)."""
+    tool = tmp_path / "bin" / "nvidia-smi"
+    tool.parent.mkdir()
+    tool.write_text("#!/bin/sh\necho 'GPU 0: Fake H200 (UUID: GPU-0)'\necho 'GPU 1: Fake H200 (UUID: GPU-1)'\n")
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tool.parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+
+
+def test_gpu_hosts_advertise_gpu_resources(fake_nvidia_smi: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mvarchive.infra.gpu import cuda_device_count, visible_gpus, worker_resources
+
+    assert cuda_device_count() == 2 and worker_resources() == {"GPU": 2.0}
+    runner = dask_task_runner(ServicesConfig(home=tmp_path, dask_workers=2), {}, dashboard=False)
+    assert runner.cluster_kwargs["resources"] == {"GPU": 2.0}
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+    assert visible_gpus() == ["1"] and worker_resources() == {"GPU": 1.0}
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert worker_resources() == {}
+    assert "resources" not in dask_task_runner(ServicesConfig(home=tmp_path), {}, dashboard=False).cluster_kwargs
+
+
+def test_session_cluster_workers_advertise_gpus(fake_nvidia_smi: None, tmp_path: Path) -> None:
+    """The LocalCluster of flows.runtime.dask_session: its workers tell the scheduler they have GPUs."""
+    from distributed import Client
+
+    from mvarchive.flows.runtime import dask_session
+
+    config = ServicesConfig(home=tmp_path, dask_workers=1, threads_per_worker=1)
+    with dask_session(config, "http://127.0.0.1:9/api") as session:
+        with Client(session.dask_address) as client:
+            workers = client.scheduler_info(n_workers=-1)["workers"]
+    assert [info["resources"] for info in workers.values()] == [{"GPU": 2.0}]
