@@ -76,10 +76,10 @@ class AnalysisPlacement:
 
     def __post_init__(self) -> None:
         if self.precision not in ("fp32", "bf16"):
-            raise ValueError(f"error: analysis precision {self.precision!r} is not 'fp32' or 'bf16'")
+            raise ValueError(f"analysis precision {self.precision!r} is not 'fp32' or 'bf16'")
         device = self.device.strip().lower()
         if not (device in ("cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit())):
-            raise ValueError(f"error: analysis device {self.device!r} is not one of 'cpu', 'cuda', 'cuda:N'")
+            raise ValueError(f"analysis device {self.device!r} is not one of 'cpu', 'cuda', 'cuda:N'")
 
     @classmethod
     def for_device(cls, device: str) -> AnalysisPlacement:

@@ -57,7 +57,7 @@ def validate_device(device: str) -> str:
         return value
     if value.startswith("cuda:") and value[5:].isdigit():
         return value
-    raise ValueError(f"error: device {device!r} is not one of 'cpu', 'cuda', 'cuda:N'")
+    raise ValueError(f"device {device!r} is not one of 'cpu', 'cuda', 'cuda:N'")
 
 
 def visible_gpus() -> list[str]:
@@ -160,7 +160,7 @@ def require_gpu_workers(client: Any, device: str, what: str = "task") -> None:
     workers = client.scheduler_info(n_workers=-1)["workers"]
     if not gpu_workers(workers):
         raise NoGpuWorkerError(
-            f"error: {what} asks for device {device!r} but none of the {len(workers)} Dask worker(s) at "
+            f"{what} asks for device {device!r} but none of the {len(workers)} Dask worker(s) at "
             f"{client.scheduler.address} advertises the {GPU_RESOURCE} resource (start workers on a "
             "CUDA host, e.g. `mvarchive services up` there, or use device 'cpu')"
         )
@@ -183,6 +183,6 @@ def require_gpu_for_flow(device: str, what: str = "task") -> None:
         require_gpu_workers(runner.client, device, what)  # the client the tasks are submitted with
     elif cuda_device_count() == 0:
         raise NoGpuWorkerError(
-            f"error: {what} asks for device {device!r} but this process sees no CUDA device and the flow "
+            f"{what} asks for device {device!r} but this process sees no CUDA device and the flow "
             "runs its tasks here (no Dask task runner); use device 'cpu' or run on a CUDA host"
         )

@@ -39,7 +39,7 @@ def check_device(device: str) -> None:
     advertises the GPU resource but has no usable device is misconfigured)."""
     if device.strip().lower().startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError(
-            f"error: task asks for device {device!r} but this worker has no usable CUDA device "
+            f"task asks for device {device!r} but this worker has no usable CUDA device "
             f"(torch {torch.__version__}, CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r})"
         )
 

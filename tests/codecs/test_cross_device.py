@@ -71,7 +71,7 @@ def test_placement_validation() -> None:
     assert AnalysisPlacement().canonical
     assert AnalysisPlacement.for_device("cuda:1") == AnalysisPlacement("cuda:1", "bf16", True)
     assert AnalysisPlacement.for_device("cpu").canonical
-    with pytest.raises(ValueError, match="error: analysis precision"):
+    with pytest.raises(ValueError, match="analysis precision"):
         AnalysisPlacement("cpu", "fp16")
-    with pytest.raises(ValueError, match="error: analysis device"):
+    with pytest.raises(ValueError, match="analysis device"):
         AnalysisPlacement("gpu")

@@ -14,5 +14,5 @@ def test_cpu_always_allowed() -> None:
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this host has CUDA")
 def test_cuda_refused_without_a_device() -> None:
-    with pytest.raises(RuntimeError, match=r"^error: task asks for device 'cuda:0' but this worker has no usable CUDA"):
+    with pytest.raises(RuntimeError, match=r"^task asks for device 'cuda:0' but this worker has no usable CUDA"):
         check_device("cuda:0")
