@@ -46,6 +46,7 @@ from mvarchive.models.evaluate import (
     rd_curve,
     write_rd_plot,
 )
+from mvarchive.models.registry import ensure_registered_model, registry_client
 from mvarchive.reporting import summary_markdown
 from mvarchive.training import TrainConfig, check_resume
 from mvarchive.tracking import RunLogger, TrackingConfig, environment_params, tracked_run
@@ -215,22 +216,6 @@ def sweep_run_name(config: SweepConfig) -> str:
     return f"sweep {config.base.codec} {len(config.lmbdas)} λ"
 
 
-def _ensure_registered_model(codec: str, tracking_uri: str) -> None:
-    """Create ``mvarchive-<codec>`` before the λ tasks register their versions at the same time
-    (two workers creating it at once would make one fail)."""
-    from mlflow.exceptions import MlflowException
-
-    from mvarchive.models.registry import registered_name, registry_client
-
-    client = registry_client(tracking_uri)
-    name = registered_name(codec)
-    try:
-        client.get_registered_model(name)
-    except MlflowException:
-        client.create_registered_model(name, description=f"mvarchive {codec} checkpoints "
-                                                         "(one version per training run; alias @champion)")
-
-
 def _baseline_jobs(config: SweepConfig) -> tuple[list[EvaluatePointJob], dict[str, str]]:
     from mvarchive.evaluation.baselines import parse_baselines
     from mvarchive.evaluation.evaluate import baseline_points
@@ -315,7 +300,8 @@ def train_sweep(config: SweepConfig, tracking: TrackingConfig | None = None) -> 
     with tracked_run(tracking, sweep_run_name(config), "train-sweep", {"mvarchive.pid": str(os.getpid())}) as parent:
         if parent:
             parent.log_params({**_parent_params(config), **environment_params()})
-            _ensure_registered_model(config.base.codec, parent.tracking_uri)
+            # before the λ tasks register versions at the same time
+            ensure_registered_model(registry_client(parent.tracking_uri), config.base.codec)
         parent_id = parent.run_id if parent else None
         with gpu_placement(config.base.device):
             trained = [sweep_point_task.submit(point, tracking, parent_id) for point in points]

@@ -200,6 +200,23 @@ def _tag_text(value: Any) -> str:
     return str(value)
 
 
+def ensure_registered_model(client: "MlflowClient", codec: str) -> str:
+    """``mvarchive-<codec>`` in the registry, created if missing; safe when several workers
+    register versions at once (the loser of a creation race finds it created)."""
+    from mlflow.exceptions import MlflowException
+
+    name = registered_name(codec)
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        try:
+            client.create_registered_model(name, description=f"mvarchive {codec} checkpoints "
+                                                             "(one version per training run; alias @champion)")
+        except MlflowException:
+            client.get_registered_model(name)  # created meanwhile by another worker, else the real error
+    return name
+
+
 def register_checkpoint(
     checkpoint: str | Path, run_id: str, tracking_uri: str | None = None, *, rd_point: Mapping[str, float] | None = None,
     extra_tags: Mapping[str, Any] | None = None, description: str | None = None,
@@ -215,7 +232,6 @@ def register_checkpoint(
     import io
 
     import torch
-    from mlflow.exceptions import MlflowException
 
     from mvarchive.codecs.registry import codec_from_checkpoint_bytes, weights_digest
 
@@ -226,12 +242,7 @@ def register_checkpoint(
     extra = payload.get("extra") or {}
     client = registry_client(tracking_uri)
     client.log_artifact(run_id, str(path), CHECKPOINT_ARTIFACT_DIR)
-    name = registered_name(payload["codec"])
-    try:
-        client.get_registered_model(name)
-    except MlflowException:
-        client.create_registered_model(name, description=f"mvarchive {payload['codec']} checkpoints "
-                                                         "(one version per training run; alias @champion)")
+    name = ensure_registered_model(client, payload["codec"])
     tags: dict[str, Any] = {
         "weights_digest": weights_digest(model), "checkpoint_sha256": _sha256(data),
         "checkpoint_artifact": f"{CHECKPOINT_ARTIFACT_DIR}/{path.name}", "codec": payload["codec"],
