@@ -30,7 +30,7 @@ class DemoConfig:
     """The demo's training recipe, chosen for a 2-core CPU and minutes, not the papers' days.
 
     Measured on the stereo sample (``benchmarks/results/demo_codec.md``, where this recipe beats
-    JPEG: BD-rate -13 % in PSNR, -36 % in MS-SSIM; still behind WebP and x265): at equal compute,
+    JPEG: BD-rate -22 % in PSNR, -48 % in MS-SSIM; still behind WebP and x265 in PSNR): at equal compute,
     many small steps beat few large ones (batch 1 beat batch 2 and 4), lr 1e-3 beat 5e-4 and
     2e-3, and the paper schedule (×0.5 at 1/4, 1/2, 3/4 of the run) settles the weights at the
     end. The sample is tiny (four stereo pairs), so training and evaluation data overlap.
