@@ -143,10 +143,12 @@ def train_command(
 
         # pin an alias now: a resumed run must start from the same weights
         config.init = _run(resolve_model_uri, init, services.resolved_mlflow_uri()).uri if is_model_uri(init) else paths(init)
-        if not is_model_uri(init):
-            from mvarchive.codecs import read_checkpoint_bytes
+        from mvarchive.training.init import finetune_defaults, model_from_source, read_init_source
 
-            _run(read_checkpoint_bytes, init)  # a missing file fails here, before any run is opened
+        # a missing, foreign or ill-fitting checkpoint fails here, before any run is opened
+        source = _run(read_init_source, config.init, {"mlflow_tracking_uri": services.resolved_mlflow_uri()})
+        out.print(_run(model_from_source, config, source)[1].summary(), highlight=False, markup=False)
+        _apply_finetune_defaults(ctx, config, finetune_defaults(source, codec), out)
     from mvarchive.evaluation.baselines import parse_baselines
 
     _run(parse_baselines, eval_baselines)
@@ -176,6 +178,21 @@ def _device(device: str, fail: Any) -> str:
     except ValueError as exc:
         fail(str(exc).removeprefix("error: "))
         raise
+
+
+def _apply_finetune_defaults(ctx: typer.Context, config: Any, defaults: dict[str, Any], console: Any) -> None:
+    """The fine-tuning paper's settings (learning rate, schedule, the source's λ) for the options
+    the user left unset; what the user typed always wins. Printed, so the run's choices are seen."""
+    applied = {}
+    for field, value in defaults.items():
+        source = ctx.get_parameter_source(field)  # typer may bring its own click: compare by name
+        if getattr(source, "name", "DEFAULT") == "DEFAULT" and getattr(config, field) != value:
+            setattr(config, field, value)
+            applied[field] = value
+    if applied:
+        console.print("fine-tuning defaults from the init's paper: "
+                      + ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in applied.items()),
+                      highlight=False)
 
 
 def _train_sweep(config: Any, lmbdas: list[float], services: Any) -> None:

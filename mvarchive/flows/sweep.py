@@ -198,7 +198,10 @@ def sweep_point_task(config: TrainConfig, tracking: TrackingConfig | None, paren
     tags = {"mvarchive.sweep": "true", "mvarchive.worker": where, "mvarchive.pid": str(pid), "mvarchive.host": host}
     if parent_run_id is not None:
         tags["mlflow.parentRunId"] = parent_run_id
-    report = train_task.fn(config, tracking, show_progress=False, run_tags=tags, eval_baselines="none")
+    from mvarchive.training.init import init_tags
+
+    report = train_task.fn(config, tracking, show_progress=False, run_tags=tags, eval_baselines="none",
+                           version_tags=init_tags(config) or None)
     if report.point is None:  # tracking off: measured here, nothing registered
         point = learned_rate_point(report.result.checkpoint, f"λ={config.lmbda:g}", eval_set(config))
         figures = figures_from_point(point)

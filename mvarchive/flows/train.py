@@ -143,5 +143,8 @@ def train_task(config: TrainConfig, tracking: TrackingConfig | None, show_progre
 
 @flow(name="train-codec", log_prints=True)
 def train_codec(config: TrainConfig, tracking: TrackingConfig | None = None, show_progress: bool = True) -> TrainReport:
-    """Train one codec (entry point for the CLI, the demo and schedules)."""
-    return train_task(config, tracking, show_progress)
+    """Train one codec (entry point for the CLI, the demo and schedules); a run started from
+    ``--init`` registers its version tagged with that parent checkpoint."""
+    from mvarchive.training.init import init_tags
+
+    return train_task(config, tracking, show_progress, version_tags=init_tags(config) or None)

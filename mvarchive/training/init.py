@@ -167,7 +167,13 @@ def initial_model_with_report(config: TrainConfig) -> tuple[MultiViewCodec, Init
     """:func:`initial_model` and what it loaded (see the module doc for what is supported)."""
     if config.init is None:
         return create_codec(config.codec, config.preset), InitReport("fresh")
-    source = read_init_source(config.init, config.storage_options)
+    return model_from_source(config, read_init_source(config.init, config.storage_options))
+
+
+def model_from_source(config: TrainConfig, source: InitSource) -> tuple[MultiViewCodec, InitReport]:
+    """The codec ``config`` trains, started from ``source`` (a checkpoint already read), or
+    :class:`InitError` for a combination that is not supported or does not fit; the CLI calls
+    it to refuse before any service starts."""
     if source.codec == config.codec:
         return _retrain(config, source)
     kind = CROSS_INITS.get((source.codec, config.codec))
@@ -230,5 +236,6 @@ __all__ = [
     "init_tags",
     "initial_model",
     "initial_model_with_report",
+    "model_from_source",
     "read_init_source",
 ]
