@@ -13,7 +13,9 @@ MS_SSIM_MIN_SIDE = 161  # five scales with an 11-tap window need more than (11 -
 
 def to_tensor(views: np.ndarray) -> torch.Tensor:
     """(K, H, W, 3) uint8 -> (K, 3, H, W) float in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(views)).permute(0, 3, 1, 2).float().div_(255.0)
+    # contiguous in (K, 3, H, W): a permuted view keeps the NHWC strides, on which oneDNN's
+    # convolution backward corrupted the heap for MLIC++-style codecs (VEMIC, single-view-mlicpp)
+    return torch.from_numpy(np.ascontiguousarray(views)).permute(0, 3, 1, 2).contiguous().float().div_(255.0)
 
 
 def to_uint8(views: torch.Tensor) -> np.ndarray:

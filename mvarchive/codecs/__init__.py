@@ -11,7 +11,7 @@ import warnings
 warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
 
 from . import bisic, camsic, ecsic, elic, ldmic, mlicpp, single_view, vemic  # noqa: F401  (registration side effect of the codec modules)
-from .base import CodecIdentity, CompressedGroup, DecodedGroup, MultiViewCodec
+from .base import AnalysisPlacement, CodecIdentity, CompressedGroup, DecodedGroup, MultiViewCodec
 from .bitstream import BitstreamError
 from .registry import (
     CheckpointError,
@@ -29,6 +29,7 @@ from .registry import (
 )
 
 __all__ = [
+    "AnalysisPlacement",
     "BitstreamError",
     "CheckpointError",
     "CodecIdentity",

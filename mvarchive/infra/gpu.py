@@ -41,8 +41,9 @@ __all__ = [
 GPU_RESOURCE = "GPU"
 
 
-class NoGpuWorkerError(RuntimeError):
-    """A task needs a GPU worker and the Dask cluster has none."""
+class NoGpuWorkerError(ValueError):
+    """A task needs a GPU worker and the Dask cluster has none (a configuration mistake: one
+    error line, like every ValueError the CLI reports)."""
 
 
 def is_cuda_device(device: str) -> bool:
