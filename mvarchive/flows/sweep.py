@@ -38,7 +38,7 @@ from prefect import flow, task
 from mvarchive.evaluation.bd import BDResult
 from mvarchive.evaluation.evaluate import EvaluationResult, RatePoint
 from mvarchive.flows.evaluate import EvaluatePointJob, evaluate_point_task
-from mvarchive.flows.train import TrainReport, eval_set, run_params, train_task
+from mvarchive.flows.train import TrainReport, eval_set, log_baselines, run_params, train_task
 from mvarchive.models.evaluate import (
     bd_against_baselines,
     figures_from_point,
@@ -243,13 +243,7 @@ def _log_parent(logger: RunLogger, config: SweepConfig, points: list[SweepPoint]
                             for k in ("bd_rate_psnr", "bd_psnr", "bd_rate_ms_ssim", "bd_ms_ssim_db")})
         if result.note:
             logger.log_params({f"bd.{name}.note": result.note})
-    for curve in evaluation.curves:
-        if curve.kind == "baseline":
-            for step, point in enumerate(curve.points):
-                logger.log_metrics({f"baseline/{curve.name}/{k}": point.summary[k] for k in ("bpp", "psnr", "ms_ssim")},
-                                   step=step)
-    for name, reason in evaluation.unavailable.items():
-        logger.log_params({f"baseline.{name}": f"unavailable: {reason}"})
+    log_baselines(logger, evaluation)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         files = [write_rd_plot(evaluation, folder / "rd_psnr.png", note=_bd_note(bd, "bd_rate_psnr"))]

@@ -21,7 +21,7 @@ from typing import Any, Mapping
 from prefect import flow, task
 
 from mvarchive.evaluation.baselines import parse_baselines
-from mvarchive.evaluation.evaluate import RatePoint
+from mvarchive.evaluation.evaluate import EvaluationResult, RatePoint
 from mvarchive.models.evaluate import EvalSet, figures_from_point, rd_against_baselines, write_rd_plot
 from mvarchive.models.registry import ModelVersionRef, register_checkpoint
 from mvarchive.progress import progress_bar
@@ -66,6 +66,19 @@ def rd_cost(config: TrainConfig, figures: Mapping[str, float]) -> float:
     return figures["bpp"] + config.lmbda * distortion
 
 
+def log_baselines(logger: RunLogger, evaluation: EvaluationResult) -> None:
+    """Each baseline's points as metric series (step = rate point), comparable across runs in the
+    MLflow UI, and a param naming every baseline that could not run and why."""
+    for curve in evaluation.curves:
+        if curve.kind != "baseline":
+            continue
+        for step, point in enumerate(curve.points):
+            logger.log_metrics({f"baseline/{curve.name}/{k}": point.summary[k] for k in ("bpp", "psnr", "ms_ssim")},
+                               step=step)
+    for name, reason in evaluation.unavailable.items():
+        logger.log_params({f"baseline.{name}": f"unavailable: {reason}"})
+
+
 def evaluate_and_register(logger: RunLogger, config: TrainConfig, result: TrainResult,
                           version_tags: Mapping[str, Any] | None = None,
                           baselines: str | None = None) -> tuple[ModelVersionRef, dict, RatePoint]:
@@ -79,14 +92,7 @@ def evaluate_and_register(logger: RunLogger, config: TrainConfig, result: TrainR
     figures = figures_from_point(learned)
     figures["rd_cost"] = rd_cost(config, figures)
     logger.log_metrics({f"eval/{k}": v for k, v in figures.items()})
-    for curve in evaluation.curves:
-        if curve.kind != "baseline":
-            continue
-        for step, point in enumerate(curve.points):
-            logger.log_metrics({f"baseline/{curve.name}/{k}": point.summary[k] for k in ("bpp", "psnr", "ms_ssim")},
-                               step=step)
-    for name, reason in evaluation.unavailable.items():
-        logger.log_params({f"baseline.{name}": f"unavailable: {reason}"})
+    log_baselines(logger, evaluation)
     with tempfile.TemporaryDirectory() as tmp:
         logger.log_artifact(write_rd_plot(evaluation, Path(tmp) / "rd_psnr.png"), "evaluation")
         (Path(tmp) / "rd_table.md").write_text(evaluation.rd_markdown(), encoding="utf-8")
