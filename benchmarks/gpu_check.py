@@ -121,29 +121,27 @@ def _fmt(value: Any) -> str:
     return f"{value:.2f}" if isinstance(value, float) else ("" if value is None else str(value))
 
 
+def _table(section: dict[str, Any], title: str, columns: dict[str, str]) -> list[str]:
+    """A section's rows as a markdown table (nothing when the section has no rows)."""
+    if not section.get("rows"):
+        return []
+    lines = [f"## {title} ({section.get('setting', '')})", "", "| " + " | ".join(columns.values()) + " |",
+             "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_fmt(row.get(k)) for k in columns) + " |" for row in section["rows"]]
+    return lines + [""]
+
+
 def markdown(data: dict[str, Any]) -> str:
     meta, sections = data["meta"], data["sections"]
     lines = [f"# GPU check ({'smoke' if meta.get('smoke') else 'full'}, device {meta.get('device')})", ""]
     env = sections.get("environment", {})
     lines += [f"- {k}: {v}" for k, v in env.items() if k not in ("status", "seconds")] + [""]
-    train = sections.get("train", {})
-    if train.get("rows"):
-        lines += [f"## Training steps/s ({train.get('setting', '')})", "",
-                  "| codec | loop fp32 | loop bf16+CL | bf16+CL / fp32 | plain fp32 | plain bf16+CL | plain ratio |",
-                  "|---|---|---|---|---|---|---|"]
-        for row in train["rows"]:
-            lines.append("| " + " | ".join(_fmt(row.get(k)) for k in (
-                "codec", "loop_fp32", "loop_bf16_cl", "loop_ratio", "plain_fp32", "plain_bf16_cl", "plain_ratio")) + " |")
-        lines.append("")
-    codec = sections.get("codec", {})
-    if codec.get("rows"):
-        lines += [f"## Encode / decode pairs/s ({codec.get('setting', '')})", "",
-                  "| codec | encode pairs/s (analysis on device) | encode pairs/s (CPU) | decode pairs/s (CPU) | exact |",
-                  "|---|---|---|---|---|"]
-        for row in codec["rows"]:
-            lines.append("| " + " | ".join(_fmt(row.get(k)) for k in (
-                "codec", "encode_device", "encode_cpu", "decode_cpu", "exact")) + " |")
-        lines.append("")
+    lines += _table(sections.get("train", {}), "Training steps/s", {
+        "codec": "codec", "loop_fp32": "loop fp32", "loop_bf16_cl": "loop bf16+CL", "loop_ratio": "bf16+CL / fp32",
+        "plain_fp32": "plain fp32", "plain_bf16_cl": "plain bf16+CL", "plain_ratio": "plain ratio"})
+    lines += _table(sections.get("codec", {}), "Encode / decode pairs/s", {
+        "codec": "codec", "encode_device": "encode pairs/s (analysis on device)", "encode_cpu": "encode pairs/s (CPU)",
+        "decode_cpu": "decode pairs/s (CPU)", "exact": "exact"})
     archive = sections.get("archive", {})
     if archive:
         lines += ["## GPU-encoded archive", ""]
