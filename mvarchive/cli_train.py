@@ -159,8 +159,14 @@ def train_command(
     from mvarchive.flows.train import train_codec
     from mvarchive.tracking import TrackingConfig
 
-    with prefect_session(services):
-        report = _run(train_codec, config, TrackingConfig(services.resolved_mlflow_uri(), services.mlflow_experiment))
+    tracking = TrackingConfig(services.resolved_mlflow_uri(), services.mlflow_experiment)
+    with prefect_session(services) as api_url:
+        if config.device == "cpu":  # trains in this process
+            report = _run(train_codec, config, tracking)
+        else:  # a task on a GPU worker of the cluster (the stack's, or a LocalCluster on this host)
+            from mvarchive.flows.runtime import run_on_dask
+
+            report = _run(run_on_dask, train_codec, services, api_url, config=config, tracking=tracking)
     final = report.result.final
     if report.result.resumed_from is not None:
         out.print(f"resumed from step {report.result.resumed_from} ({output_dir / 'last.pt'})")

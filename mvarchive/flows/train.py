@@ -26,6 +26,7 @@ from mvarchive.models.evaluate import EvalSet, figures_from_point, rd_against_ba
 from mvarchive.models.registry import ModelVersionRef, register_checkpoint
 from mvarchive.progress import progress_bar
 from mvarchive.reporting import summary_markdown
+from mvarchive.tasks.worker import check_device
 from mvarchive.training import TrainConfig, TrainResult, check_resume, train_codec_loop
 from mvarchive.tracking import RunLogger, TrackingConfig, environment_params, tracked_run
 
@@ -117,6 +118,7 @@ def train_task(config: TrainConfig, tracking: TrackingConfig | None, show_progre
     baselines once, on its parent run)."""
     # refuse another run's last.pt before opening an MLflow run (no FAILED run is left behind)
     resuming = check_resume(config)
+    check_device(config.device)  # a GPU worker without a usable device fails in one line
     with tracked_run(tracking, run_name(config, verb), verb, run_tags) as logger:
         if logger:
             logger.log_params({**run_params(config, resuming), **environment_params()})
@@ -150,7 +152,20 @@ def train_task(config: TrainConfig, tracking: TrackingConfig | None, show_progre
 @flow(name="train-codec", log_prints=True)
 def train_codec(config: TrainConfig, tracking: TrackingConfig | None = None, show_progress: bool = True) -> TrainReport:
     """Train one codec (entry point for the CLI, the demo and schedules); a run started from
-    ``--init`` registers its version tagged with that parent checkpoint."""
+    ``--init`` registers its version tagged with that parent checkpoint.
+
+    On a Dask task runner a CUDA run is a task placed on a GPU worker (refused at once when no
+    worker offers one, docs/gpu.md); otherwise the training runs in the flow's process."""
+    from prefect.context import FlowRunContext
+    from prefect_dask import DaskTaskRunner
+
+    from mvarchive.infra.gpu import gpu_placement, is_cuda_device, require_gpu_for_flow
     from mvarchive.training.init import init_tags
 
-    return train_task(config, tracking, show_progress, version_tags=init_tags(config) or None)
+    tags = init_tags(config) or None
+    require_gpu_for_flow(config.device, f"training {config.codec}")
+    context = FlowRunContext.get()
+    if is_cuda_device(config.device) and isinstance(getattr(context, "task_runner", None), DaskTaskRunner):
+        with gpu_placement(config.device):
+            return train_task.submit(config, tracking, False, version_tags=tags).result()
+    return train_task(config, tracking, show_progress, version_tags=tags)

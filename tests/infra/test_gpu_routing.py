@@ -126,3 +126,29 @@ def test_archive_on_cuda_refused_without_gpu_workers(flow_env, sample_data, tmp_
     assert not dest.exists()
     with pytest.raises(ValueError, match="device 'tpu' is not one of"):
         ArchiveConfig(source=str(sample_data.stereo), dest=str(dest), untrained=True, device="tpu")
+
+
+@pytest.mark.slow
+def test_cuda_training_is_a_task_on_the_gpu_worker(gpu_cluster, flow_env, sample_data, tmp_path) -> None:
+    """`train --device cuda` on a cluster: the training task is placed on the GPU worker. The
+    fake GPU worker has no CUDA, so the task fails there in one line, and only that worker's
+    log holds the training task; nothing is trained in the flow's process."""
+    from distributed import Client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect_dask import DaskTaskRunner
+
+    from mvarchive.flows.train import train_codec
+    from mvarchive.training import TrainConfig
+
+    address, cpu_worker, gpu_worker = gpu_cluster
+    _, api_url = flow_env
+    config = TrainConfig(dataset=str(sample_data.stereo), output_dir=str(tmp_path / "ckpt"), codec="ldmic-fast",
+                         preset="tiny", steps=1, batch_size=1, crop=64, device="cuda")
+    with temporary_settings({PREFECT_API_URL: api_url}):
+        with pytest.raises(RuntimeError, match="asks for device 'cuda' but this worker has no usable CUDA device"):
+            train_codec.with_options(task_runner=DaskTaskRunner(address=address))(config, None, False)
+    with Client(address) as client:
+        seen = client.run(lambda dask_worker: sorted({str(entry[0]) for entry in dask_worker.state.log
+                                                       if "train" in str(entry[0])}))
+    assert seen[gpu_worker] and not seen[cpu_worker], seen  # task keys carry the task's name
+    assert not (tmp_path / "ckpt").exists()
