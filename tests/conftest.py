@@ -33,7 +33,8 @@ def flow_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[object,
     from prefect.settings import PREFECT_API_URL
     from prefect.testing.utilities import prefect_test_harness
 
-    from mvarchive.flows.runtime import dask_session, quiet_cluster_logs
+    from mvarchive.flows.runtime import dask_session
+    from mvarchive.infra.log_levels import quiet_cluster_logs
     from mvarchive.infra import ServicesConfig
 
     quiet_cluster_logs()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import logging
 import os
 from typing import Any, Iterator
 
@@ -50,12 +49,6 @@ def ui_url_for(api_url: str) -> str:
     """The Prefect UI address that belongs to an API URL (``http://host:port/api`` -> ``http://host:port``)."""
     base = api_url.rstrip("/")
     return base[: -len("/api")] if base.endswith("/api") else base
-
-
-def quiet_cluster_logs() -> None:
-    """Dask logs every worker start and stop at INFO; users need warnings only."""
-    for name in ("distributed", "distributed.scheduler", "distributed.nanny", "distributed.worker", "distributed.core"):
-        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def run_on_dask(flow: Any, services: ServicesConfig, api_url: str, **parameters: Any) -> Any:
