@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from prefect import task
 
 from mvarchive.codecs import CodecRef
-from mvarchive.codecs.base import AnalysisPlacement
 from mvarchive.datasets import GroupRef, load_group
 from mvarchive.integrity import Fingerprint
 from mvarchive.metrics import group_metrics, to_tensor, to_uint8
@@ -62,11 +61,10 @@ def encode_shard_fn(job: EncodeShardJob) -> ShardResult:
         raise ValueError(f"shard {job.shard_id}: {len(job.groups)} groups but {len(digests)} digests")
     check_device(job.device)
     threads = prepare_torch()
-    codec = codec_on_worker(job.codec)
+    # analysis on job.device, coding and synthesis canonical CPU (docs/gpu.md); kept per worker
+    encoder = codec_on_worker(job.codec, job.device)
     records = []
     source_options = as_options(job.source_options).reveal()
-    placement = AnalysisPlacement.for_device(job.device)
-    encoder = codec.analysis_encoder(placement)  # coding and synthesis stay canonical CPU (docs/gpu.md)
     for index, (group, digest) in enumerate(zip(job.groups, digests)):
         views = load_group(group, source_options, job.max_pixels)
         started = time.perf_counter()

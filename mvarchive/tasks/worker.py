@@ -44,15 +44,24 @@ def check_device(device: str) -> None:
         )
 
 
-def codec_on_worker(ref: CodecRef) -> MultiViewCodec:
-    """Load a codec once per worker process and keep it, keyed by its reference."""
+def codec_on_worker(ref: CodecRef, device: str = "cpu") -> MultiViewCodec:
+    """Load a codec once per worker process and keep it, keyed by its reference; with a
+    ``device`` other than the canonical CPU, its encoder with the analysis transforms on that
+    device (:meth:`MultiViewCodec.analysis_encoder`), also built once, not per shard."""
+    from mvarchive.codecs.base import AnalysisPlacement
+
+    placement = AnalysisPlacement.for_device(device)
     try:
         from distributed import get_worker
 
         holder = get_worker()
     except (ImportError, ValueError):
-        return ref.load()  # not on a Dask worker (e.g. tests calling .fn directly)
+        return ref.load().analysis_encoder(placement)  # not on a Dask worker (e.g. tests calling .fn directly)
     cache = holder.__dict__.setdefault("_mvarchive_codecs", {})
     if ref not in cache:
         cache[ref] = ref.load()
-    return cache[ref]
+    if placement.canonical:
+        return cache[ref]
+    if (ref, device) not in cache:
+        cache[(ref, device)] = cache[ref].analysis_encoder(placement)
+    return cache[(ref, device)]
