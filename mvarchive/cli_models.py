@@ -58,6 +58,23 @@ def _number(text: str | None, digits: int) -> str:
         return "-"
 
 
+def versions_table(rows: list[dict[str, Any]], title: str) -> Any:
+    """``models list`` as an 80-column table (``--json`` has every tag)."""
+    from mvarchive.terminal import compact_table, number, text
+
+    from mvarchive.models.registry import MODEL_NAME_PREFIX
+
+    table = compact_table([text("codec"), number("ver-\nsion"), text("aliases"), number("λ"), number("bpp"),
+                           number("PSNR"), text("measured\non"), number("digest"), number("created")], title=title)
+    for row in rows:
+        tags = row["tags"]
+        table.add_row(row["name"].removeprefix(MODEL_NAME_PREFIX), row["version"], ", ".join(f"@{a}" for a in row["aliases"]),
+                      tags.get("lmbda", "-"), _number(tags.get("bpp"), 4), _number(tags.get("psnr"), 2),
+                      Path(tags.get("eval_dataset", "-").rstrip("/")).name, tags.get("weights_digest", "")[:12],
+                      str(row["created"]).replace("T", " ")[:16])
+    return table
+
+
 def _version_rows(tracking_uri: str, name: str | None) -> list[dict[str, Any]]:
     from mvarchive.models.registry import MODEL_NAME_PREFIX, registry_client
 
@@ -90,20 +107,9 @@ def list_command(
     if json_output:
         print(json.dumps(rows, indent=2))
         return
-    from rich.table import Table
-
     from mvarchive.cli import out
 
-    table = Table(title=f"registered codec versions ({services.resolved_mlflow_uri()})")
-    for column in ("name", "version", "aliases", "λ", "bpp", "PSNR", "measured on", "digest", "created"):
-        table.add_column(column, justify="right" if column in ("version", "λ", "bpp", "PSNR") else "left")
-    for row in rows:
-        tags = row["tags"]
-        table.add_row(row["name"], row["version"], ", ".join(f"@{a}" for a in row["aliases"]),
-                      tags.get("lmbda", "-"), _number(tags.get("bpp"), 4), _number(tags.get("psnr"), 2),
-                      Path(tags.get("eval_dataset", "-").rstrip("/")).name, tags.get("weights_digest", "")[:12],
-                      row["created"])
-    out.print(table if rows else "no registered versions yet: `mvarchive train` registers one per run")
+    out.print(versions_table(rows, f"registered codec versions ({services.resolved_mlflow_uri()})") if rows else "no registered versions yet: `mvarchive train` registers one per run")
 
 
 @models_app.command("show")

@@ -9,7 +9,6 @@ line. Prefect, torch and MLflow are imported inside the commands only.
 from __future__ import annotations
 
 import json
-import sys
 from typing import Annotated, Any, Optional
 
 import typer
@@ -104,17 +103,22 @@ def list_(
     if json_output:
         print(json.dumps([row.as_json() for row in rows], indent=2))
         return
-    from rich.console import Console
-    from rich.table import Table
+    from mvarchive.terminal import stdout_console
 
-    table = Table(title="mvarchive schedules")
-    for column in ("name", "schedule", "active", "source", "dest", "model", "next run", "last run"):
-        table.add_column(column)
+    stdout_console().print(schedules_table(rows))
+
+
+def schedules_table(rows: list[Any]) -> Any:
+    """``schedule list`` as an 80-column table (``--json`` for scripts)."""
+    from mvarchive.terminal import compact_table, text
+
+    table = compact_table([text(c) for c in ("name", "schedule", "active", "source", "dest", "model", "next run",
+                                             "last run")], title="mvarchive schedules")
     for row in rows:
         last = f"{row.last_state} {row.last_run}" if row.last_state else "-"
         table.add_row(row.name, row.schedule, "yes" if row.active else "paused", row.source, row.dest, row.model,
                       row.next_run or "-", last)
-    Console(width=None if sys.stdout.isatty() else 160).print(table)
+    return table
 
 
 @schedule_app.command("remove")

@@ -11,6 +11,8 @@ baselines on the parent MLflow run. See docs/training.md.
 
 from __future__ import annotations
 
+import json
+
 import os
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -91,6 +93,7 @@ def train_command(
     compile_model: Annotated[bool, typer.Option("--compile", help="torch.compile the model (slow start, faster steps on GPU).")] = False,
     loader_workers: Annotated[int, typer.Option(help="DataLoader processes preparing crops (0: in the training process).")] = 0,
     world_size: Annotated[int, typer.Option(help="Data-parallel (DDP) processes on one machine: one per GPU, gloo on CPU.")] = 1,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the result (a sweep: every λ and its BD) as JSON.")] = False,
 ) -> None:
     """Train a codec (Prefect flow); each rate point is registered as a version of mvarchive-<codec> in MLflow.
 
@@ -153,7 +156,7 @@ def train_command(
 
     _run(parse_baselines, eval_baselines)
     if sweep:
-        _train_sweep(config, lmbdas, services)
+        _train_sweep(config, lmbdas, services, json_output)
         return
     from mvarchive.flows.runtime import prefect_session
     from mvarchive.flows.train import train_codec
@@ -168,6 +171,11 @@ def train_command(
 
             report = _run(run_on_dask, train_codec, services, api_url, config=config, tracking=tracking)
     final = report.result.final
+    if json_output:
+        print(json.dumps({"checkpoint": str(report.result.checkpoint), "weights_digest": report.result.weights_digest,
+                          "steps": report.result.steps, "resumed_from": report.result.resumed_from,
+                          "final": final, "model_uri": report.model_uri}, indent=2, default=str))
+        return
     if report.result.resumed_from is not None:
         out.print(f"resumed from step {report.result.resumed_from} ({output_dir / 'last.pt'})")
     out.print(f"checkpoint {report.result.checkpoint} (weights {report.result.weights_digest[:12]}) after "
@@ -201,7 +209,7 @@ def _apply_finetune_defaults(ctx: typer.Context, config: Any, defaults: dict[str
                       highlight=False)
 
 
-def _train_sweep(config: Any, lmbdas: list[float], services: Any) -> None:
+def _train_sweep(config: Any, lmbdas: list[float], services: Any, json_output: bool = False) -> None:
     """Run the train-sweep flow on Dask and print its table and BD-rates."""
     from mvarchive.cli import _fail, _run, out
     from mvarchive.flows.runtime import prefect_session, run_on_dask
@@ -223,23 +231,36 @@ def _train_sweep(config: Any, lmbdas: list[float], services: Any) -> None:
             report = _run(run_on_dask, train_sweep, services, api_url, config=sweep, tracking=tracking)
         except NoGpuWorkerError as exc:
             _fail(str(exc).removeprefix("error: "))
+    if json_output:
+        print(json.dumps({
+            "codec": config.codec, "preset": config.preset, "parent_run_id": report.parent_run_id,
+            "points": [{"lmbda": p.lmbda, "figures": p.figures, "model_uri": p.model_uri, "reused": p.reused,
+                        "worker": p.worker} for p in report.points],
+            "bd": {name: bd.to_dict() for name, bd in report.bd.items()},
+            "unavailable": dict(report.evaluation.unavailable),
+        }, indent=2, default=str))
+        return
     out.print(f"sweep {config.codec}:{config.preset}, {len(report.points)} λ on {len(report.evaluation.groups)} groups "
               f"of {config.eval_dataset or config.dataset} (parent MLflow run {report.parent_run_id}):")
-    from rich.table import Table
-
-    table = Table(show_edge=False)
-    for column in ("λ", "bpp", "PSNR dB", "MS-SSIM", "model", "worker"):
-        table.add_column(column)
-    for p in report.points:
-        f = p.figures
-        table.add_row(f"{p.lmbda:g}", f"{f['bpp']:.4f}", f"{f['psnr']:.2f}", f"{f['ms_ssim']:.4f}",
-                      (p.model_uri or "-") + (" (reused)" if p.reused else ""), p.worker)
-    out.print(table)
+    out.print(sweep_table(report.points))
     for name, bd in report.bd.items():
         out.print(f"BD-rate against {name}: {_percent(bd.bd_rate_psnr)} (PSNR; {bd.overlap_psnr:.0%} of the PSNR range "
                   f"shared), {_percent(bd.bd_rate_ms_ssim)} (MS-SSIM)" + (f": {bd.note}" if bd.note else ""))
     for name, reason in report.evaluation.unavailable.items():
         out.print(f"{name}: unavailable ({reason})")
+
+
+def sweep_table(points: list[Any]) -> Any:
+    """One row per λ of a sweep (80 columns: the model URI and worker fold)."""
+    from mvarchive.terminal import compact_table, number, text
+
+    table = compact_table([number("λ"), number("bpp"), number("PSNR dB"), number("MS-SSIM"), text("model"),
+                           text("worker")])
+    for p in points:
+        f = p.figures
+        table.add_row(f"{p.lmbda:g}", f"{f['bpp']:.4f}", f"{f['psnr']:.2f}", f"{f['ms_ssim']:.4f}",
+                      (p.model_uri or "-") + (" (reused)" if p.reused else ""), p.worker)
+    return table
 
 
 def _percent(value: float) -> str:

@@ -8,6 +8,8 @@ from typing import Iterable, Sequence
 import numpy as np
 from rich.table import Table
 
+from mvarchive.terminal import compact_table, number, text
+
 from mvarchive.storage import METRIC_COLUMNS, ArchiveReader, IndexRow
 
 SUMMARY_COLUMNS = ("groups", "views", "bpp", "psnr", "ms_ssim", "encode_s", "decode_s")
@@ -62,12 +64,13 @@ def summary_markdown(rows: Sequence[tuple[str, dict[str, float]]], columns: Iter
     return "\n".join(lines) + "\n"
 
 
+HEADERS = {"ms_ssim": "MS-SSIM", "psnr": "PSNR dB", "encode_s": "encode s", "decode_s": "decode s"}
+
+
 def summary_table(rows: Sequence[tuple[str, dict[str, float]]], title: str, columns: Iterable[str] = SUMMARY_COLUMNS) -> Table:
+    """The terminal form of :func:`summary_markdown` (fits 80 columns: names fold, numbers stay whole)."""
     columns = list(columns)
-    table = Table(title=title)
-    table.add_column("codec", no_wrap=True)
-    for c in columns:
-        table.add_column(c, justify="right")
+    table = compact_table([text("codec"), *(number(HEADERS.get(c, c).replace(" ", "\n")) for c in columns)], title=title)
     for name, values in rows:
         table.add_row(name, *(_fmt(c, values.get(c)) for c in columns))
     return table

@@ -1,10 +1,17 @@
-"""Terminal tables of an evaluation (rich): every rate point, and one row per codec with its BD."""
+"""Terminal tables of an evaluation: every rate point, and one row per codec with its BD.
+
+Both fit an 80-column terminal (see :mod:`mvarchive.terminal`); ``--json`` prints everything.
+"""
 
 from __future__ import annotations
 
 import math
 
+from rich.console import Group
 from rich.table import Table
+from rich.text import Text
+
+from mvarchive.terminal import compact_table, footnotes, number, text
 
 from .evaluate import EvaluationResult
 
@@ -19,11 +26,10 @@ def _f(value: float | None, digits: int, signed: bool = False, unit: str = "") -
 
 def rd_table(result: EvaluationResult, title: str | None = None) -> Table:
     """One row per rate point: bpp, PSNR, MS-SSIM (and in dB), per-view gap, times per megapixel."""
-    table = Table(title=title or f"rate-distortion points on {result.dataset}")
-    for column in ("codec", "setting"):
-        table.add_column(column, no_wrap=True)
-    for column in ("bpp", "PSNR dB", "MS-SSIM", "MS-SSIM dB", "view gap dB", "enc s/MP", "dec s/MP"):
-        table.add_column(column, justify="right")
+    table = compact_table([
+        text("codec"), text("setting"), number("bpp"), number("PSNR\ndB"), number("MS-SSIM"), number("MS-SSIM\ndB"),
+        number("view\ngap dB"), number("enc\ns/MP"), number("dec\ns/MP"),
+    ], title=title or f"rate-distortion points on {result.dataset}")
     for curve in result.curves:
         for i, p in enumerate(curve.points):
             s = p.summary
@@ -36,14 +42,15 @@ def rd_table(result: EvaluationResult, title: str | None = None) -> Table:
     return table
 
 
-def codec_table(result: EvaluationResult, title: str | None = None) -> Table:
-    """One row per codec: BD against the anchor (interpolation named), mean view gap, mean times."""
-    table = Table(title=title or f"BD against {result.anchor} ({result.bd_method} interpolation, bjontegaard)")
-    table.add_column("codec", no_wrap=True)
-    for column in ("points", "BD-rate PSNR", "BD-PSNR", "BD-rate MS-SSIM", "BD-MS-SSIM", "view gap dB",
-                   "enc s/MP", "dec s/MP"):
-        table.add_column(column, justify="right")
-    table.add_column("note")
+def codec_table(result: EvaluationResult, title: str | None = None) -> Group:
+    """One row per codec: BD against the anchor and the mean view gap (times per point are in
+    :func:`rd_table`); notes (the
+    interpolation's caveats, why a baseline is unavailable) as footnotes under the table."""
+    table = compact_table([
+        text("codec"), number("points"), number("BD-rate\nPSNR"), number("BD-PSNR"), number("BD-rate\nMS-SSIM"),
+        number("BD-MS-\nSSIM"), number("view\ngap dB"), text(""),
+    ], title=title or f"BD against {result.anchor} ({result.bd_method} interpolation, bjontegaard)")
+    rows, notes = [], []
     for curve in result.curves:
         series = curve.series()
 
@@ -57,11 +64,16 @@ def codec_table(result: EvaluationResult, title: str | None = None) -> Table:
         elif bd is None:
             cells, note = ["-"] * 4, "no anchor curve"
         else:
-            cells = [_f(bd.bd_rate_psnr, 2, True, " %"), _f(bd.bd_psnr, 2, True, " dB"),
-                     _f(bd.bd_rate_ms_ssim, 2, True, " %"), _f(bd.bd_ms_ssim_db, 2, True, " dB")]
+            cells = [_f(bd.bd_rate_psnr, 1, True, " %"), _f(bd.bd_psnr, 2, True),
+                     _f(bd.bd_rate_ms_ssim, 1, True, " %"), _f(bd.bd_ms_ssim_db, 2, True)]
             note = bd.note
-        table.add_row(curve.name, str(len(curve.points)), *cells, _f(mean("psnr_gap"), 2),
-                      _f(mean("encode_s_per_mpix"), 3), _f(mean("decode_s_per_mpix"), 3), note)
+        rows.append([curve.name, str(len(curve.points)), *cells, _f(mean("psnr_gap"), 2)])
+        notes.append(f"{curve.name}: {note}" if note else "")
     for name, reason in result.unavailable.items():
-        table.add_row(name, "0", "-", "-", "-", "-", "-", "-", "-", f"unavailable: {reason}")
-    return table
+        rows.append([name, "0", "-", "-", "-", "-", "-"])
+        notes.append(f"{name} unavailable: {reason}")
+    marks, lines = footnotes(notes)
+    for row, mark in zip(rows, marks):
+        table.add_row(*row, mark)
+    lines.append("BD-PSNR and BD-MS-SSIM in dB; negative BD-rate = fewer bits than the anchor")
+    return Group(table, *(Text(line) for line in lines))
