@@ -2,7 +2,8 @@
 
 Sample data from photographs shipped in scikit-image -> train LDMIC-fast and the
 single-view baseline briefly (same steps) -> archive both sample datasets with each ->
-restore -> one table, plus where to look.
+restore -> one table, with JPEG and x265-intra at LDMIC-fast's bit rate on each dataset
+beside the learned codecs, plus where to look.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from mvarchive.datasets import build_sample_datasets
+from mvarchive.datasets import build_sample_datasets, discover_dataset
+from mvarchive.evaluation.baselines import BaselineError
+from mvarchive.evaluation.matched import match_rate
 from mvarchive.infra import ServicesConfig, mlflow_ui_command
 from mvarchive.reporting import summary_markdown, summary_table
 from mvarchive.training import TrainConfig
@@ -45,6 +48,7 @@ class DemoConfig:
     lr_schedule: str = "paper"
     preset: str = "tiny"
     codecs: tuple[str, ...] = ("ldmic-fast", "single-view-mbt2018-mean")
+    baselines: tuple[str, ...] = ("jpeg", "x265-intra")  # at the first codec's bit rate, per dataset
     shard_size: int = 2
 
     def train_config(self, dataset: str, output_dir: str, codec: str) -> TrainConfig:
@@ -86,11 +90,31 @@ def run_demo(config: DemoConfig, services: ServicesConfig, console: Console) -> 
                                           config=RestoreConfig(archive=str(archive), out=str(restored), overwrite=True),
                                           tracking=tracking)
                     rows.append((f"{codec} / {name}", {**encoded.summary, "decode_s": decoded.decode_s}))
+                    if codec == config.codecs[0]:
+                        rows += matched_baselines(config, path, name, encoded.summary["bpp"], console)
     console.print(summary_table(rows, title="mvarchive demo (bpp from real bitstream bytes)"))
     (root / "summary.md").write_text(summary_markdown(rows))
     console.print(f"archives:       {root / 'archives'}")
     console.print(f"restored:       {root / 'restored'}")
     console.print(f"checkpoints:    {root / 'checkpoints'}")
     console.print(f"summary table:  {root / 'summary.md'}")
-    console.print(f"MLflow UI:      {mlflow_ui_command(services.resolved_mlflow_uri())}")
+    console.print("MLflow UI (paste the next line):")
+    console.print(mlflow_ui_command(services.resolved_mlflow_uri()), soft_wrap=True, highlight=False, markup=False)
+    return rows
+
+
+def matched_baselines(config: DemoConfig, dataset: Path, name: str, bpp: float,
+                      console: Console) -> list[tuple[str, dict[str, float]]]:
+    """The demo's classical codecs at ``bpp`` on ``dataset``: one row each, or a line saying why
+    a baseline cannot run here (its tool is missing)."""
+    groups = discover_dataset(str(dataset)).groups
+    rows = []
+    for baseline in config.baselines:
+        console.print(f"      {baseline} at {config.codecs[0]}'s {bpp:.3f} bpp on {name}")
+        try:
+            point = match_rate(baseline, groups, bpp)
+        except BaselineError as exc:
+            console.print(f"      {baseline}: unavailable ({exc})", highlight=False)
+            continue
+        rows.append((f"{baseline} ({point.label}) / {name}", point.summary))
     return rows
