@@ -17,13 +17,15 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.console import Console
 
+from mvarchive.terminal import stdout_console
+
 app = typer.Typer(
     help="Archive multi-camera image datasets with learned multi-view codecs, and restore them.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-out = Console(width=None if sys.stdout.isatty() else 132)
+out = stdout_console()
 err = Console(stderr=True, soft_wrap=True)
 
 
@@ -117,51 +119,32 @@ def main_options(
     }
 
 
-def _parameter_counts(name: str, preset: str) -> dict[str, int]:
-    """Parameter counts without allocating or initialising weights (the meta device) where the
-    codec can be built there; CompressAI's entropy models hold CPU constants, so those build on CPU."""
-    import torch
-
-    from mvarchive.codecs import create_codec
-
-    try:
-        with torch.device("meta"):
-            return create_codec(name, preset).parameter_counts()
-    except (RuntimeError, NotImplementedError):
-        return create_codec(name, preset).parameter_counts()
-
-
 @app.command()
-def codecs(json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+def codecs(
+    ctx: typer.Context,
+    json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
     """List registered codecs with presets, accepted view counts and parameter counts."""
-    from mvarchive.codecs import list_codecs
+    from mvarchive.codec_catalog import catalog
+    from mvarchive.terminal import compact_table, number, text
 
-    rows = []
-    for spec in list_codecs():
-        presets = {}
-        for preset in spec.presets:
-            counts = _parameter_counts(spec.name, preset)
-            presets[preset] = {"config": asdict(spec.presets[preset]), "parameters": counts}
-        rows.append({
-            "name": spec.name, "id": spec.codec_id, "description": spec.description,
-            "min_views": spec.min_views, "max_views": spec.max_views, "presets": presets,
-        })
+    rows = catalog(_services(ctx).home / "cache")
     if json_output:
         print(json.dumps(rows, indent=2))
         return
-    from rich.table import Table
-
-    table = Table(title="registered codecs")
-    for column in ("name", "id", "views", "preset", "encoder", "decoder", "total", "description"):
-        table.add_column(column)
+    table = compact_table([text("name"), number("id"), number("views"), text("preset"), number("encoder"),
+                           number("decoder"), number("total")], title="registered codecs (parameters)")
     for row in rows:
         views = f"{row['min_views']}+" if row["max_views"] is None else f"{row['min_views']}-{row['max_views']}"
-        for preset, info in row["presets"].items():
+        for i, (preset, info) in enumerate(row["presets"].items()):
             p = info["parameters"]
             fmt = lambda k: f"{p[k] / 1e6:.2f} M" if k in p else "-"  # noqa: E731
-            table.add_row(row["name"], str(row["id"]), views, preset, fmt("encoder"), fmt("decoder"), fmt("total"),
-                          row["description"] if preset == next(iter(row["presets"])) else "")
+            table.add_row(row["name"] if i == 0 else "", str(row["id"]) if i == 0 else "", views if i == 0 else "",
+                          preset, fmt("encoder"), fmt("decoder"), fmt("total"),
+                          end_section=i == len(row["presets"]) - 1)
     out.print(table)
+    for row in rows:
+        out.print(f"{row['name']}: {row['description']}", highlight=False)
 
 
 @app.command()
@@ -182,6 +165,7 @@ def archive(
     max_pixels: Annotated[int, typer.Option(help="Largest view in pixels; bigger images are refused (memory).")] = 16_000_000,
     source_options: Annotated[Optional[str], typer.Option(help="fsspec options for SOURCE as JSON (default: MVARCHIVE_STORAGE_OPTIONS for remote URLs).")] = None,
     dest_options: Annotated[Optional[str], typer.Option(help="fsspec options for DEST as JSON.")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the run's figures as JSON instead of a table.")] = False,
 ) -> None:
     """Encode a multi-view dataset into an archive (Prefect flow, shards on Dask)."""
     from mvarchive.flows.archive import ArchiveConfig, archive_dataset, plan_archive
@@ -203,12 +187,25 @@ def archive(
         from mvarchive.flows.archive import report_drift
 
         report_drift(plan.location, plan.growth)
+        if json_output:
+            print(json.dumps({"archive": dest, "groups_added": 0, "groups_archived": plan.growth.archived,
+                              "groups_changed": len(plan.growth.changed),
+                              "groups_vanished": len(plan.growth.vanished)}, indent=2))
+            return
         out.print(f"{dest}: nothing to add ({plan.growth.archived} groups archived, "
                   f"{len(plan.growth.changed)} changed, {len(plan.growth.vanished)} no longer in the source)")
         return
     with prefect_session(services) as api_url:
         report = _run(run_on_dask, archive_dataset, services, api_url, config=config,
                       tracking=TrackingConfig(services.resolved_mlflow_uri(), services.mlflow_experiment))
+    if json_output:
+        print(json.dumps({
+            "archive": dest, "run_id": report.run_id, "mlflow_run_id": report.mlflow_run_id, "summary": report.summary,
+            "groups_added": report.groups_added, "groups_reencoded": report.groups_reencoded,
+            "groups_changed": report.groups_changed, "groups_vanished": report.groups_vanished,
+            "shards_written": report.shards_written, "shards_skipped": report.shards_skipped,
+        }, indent=2, default=str))
+        return
     out.print(summary_table([(codec, report.summary)], title=f"archive {dest}"))
     out.print(f"run {report.run_id}: {report.groups_added} group(s) encoded ({report.groups_reencoded} again), "
               f"{report.groups_changed} changed, {report.groups_vanished} no longer in the source; "
@@ -384,6 +381,7 @@ def demo(
     ctx: typer.Context,
     output_dir: Annotated[Path, typer.Option("--out", help="Where the sample data, checkpoints, archives and restored images go.")] = Path("demo-output"),
     steps: Annotated[Optional[int], typer.Option(help="Training steps per codec (default 4800 at batch 1, ~6 min of training on 2 idle cores).")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Also print the results table as JSON (last line).")] = False,
 ) -> None:
     """Build a sample dataset, train LDMIC-fast briefly, archive, restore, print the results."""
     from mvarchive.flows.demo import DemoConfig, run_demo
@@ -391,7 +389,9 @@ def demo(
     config = DemoConfig(output_dir=str(output_dir))
     if steps is not None:
         config.steps = steps
-    _run(run_demo, config, _services(ctx), out)
+    rows = _run(run_demo, config, _services(ctx), out)
+    if json_output:
+        print(json.dumps([{"row": name, **values} for name, values in rows], default=str))
 
 
 from mvarchive.cli_eval import eval_command  # noqa: E402  (uses the helpers above)
