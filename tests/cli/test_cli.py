@@ -21,8 +21,8 @@ def test_help_lists_every_command():
         assert command in result.output
 
 
-def test_codecs_json_lists_presets_views_and_parameter_counts():
-    result = runner.invoke(app, ["codecs", "--json"])
+def test_codecs_json_lists_presets_views_and_parameter_counts(tmp_path):
+    result = runner.invoke(app, ["--home", str(tmp_path), "codecs", "--json"])
     assert result.exit_code == 0, result.output
     rows = {row["name"]: row for row in json.loads(result.output)}
     assert {"ldmic", "ldmic-fast", "single-view-mbt2018-mean"} <= set(rows)
@@ -31,6 +31,8 @@ def test_codecs_json_lists_presets_views_and_parameter_counts():
     assert set(ldmic["presets"]) == {"paper", "tiny"}
     assert ldmic["presets"]["paper"]["parameters"]["encoder"] == 11_239_520
     assert ldmic["presets"]["paper"]["parameters"]["decoder"] == 15_242_531
+    again = runner.invoke(app, ["--home", str(tmp_path), "codecs", "--json"])  # from the cache: the same answer
+    assert json.loads(again.output) == json.loads(result.output) and list((tmp_path / "cache").glob("codecs-*.json"))
 
 
 def test_info_json_reads_an_archive(tmp_path, sample_data):
