@@ -13,8 +13,10 @@ import csv
 import io
 import json
 import logging
+import os
 import posixpath
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -130,13 +132,14 @@ def _pick(
     names = (wanted,) if isinstance(wanted, str) else tuple(wanted)
     if not names:
         raise DatasetError(f"{url}: empty {what} selection; pass None to keep all")
-    unknown = [n for n in names if n not in known]
+    known_set = set(known)
+    unknown = [n for n in names if n not in known_set]
     if unknown:
         raise DatasetError(
             f"{url}: unknown {what}(s) {', '.join(map(repr, unknown[:_MAX_LISTED]))}; "
             f"known {what}s: {_preview(known)}"
         )
-    dupes = sorted({n for n in names if names.count(n) > 1})
+    dupes = sorted(n for n, count in Counter(names).items() if count > 1)
     if dupes:
         raise DatasetError(f"{url}: {what}(s) selected more than once: {', '.join(dupes)}")
     return names
@@ -196,20 +199,135 @@ def _listdir(fs: AbstractFileSystem, path: str) -> list[dict[str, Any]]:
     return [e for e in entries if e["name"].rstrip("/") != root]
 
 
+@dataclass(frozen=True)
+class _Entry:
+    """One listed file or folder: its base name, filesystem path and byte size (files only)."""
+
+    name: str
+    path: str
+    is_dir: bool
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class _Tree:
+    """The dataset root's entries and, for each of its non-hidden folders, that folder's entries."""
+
+    top: list[_Entry]
+    children: dict[str, list[_Entry]]
+
+
+#: Object stores whose ``find`` lists a whole prefix in one paginated request sequence (no
+#: delimiter), instead of one listing per folder: 50,000 group folders are 50 requests, not 50,000.
+_FLAT_LISTING_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"})
+
+
+def _child_path(root: str, name: str) -> str:
+    return (root if root.endswith("/") else root + "/") + name
+
+
+def _scan_local(root: str) -> _Tree:
+    """Two levels of a local folder with ``os.scandir``: one system call per folder and one
+    ``stat`` per file, no per-file path normalisation. Symbolic links are followed (a linked camera
+    folder is a camera folder); a broken link reads as a 0-byte file, which discovery refuses."""
+
+    def scan(folder: str, sizes: bool) -> list[_Entry]:
+        entries = []
+        with os.scandir(folder) as it:
+            for e in it:
+                try:
+                    is_dir = e.is_dir()
+                except OSError:
+                    is_dir = False
+                size = None
+                if sizes and not is_dir:
+                    try:
+                        size = e.stat().st_size
+                    except OSError:
+                        size = 0
+                entries.append(_Entry(e.name, _child_path(folder, e.name), is_dir, size))
+        return entries
+
+    try:
+        top = scan(root, sizes=False)
+    except FileNotFoundError:
+        return _Tree([], {})
+    children = {}
+    for entry in top:
+        if entry.is_dir and not _is_hidden(entry.name):
+            try:
+                children[entry.name] = scan(entry.path, sizes=True)
+            except FileNotFoundError:  # removed while listing
+                children[entry.name] = []
+    return _Tree(top, children)
+
+
+def _scan_flat(fs: AbstractFileSystem, root: str) -> _Tree:
+    """Two levels of an object-store prefix from one recursive listing (objects deeper down
+    only show that their folder exists)."""
+    try:
+        listing = fs.find(root, withdirs=False, detail=True)
+    except FileNotFoundError:
+        return _Tree([], {})
+    root = root.rstrip("/")
+    cut = len(root) + 1
+    top: dict[str, _Entry] = {}
+    children: dict[str, dict[str, _Entry]] = {}
+    for path, info in listing.items():
+        path = path.rstrip("/")
+        if not path.startswith(root + "/"):
+            continue
+        parts = path[cut:].split("/", 2)
+        if len(parts) == 1:
+            top[parts[0]] = _Entry(parts[0], path, False, info.get("size"))
+            continue
+        folder = parts[0]
+        if folder not in top or not top[folder].is_dir:
+            top[folder] = _Entry(folder, f"{root}/{folder}", True)
+        inside = children.setdefault(folder, {})
+        if len(parts) == 2:
+            inside[parts[1]] = _Entry(parts[1], path, False, info.get("size"))
+        elif parts[1] not in inside:
+            inside[parts[1]] = _Entry(parts[1], f"{root}/{folder}/{parts[1]}", True)
+    return _Tree(list(top.values()), {
+        name: list(entries.values()) for name, entries in children.items() if not _is_hidden(name)
+    })
+
+
+def _scan_listing(fs: AbstractFileSystem, root: str) -> _Tree:
+    """Two levels of any other filesystem, one ``ls`` per folder."""
+
+    def entries(path: str) -> list[_Entry]:
+        return [
+            _Entry(_basename(e["name"]), e["name"].rstrip("/"), e.get("type") == "directory", e.get("size"))
+            for e in _listdir(fs, path)
+        ]
+
+    top = entries(root)
+    return _Tree(top, {e.name: entries(e.path) for e in top if e.is_dir and not _is_hidden(e.name)})
+
+
+def _scan_tree(fs: AbstractFileSystem, root: str) -> _Tree:
+    """The root folder and one level below it, the cheapest way the filesystem allows."""
+    if isinstance(fs, LocalFileSystem):
+        return _scan_local(root)
+    protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+    if _FLAT_LISTING_PROTOCOLS.intersection(protocols):
+        return _scan_flat(fs, root)
+    return _scan_listing(fs, root)
+
+
 @dataclass
 class _Folder:
     """Images directly inside one sub-folder of the dataset root, keyed by stem."""
 
     name: str
     path: str
-    images: dict[str, str]
-    sizes: dict[str, int | None]
+    images: dict[str, _Entry]
 
 
-def _scan_subfolders(
-    fs: AbstractFileSystem, root: str, url: str
-) -> tuple[list[_Folder], int]:
-    """Sub-folders of ``root`` that hold images, and the count of images at the root itself.
+def _scan_subfolders(tree: _Tree, url: str) -> tuple[list[_Folder], int]:
+    """Sub-folders of the root that hold images, and the count of images at the root itself.
 
     Hidden entries and non-image files are ignored; sub-folders without images
     are skipped with a warning so a stray ``calib/`` folder does not become a camera.
@@ -217,31 +335,28 @@ def _scan_subfolders(
     log = logging.getLogger("mvarchive.datasets")
     folders: list[_Folder] = []
     top_images = 0
-    for entry in _listdir(fs, root):
-        name = _basename(entry["name"])
-        if _is_hidden(name):
+    for entry in tree.top:
+        if _is_hidden(entry.name):
             continue
-        if entry.get("type") != "directory":
-            top_images += _is_image(name)
+        if not entry.is_dir:
+            top_images += _is_image(entry.name)
             continue
-        images: dict[str, str] = {}
-        sizes: dict[str, int | None] = {}
-        for sub in _listdir(fs, entry["name"]):
-            fname = _basename(sub["name"])
-            if sub.get("type") == "directory" or _is_hidden(fname) or not _is_image(fname):
+        images: dict[str, _Entry] = {}
+        for sub in tree.children.get(entry.name, ()):
+            fname = sub.name
+            if sub.is_dir or _is_hidden(fname) or not _is_image(fname):
                 continue
             stem = posixpath.splitext(fname)[0]
             if stem in images:
                 raise DatasetError(
-                    f"{entry['name']}: two images with the same name {stem!r}: "
-                    f"{_basename(images[stem])} and {fname}; keep only one"
+                    f"{entry.path}: two images with the same name {stem!r}: "
+                    f"{images[stem].name} and {fname}; keep only one"
                 )
-            images[stem] = sub["name"].rstrip("/")
-            sizes[stem] = sub.get("size")
+            images[stem] = sub
         if images:
-            folders.append(_Folder(name=name, path=entry["name"].rstrip("/"), images=images, sizes=sizes))
+            folders.append(_Folder(name=entry.name, path=entry.path, images=images))
         else:
-            log.warning("%s: ignoring sub-folder %r: it holds no images", url, name)
+            log.warning("%s: ignoring sub-folder %r: it holds no images", url, entry.name)
     folders.sort(key=lambda f: _natural_key(f.name))
     return folders, top_images
 
@@ -271,8 +386,11 @@ def _archive_name(path: str, root: str, fallback: str) -> str:
     return rel
 
 
-def _view(camera: str, path: str, size: int | None, root: str, loc: _Locator, fallback: str) -> ViewRef:
-    return ViewRef(camera, loc.url(path), _archive_name(path, root, fallback), size)
+def _folder_view(camera: str, folder: _Folder, stem: str, loc: _Locator) -> ViewRef:
+    """A view found in a sub-folder of the root: its archive name is ``folder/file`` as listed
+    (what ``relpath`` from the root would give, without normalising 100,000 paths)."""
+    entry = folder.images[stem]
+    return ViewRef(camera, loc.url(entry.path), f"{folder.name}/{entry.name}", entry.size)
 
 
 def _safe_part(name: str) -> str:
@@ -318,7 +436,7 @@ def check_empty_files(index: "DatasetIndex") -> None:
         raise DatasetError(f"dataset {index.url}: {len(empty)} empty file(s) (0 bytes): {_summarise(empty)}")
 
 
-def _camera_folders(folders: list[_Folder], url: str, loc: _Locator, root: str) -> DatasetIndex:
+def _camera_folders(folders: list[_Folder], url: str, loc: _Locator) -> DatasetIndex:
     """ROOT/<camera>/<frame>.<ext>: a group is a frame stem present in every camera."""
     cameras = tuple(f.name for f in folders)
     stems = sorted({s for f in folders for s in f.images}, key=_natural_key)
@@ -332,17 +450,11 @@ def _camera_folders(folders: list[_Folder], url: str, loc: _Locator, root: str) 
             f"camera-folders dataset {url}: {len(problems)} incomplete group(s): "
             + _summarise(problems)
         )
-    groups = tuple(
-        GroupRef(stem, tuple(
-            _view(f.name, f.images[stem], f.sizes[stem], root, loc, f"{_safe_part(f.name)}/{_safe_part(stem)}")
-            for f in folders
-        ))
-        for stem in stems
-    )
+    groups = tuple(GroupRef(stem, tuple(_folder_view(f.name, f, stem, loc) for f in folders)) for stem in stems)
     return DatasetIndex(url=url, layout="camera-folders", cameras=cameras, groups=groups)
 
 
-def _group_folders(folders: list[_Folder], url: str, loc: _Locator, root: str) -> DatasetIndex:
+def _group_folders(folders: list[_Folder], url: str, loc: _Locator) -> DatasetIndex:
     """ROOT/<group>/<camera>.<ext>: each folder is a group, each file stem a camera."""
     counts: dict[str, int] = {}
     for f in folders:
@@ -363,12 +475,7 @@ def _group_folders(folders: list[_Folder], url: str, loc: _Locator, root: str) -
             f"group-folders dataset {url}: {len(problems)} incomplete group(s): "
             f"{_summarise(problems)}. Cameras seen: {seen}"
         )
-    groups = tuple(
-        GroupRef(f.name, tuple(
-            _view(c, f.images[c], f.sizes[c], root, loc, f"{_safe_part(f.name)}/{_safe_part(c)}") for c in cameras
-        ))
-        for f in folders
-    )
+    groups = tuple(GroupRef(f.name, tuple(_folder_view(c, f, c, loc) for c in cameras)) for f in folders)
     return DatasetIndex(url=url, layout="group-folders", cameras=cameras, groups=groups)
 
 
@@ -462,8 +569,7 @@ def _manifest(
     else:
         entries = _parse_manifest_csv(text, where)
 
-    names = [g for g, _ in entries]
-    dupes = sorted({n for n in names if names.count(n) > 1})
+    dupes = sorted(n for n, count in Counter(g for g, _ in entries).items() if count > 1)
     if dupes:
         raise DatasetError(f"manifest {where}: group(s) listed more than once: {', '.join(dupes)}")
 
@@ -609,21 +715,22 @@ def _discover_folder(
     opts: dict[str, Any],
 ) -> DatasetIndex:
     """Dispatch a dataset folder to its layout reader, detecting it when ``auto``."""
+    tree = _scan_tree(fs, root)
     if layout in ("auto", "manifest"):
-        top = {_basename(e["name"]): e for e in _listdir(fs, root) if e.get("type") == "file"}
+        top = {e.name: e for e in tree.top if not e.is_dir}
         found = [n for n in MANIFEST_NAMES if n in top]
         if len(found) > 1:
             raise DatasetError(
                 f"{url} holds both {' and '.join(found)}; pass the URL of the one to use"
             )
         if found:
-            return _manifest(fs, top[found[0]]["name"].rstrip("/"), url, loc, opts)
+            return _manifest(fs, top[found[0]].path, url, loc, opts)
         if layout == "manifest":
             raise DatasetError(
                 f"no manifest under {url}: expected one of {', '.join(MANIFEST_NAMES)}"
             )
 
-    folders, top_images = _scan_subfolders(fs, root, url)
+    folders, top_images = _scan_subfolders(tree, url)
     if not folders:
         raise _no_images(url, top_images)
     if layout == "auto":
@@ -644,5 +751,5 @@ def _discover_folder(
                 "pass layout='camera-folders' or 'group-folders'"
             )
     if layout == "camera-folders":
-        return _camera_folders(folders, url, loc, root)
-    return _group_folders(folders, url, loc, root)
+        return _camera_folders(folders, url, loc)
+    return _group_folders(folders, url, loc)
