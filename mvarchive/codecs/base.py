@@ -44,7 +44,7 @@ class CodecIdentity:
 class CompressedGroup(NamedTuple):
     data: bytes
     latents: dict[str, np.ndarray]
-    x_hat: torch.Tensor  # (K, 3, H, W) in [0, 1], cropped to the original size
+    x_hat: torch.Tensor | None  # (K, 3, H, W) in [0, 1], cropped to the original size; None: not asked for
     payload_bytes: int
 
 
@@ -59,7 +59,7 @@ class CodedStreams(NamedTuple):
 
     streams: list[bytes]
     latents: dict[str, torch.Tensor]  # integer tensors with a leading view axis
-    x_hat: torch.Tensor  # (K, 3, Hp, Wp)
+    x_hat: torch.Tensor | None  # (K, 3, Hp, Wp); None when the encoder was asked for no reconstruction
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,7 @@ class MultiViewCodec(CompressionModel):
         self.identity: CodecIdentity | None = None
 
     # --- to implement -------------------------------------------------------------------
-    def _encode_padded(self, x: torch.Tensor) -> CodedStreams:
+    def _encode_padded(self, x: torch.Tensor, reconstruct: bool = True) -> CodedStreams:
         raise NotImplementedError
 
     def _decode_padded(self, streams: tuple[bytes, ...], num_views: int, size: tuple[int, int]) -> CodedStreams:
@@ -284,20 +284,25 @@ class MultiViewCodec(CompressionModel):
         return self.identity.codec_id, header
 
     @torch.no_grad()
-    def compress(self, views: torch.Tensor) -> CompressedGroup:  # type: ignore[override]
-        """Code one group ``(K, 3, H, W)`` in [0, 1] into a container byte string."""
+    def compress(self, views: torch.Tensor, *, reconstruct: bool = True) -> CompressedGroup:  # type: ignore[override]
+        """Code one group ``(K, 3, H, W)`` in [0, 1] into a container byte string.
+
+        ``reconstruct=False`` skips the synthesis transform (often most of the encode time):
+        the bytes and latents are the same, ``x_hat`` is None. Callers that need no
+        encoder-side reconstruction (no pixel digest, no quality metric) use it.
+        """
         if views.dim() != 4 or views.shape[1] != 3:
             raise ValueError(f"expected (K, 3, H, W) views, got shape {tuple(views.shape)}")
         self.check_views(views.shape[0])
         self.require_tables()
         num_views, _, height, width = views.shape
         codec_id, header = self._header(num_views, height, width)
-        coded = self._encode_padded(pad_to_multiple(views, self.pad_multiple))
+        coded = self._encode_padded(pad_to_multiple(views, self.pad_multiple), reconstruct=reconstruct)
         data = bitstream.pack(codec_id, header, coded.streams)
         return CompressedGroup(
             data=data,
             latents={k: v.cpu().numpy().astype(np.int32) for k, v in coded.latents.items()},
-            x_hat=crop_to(coded.x_hat, height, width).clamp_(0, 1),
+            x_hat=None if coded.x_hat is None else crop_to(coded.x_hat, height, width).clamp_(0, 1),
             payload_bytes=sum(len(s) for s in coded.streams),
         )
 

@@ -503,7 +503,7 @@ class BiSIC(MultiViewCodec):
         }
 
     # --- coding -------------------------------------------------------------------------
-    def _encode_padded(self, x: torch.Tensor) -> CodedStreams:
+    def _encode_padded(self, x: torch.Tensor, reconstruct: bool = True) -> CodedStreams:
         self.check_views(x.shape[0])
         y = self.analysis(x)
         z = self.h_a(y)
@@ -514,7 +514,7 @@ class BiSIC(MultiViewCodec):
             y_symbols, y_hat, y_strings = self.entropy_model.encode(y, h_mu, h_sigma, self.gaussian_conditional)
         streams = [*z_strings, *y_strings]
         latents = {"y": y_symbols, "z": torch.round(z_hat - self._z_medians()).int()}
-        return CodedStreams(streams, latents, self.synthesis(y_hat))
+        return CodedStreams(streams, latents, self.synthesis(y_hat) if reconstruct else None)
 
     def _decode_padded(self, streams, num_views, size):
         if num_views != VIEWS:

@@ -389,7 +389,7 @@ class CAMSIC(MultiViewCodec):
         }
 
     # --- coding -----------------------------------------------------------------------------
-    def _encode_padded(self, x: torch.Tensor) -> CodedStreams:
+    def _encode_padded(self, x: torch.Tensor, reconstruct: bool = True) -> CodedStreams:
         num_views = x.shape[0]
         y_all = self.g_a(x)
         z_all = self.h_a(y_all)
@@ -407,7 +407,7 @@ class CAMSIC(MultiViewCodec):
             y_hats.append(y_hat)
             z_hats.append(z_hat)
             prior = y_hat
-        return self._result(streams, y_symbols, y_hats, z_hats)
+        return self._result(streams, y_symbols, y_hats, z_hats, reconstruct)
 
     def _decode_padded(self, streams, num_views, size):
         if len(streams) != 2 * num_views:
@@ -427,10 +427,10 @@ class CAMSIC(MultiViewCodec):
             prior = y_hat
         return self._result(list(streams), y_symbols, y_hats, z_hats)
 
-    def _result(self, streams, y_symbols, y_hats, z_hats) -> CodedStreams:
+    def _result(self, streams, y_symbols, y_hats, z_hats, reconstruct: bool = True) -> CodedStreams:
         z_hat = torch.cat(z_hats)
         latents = {"y": torch.stack(y_symbols), "z": torch.round(z_hat - self._z_medians()).int()}
-        return CodedStreams(streams, latents, self.g_s(torch.cat(y_hats)))
+        return CodedStreams(streams, latents, self.g_s(torch.cat(y_hats)) if reconstruct else None)
 
     def parameter_counts(self) -> dict[str, int]:
         """Breakdown as in the reference §4.10; encoder = g_a + hyperprior + entropy model,

@@ -334,12 +334,15 @@ class ECSIC(MultiViewCodec):
         }
 
     # --- coding -------------------------------------------------------------------------
-    def _finish(self, streams: list[bytes], symbols: list[torch.Tensor], y_left, y_right) -> CodedStreams:
-        x_left, x_right = self.decoder(y_left, y_right)
+    def _finish(self, streams: list[bytes], symbols: list[torch.Tensor], y_left, y_right,
+                reconstruct: bool = True) -> CodedStreams:
         latents = {"y": torch.cat(symbols[2:]), "z": torch.cat(symbols[:2])}
+        if not reconstruct:
+            return CodedStreams(streams, latents, None)
+        x_left, x_right = self.decoder(y_left, y_right)
         return CodedStreams(streams, latents, torch.cat([x_left, x_right]))
 
-    def _encode_padded(self, x: torch.Tensor) -> CodedStreams:
+    def _encode_padded(self, x: torch.Tensor, reconstruct: bool = True) -> CodedStreams:
         values = self._analyze(x[0:1], x[1:2])
         tables = CdfTables.of(self.laplace)
         encoders = [BufferedRansEncoder() for _ in range(4)]
@@ -353,7 +356,7 @@ class ECSIC(MultiViewCodec):
         with single_threaded():
             y_left, y_right = self.entropy_chain(values[0].shape, step)
         streams = [encoder.flush() for encoder in encoders]
-        return self._finish(streams, symbols, y_left, y_right)
+        return self._finish(streams, symbols, y_left, y_right, reconstruct)
 
     def _decode_padded(self, streams, num_views, size):
         if num_views != 2 or len(streams) != 4:

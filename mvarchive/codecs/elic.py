@@ -171,7 +171,7 @@ class SingleViewElic(MultiViewCodec):
     def _latents(self, y_hat: torch.Tensor, z_hat: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"y": torch.round(y_hat).int(), "z": torch.round(z_hat - self._z_medians()).int()}
 
-    def _encode_padded(self, x: torch.Tensor) -> CodedStreams:
+    def _encode_padded(self, x: torch.Tensor, reconstruct: bool = True) -> CodedStreams:
         lc = self.model.latent_codec
         streams: list[bytes] = []
         y_hats, z_hats = [], []
@@ -188,7 +188,7 @@ class SingleViewElic(MultiViewCodec):
         # CompressAI's encoder hands out ŷ channels-last, its decoder contiguous: equal values,
         # but the synthesis would pick other kernels (1 LSB apart); one layout on both sides
         y_hat, z_hat = torch.cat(y_hats).contiguous(), torch.cat(z_hats)
-        return CodedStreams(streams, self._latents(y_hat, z_hat), self.model.g_s(y_hat))
+        return CodedStreams(streams, self._latents(y_hat, z_hat), self.model.g_s(y_hat) if reconstruct else None)
 
     def _decode_padded(self, streams, num_views, size):
         per_view = 1 + 2 * len(self.groups)

@@ -112,7 +112,7 @@ class LDMIC(MultiViewCodec):
         }
 
     # --- coding -------------------------------------------------------------------------
-    def _encode_padded(self, x: torch.Tensor) -> CodedStreams:
+    def _encode_padded(self, x: torch.Tensor, reconstruct: bool = True) -> CodedStreams:
         num_views = x.shape[0]
         y = self.g_a(x)
         z = self.h_a(y)
@@ -122,7 +122,7 @@ class LDMIC(MultiViewCodec):
             y_symbols, y_hat, y_strings = self.context_model.encode(y, self.h_s(z_hat), self.gaussian_conditional)
         streams = [s for pair in zip(z_strings, y_strings) for s in pair]
         latents = {"y": y_symbols, "z": torch.round(z_hat - self._z_medians()).int()}
-        return CodedStreams(streams, latents, self.synthesize(y_hat, num_views))
+        return CodedStreams(streams, latents, self.synthesize(y_hat, num_views) if reconstruct else None)
 
     def _decode_padded(self, streams, num_views, size):
         if len(streams) != 2 * num_views:

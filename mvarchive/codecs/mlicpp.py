@@ -584,7 +584,7 @@ def split_streams(streams: tuple[bytes, ...] | list[bytes], num_views: int) -> l
     return views
 
 
-def collect(codes: list[ViewCode], streams: list[bytes], x_hat: torch.Tensor) -> CodedStreams:
+def collect(codes: list[ViewCode], streams: list[bytes], x_hat: torch.Tensor | None) -> CodedStreams:
     latents = {
         "y": torch.cat([c.y_symbols for c in codes]),
         "z": torch.cat([c.z_symbols for c in codes]),
@@ -610,15 +610,16 @@ class SingleViewMLICPP(MultiViewCodec):
         unflat = lambda t: t.reshape(batch, num_views, *t.shape[1:])  # noqa: E731
         return {"x_hat": unflat(x_hat), "likelihoods": {"y": unflat(y_lik), "z": unflat(z_lik)}}
 
-    def _encode_padded(self, x: torch.Tensor) -> CodedStreams:
+    def _encode_padded(self, x: torch.Tensor, reconstruct: bool = True) -> CodedStreams:
         codes, streams, images = [], [], []
         for v in range(x.shape[0]):
             encoder = BufferedRansEncoder()
             code = self.base.encode_view(x[v : v + 1], encoder)
             streams += [code.z_string, encoder.flush()]
             codes.append(code)
-            images.append(self.base.g_s(code.y_hat))
-        return collect(codes, streams, torch.cat(images))
+            if reconstruct:
+                images.append(self.base.g_s(code.y_hat))
+        return collect(codes, streams, torch.cat(images) if reconstruct else None)
 
     def _decode_padded(self, streams, num_views, size):
         codes, images = [], []

@@ -42,7 +42,7 @@ class SingleViewMeanScale(MultiViewCodec):
         scales, means = self.model.h_s(z_hat).chunk(2, dim=1)
         return self.model.gaussian_conditional.build_indexes(scales), means, scales
 
-    def _encode_padded(self, x: torch.Tensor) -> CodedStreams:
+    def _encode_padded(self, x: torch.Tensor, reconstruct: bool = True) -> CodedStreams:
         m = self.model
         y = m.g_a(x)
         z = m.h_a(y)
@@ -56,7 +56,7 @@ class SingleViewMeanScale(MultiViewCodec):
         medians = m.entropy_bottleneck._get_medians().detach()
         latents = {"y": y_symbols, "z": torch.round(z_hat - medians).int()}
         streams = [s for pair in zip(z_strings, y_strings) for s in pair]
-        return CodedStreams(streams, latents, m.g_s(y_hat))
+        return CodedStreams(streams, latents, m.g_s(y_hat) if reconstruct else None)
 
     def _decode_padded(self, streams, num_views, size):
         if len(streams) != 2 * num_views:

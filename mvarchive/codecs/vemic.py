@@ -209,7 +209,7 @@ class VEMIC(MultiViewCodec):
             "likelihoods": {"y": torch.stack(y_likelihoods, dim=1), "z": unflat(z_likelihoods)},
         }
 
-    def _encode_padded(self, x: torch.Tensor) -> CodedStreams:
+    def _encode_padded(self, x: torch.Tensor, reconstruct: bool = True) -> CodedStreams:
         codes, streams, images, states = [], [], [], []
         for v in range(x.shape[0]):
             encoder = BufferedRansEncoder()
@@ -218,8 +218,9 @@ class VEMIC(MultiViewCodec):
             streams += [code.z_string, encoder.flush()]
             codes.append(code)
             states.append(ViewState(code.hyper_means, code.y_hat))
-            images.append(self.base.g_s(code.y_hat))
-        return collect(codes, streams, torch.cat(images))
+            if reconstruct:
+                images.append(self.base.g_s(code.y_hat))
+        return collect(codes, streams, torch.cat(images) if reconstruct else None)
 
     def _decode_padded(self, streams, num_views, size):
         codes, images, states = [], [], []
