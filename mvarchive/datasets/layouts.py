@@ -45,6 +45,7 @@ MANIFEST_NAMES: tuple[str, ...] = ("manifest.json", "manifest.csv")
 
 _MANIFEST_EXTENSIONS = (".json", ".csv")
 _MAX_LISTED = 5  # problems quoted in one error message before summarising
+_IMAGE_SUFFIXES = frozenset(IMAGE_EXTENSIONS)
 
 
 @dataclass(frozen=True)
@@ -161,7 +162,7 @@ def _natural_key(name: str) -> tuple[Any, ...]:
 
 
 def _is_image(name: str) -> bool:
-    return posixpath.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+    return posixpath.splitext(name)[1].lower() in _IMAGE_SUFFIXES
 
 
 def _is_hidden(name: str) -> bool:
@@ -344,9 +345,9 @@ def _scan_subfolders(tree: _Tree, url: str) -> tuple[list[_Folder], int]:
         images: dict[str, _Entry] = {}
         for sub in tree.children.get(entry.name, ()):
             fname = sub.name
-            if sub.is_dir or _is_hidden(fname) or not _is_image(fname):
+            stem, dot, ext = fname.rpartition(".")  # posixpath.splitext for names not starting with "."
+            if sub.is_dir or not stem or _is_hidden(fname) or f".{ext.lower()}" not in _IMAGE_SUFFIXES:
                 continue
-            stem = posixpath.splitext(fname)[0]
             if stem in images:
                 raise DatasetError(
                     f"{entry.path}: two images with the same name {stem!r}: "
