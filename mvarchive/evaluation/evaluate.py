@@ -8,7 +8,7 @@ decodes the real bytes with a fresh decode call, and measures per group and per 
   and joint baselines write one stream per group; their per-view bytes are unknown (``None``)
   except for ``x265-joint``, whose stream splits into pictures;
 * PSNR on 8-bit RGB, capped at :data:`PSNR_CAP` dB so that a lossless view does not make the
-  averages infinite; MS-SSIM (pytorch-msssim, NaN for views with a side under 161 pixels);
+  averages infinite; MS-SSIM (:mod:`mvarchive.metrics`, five scales, NaN for views with a side under 161 pixels);
 * encode and decode seconds (wall clock, including tool start-up for command-line baselines).
 
 A rate point's summary holds bpp over all pixels, mean PSNR/MS-SSIM over all views, the mean
@@ -39,7 +39,7 @@ import numpy as np
 
 from mvarchive.codecs import CodecRef, MultiViewCodec, get_spec
 from mvarchive.datasets import DatasetIndex, GroupRef, discover_dataset, load_group
-from mvarchive.metrics import MS_SSIM_MIN_SIDE, psnr, to_tensor, to_uint8
+from mvarchive.metrics import psnr, to_tensor, to_uint8, views_ms_ssim  # views_ms_ssim: the one MS-SSIM
 
 from .baselines import Baseline, BaselineError, get_baseline, parse_baselines
 from .bd import DEFAULT_METHOD, BDResult, bd_markdown, compare_curves, ms_ssim_db
@@ -268,34 +268,6 @@ def code_group(coder: MultiViewCodec | Baseline, views: np.ndarray, setting: flo
 
 def _capped_psnr(reference: np.ndarray, decoded: np.ndarray) -> float:
     return min(psnr(reference, decoded), PSNR_CAP)
-
-
-def views_ms_ssim(reference: np.ndarray, decoded: np.ndarray) -> list[float]:
-    """MS-SSIM of each view of two ``(K, H, W, 3)`` uint8 groups (NaN if a side is under 161 px).
-
-    The same pytorch-msssim computation as :func:`mvarchive.metrics.ms_ssim`, but batched over
-    the views and in float32: about 20 times faster on a CPU than float64, and equal to it within
-    1e-5 (MS-SSIM in dB within 0.01 dB up to MS-SSIM 0.9999). It runs on one torch thread (set
-    for the call, then restored): these small convolutions gain nothing from more threads, and
-    on a busy machine two spinning threads made it 20 times slower.
-    """
-    import torch
-    from pytorch_msssim import ms_ssim as _ms_ssim
-
-    if min(reference.shape[1:3]) < MS_SSIM_MIN_SIDE:
-        return [math.nan] * reference.shape[0]
-    a = torch.from_numpy(np.ascontiguousarray(reference)).permute(0, 3, 1, 2).float()
-    b = torch.from_numpy(np.ascontiguousarray(decoded)).permute(0, 3, 1, 2).float()
-    threads = torch.get_num_threads()
-    try:
-        if threads != 1:
-            torch.set_num_threads(1)
-        with torch.no_grad():
-            values = _ms_ssim(a, b, data_range=255.0, size_average=False)
-    finally:
-        if threads != 1:
-            torch.set_num_threads(threads)
-    return [float(v) for v in values.double().clamp(max=1.0)]
 
 
 def measure_group(name: str, cameras: Sequence[str], views: np.ndarray, coded: CodedGroup) -> GroupResult:

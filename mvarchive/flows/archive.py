@@ -26,6 +26,7 @@ from mvarchive.codecs.determinism import decode_policy
 from mvarchive.datasets import DatasetError, DatasetIndex, GroupRef, discover_dataset
 from mvarchive.datasets.images import MAX_VIEW_PIXELS
 from mvarchive.infra.gpu import gpu_placement, require_gpu_for_flow, validate_device
+from mvarchive.metrics import DEFAULT_METRICS_FRACTION
 from mvarchive.progress import progress_bar
 from mvarchive.reporting import archive_summary, rows_summary, summary_markdown
 from mvarchive.storage import (
@@ -67,6 +68,9 @@ class ArchiveConfig:
     # "cuda[:N]": encode tasks run their analysis transforms there, on GPU workers only, and
     # the run is refused up front when no worker offers a GPU; coding stays exact on CPU (docs/gpu.md)
     device: str = "cpu"
+    # share of the groups (chosen by a hash of the name: reruns pick the same) whose MS-SSIM is
+    # measured; NaN elsewhere. PSNR, bpp and the reconstruction digest cover every group.
+    metrics_fraction: float = DEFAULT_METRICS_FRACTION
 
     def __post_init__(self) -> None:
         self.device = validate_device(self.device)
@@ -167,6 +171,8 @@ def plan_archive(config: ArchiveConfig, check_lease: bool = True) -> ArchivePlan
     """Check the whole request and build the archive's metadata; writes nothing."""
     if config.shard_size < 1:
         raise ValueError(f"--shard-size must be >= 1, got {config.shard_size}")
+    if not 0.0 <= config.metrics_fraction <= 1.0:
+        raise ValueError(f"--metrics-fraction must be between 0 and 1, got {config.metrics_fraction}")
     spec = get_spec(config.codec)
     if config.preset not in spec.presets:
         raise KeyError(f"codec {config.codec!r} has no preset {config.preset!r}; presets: {', '.join(spec.presets)}")
@@ -244,6 +250,34 @@ def preflight(plan: ArchivePlan, config: ArchiveConfig, show_progress: bool, gro
     if problems:
         shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
         raise DatasetError(f"{len(problems)} group(s) cannot be archived, nothing was written: {shown}")
+
+
+def plan_shards(todo: list[int], shard_size: int, slots: int) -> list[list[int]]:
+    """Split the groups to encode into shards of at most ``shard_size`` groups whose count is a
+    multiple of ``slots`` (the tasks that run at once) and whose sizes differ by one at most, so
+    that no worker idles while another finishes a last, lone shard (groups of equal size assumed)."""
+    if not todo:
+        return []
+    count = -(-len(todo) // shard_size)
+    count = min(len(todo), -(-count // slots) * slots)
+    base, extra = divmod(len(todo), count)
+    shards, start = [], 0
+    for i in range(count):
+        end = start + base + (i < extra)
+        shards.append(todo[start:end])
+        start = end
+    return shards
+
+
+def task_slots() -> int:
+    """Encode tasks that run at once: the Dask workers' threads (1 without a Dask runner)."""
+    try:
+        from prefect.context import FlowRunContext
+
+        context = FlowRunContext.get()
+        return max(1, sum(context.task_runner.client.nthreads().values()))  # type: ignore[union-attr]
+    except Exception:  # noqa: BLE001 - a thread-pool runner, no client yet: plain shards
+        return 1
 
 
 def _names(names: tuple[str, ...], limit: int = 10) -> str:
@@ -333,8 +367,7 @@ def archive_dataset(config: ArchiveConfig, tracking: TrackingConfig | None = Non
                                   num_groups=growth.archived + len(growth.todo) - len(growth.reencode))
         if plan.checkpoint_bytes is not None and record.embedded and not writer.has_embedded_checkpoint(record):
             writer.embed_checkpoint(plan.checkpoint_bytes, record.weights_digest)
-        todo = list(growth.todo)
-        shards = [todo[i : i + config.shard_size] for i in range(0, len(todo), config.shard_size)]
+        shards = plan_shards(list(growth.todo), config.shard_size, task_slots())
         with tracked_run(tracking, archive_run_name(plan), "archive") as logger:
             with gpu_placement(config.device):  # only the encode tasks need a GPU worker
                 futures = [
@@ -343,7 +376,7 @@ def archive_dataset(config: ArchiveConfig, tracking: TrackingConfig | None = Non
                         groups=tuple(plan.index.groups[i] for i in members),
                         digests=tuple(plan.digests[i] for i in members),
                         codec=plan.codec, source_options=config.source_options, max_pixels=config.max_pixels,
-                        device=config.device,
+                        device=config.device, metrics_fraction=config.metrics_fraction,
                     ))
                     for shard, members in enumerate(shards)
                 ]
@@ -381,7 +414,7 @@ def archive_dataset(config: ArchiveConfig, tracking: TrackingConfig | None = Non
                     "model_embedded": bool(meta.codec.embedded), "dataset_url": meta.dataset_url,
                     "layout": meta.layout, "content_digest": meta.content_digest, "shard_size": config.shard_size,
                     "cameras": ",".join(meta.cameras), "archive": location.url, "archive_run": run_id,
-                    "analysis_device": config.device,
+                    "analysis_device": config.device, "metrics_fraction": config.metrics_fraction,
                     **environment_params(),
                 })
                 for r in results:

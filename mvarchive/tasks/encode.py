@@ -10,7 +10,7 @@ from prefect import task
 from mvarchive.codecs import CodecRef
 from mvarchive.datasets import GroupRef, load_group
 from mvarchive.integrity import Fingerprint
-from mvarchive.metrics import group_metrics, to_tensor, to_uint8
+from mvarchive.metrics import DEFAULT_METRICS_FRACTION, group_metrics, measured_for_quality, to_tensor, to_uint8
 from mvarchive.storage import ArchiveMeta, ArchiveWriter, GroupRecord, IndexRow, Location
 from mvarchive.storage.archive import blob_path
 from mvarchive.storage.blob import read_header
@@ -34,6 +34,9 @@ class EncodeShardJob:
     source_options: StorageOptions = field(default_factory=StorageOptions)
     max_pixels: int | None = None
     device: str = "cpu"  # where the analysis transforms run (docs/gpu.md); coding stays on CPU
+    # share of groups (chosen by name) whose MS-SSIM is measured, NaN elsewhere; PSNR and bpp
+    # are always measured (docs/performance.md)
+    metrics_fraction: float = DEFAULT_METRICS_FRACTION
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,8 @@ def encode_shard_fn(job: EncodeShardJob) -> ShardResult:
         compressed = encoder.compress(to_tensor(views))
         encode_s = time.perf_counter() - started
         reconstruction = to_uint8(compressed.x_hat)
-        metrics = group_metrics(views, reconstruction, len(compressed.data))
+        metrics = group_metrics(views, reconstruction, len(compressed.data),
+                                with_ms_ssim=measured_for_quality(group.name, job.metrics_fraction))
         metrics["encode_s"] = encode_s
         records.append(GroupRecord(
             index=index,

@@ -7,7 +7,7 @@ and a sweep's λ list is shared (see ``architectures.md``, "Rate–distortion lo
   (LDMIC, BiSIC, CAMSIC; λ ∈ {256 … 4096}). MLIC++/VEMIC write ``λ' · 255² · MSE + bpp``:
   the same loss with ``λ = 255² λ'`` (their 0.0067 … 0.0483 is 436 … 3141 here).
 * ``metric="ms-ssim"``: ``λ · mean_v (1 − MS-SSIM_v) + mean_v bpp_v`` (LDMIC/CAMSIC, λ ∈ {8 … 256};
-  MS-SSIM from :mod:`.msssim`, fewer scales on crops under 176 pixels).
+  MS-SSIM from :mod:`mvarchive.metrics`, fewer scales on crops under 161 pixels).
 * ECSIC (``normalization="ecsic"``, MSE only): ``(bpp + λ_E · MSE₂₅₅) / (1 + λ_E)`` with
   ``λ_E = λ / 255²`` (:func:`ecsic_lambda`; ECSIC's default 0.01 is λ = 650 here) and bpp the
   bits of both views over both views' pixels. The minimiser is that of the LDMIC form; the
@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .msssim import ms_ssim
+from .msssim import ms_ssim  # mvarchive.metrics.ms_ssim_tensor over the scales that fit
 
 
 def bits_per_view(likelihoods: dict[str, torch.Tensor]) -> torch.Tensor:
