@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import boto3
 import fsspec
 import pytest
 
@@ -56,6 +57,10 @@ def test_local_memory_and_s3_listings_give_one_index(layout, tmp_path, s3_bucket
     bucket, options = s3_bucket
     s3 = fsspec.filesystem("s3", **options)
     s3.pipe({f"{bucket[len('s3://'):]}/data/{name}": data for name, data in files.items()})
+    client = boto3.client("s3", aws_access_key_id=options["key"], aws_secret_access_key=options["secret"],
+                          **options["client_kwargs"])
+    for marker in ("data/left/", "data/g1/", "data/calib/"):  # folder markers some tools write
+        client.put_object(Bucket=bucket[len("s3://"):], Key=marker, Body=b"")
     s3.invalidate_cache()
     try:
         with caplog.at_level(logging.WARNING, logger="mvarchive.datasets"):
