@@ -212,17 +212,18 @@ class _Entry:
 
 @dataclass(frozen=True)
 class _Tree:
-    """The dataset root's entries and, for each of its non-hidden folders, that folder's entries."""
+    """The dataset root's entries and, for each of its non-hidden folders, that folder's entries
+    (None when only the root was listed)."""
 
     top: list[_Entry]
-    children: dict[str, list[_Entry]]
+    children: dict[str, list[_Entry]] | None
 
 
 def _child_path(root: str, name: str) -> str:
     return (root if root.endswith("/") else root + "/") + name
 
 
-def _scan_local(root: str) -> _Tree:
+def _scan_local(root: str, children: bool) -> _Tree:
     """Two levels of a local folder with ``os.scandir``: one system call per folder and one
     ``stat`` per file, no per-file path normalisation. Symbolic links are followed (a linked camera
     folder is a camera folder); a broken link reads as a 0-byte file, which discovery refuses."""
@@ -248,14 +249,16 @@ def _scan_local(root: str) -> _Tree:
         top = scan(root, sizes=False)
     except FileNotFoundError:
         return _Tree([], {})
-    children = {}
+    if not children:
+        return _Tree(top, None)
+    inside = {}
     for entry in top:
         if entry.is_dir and not _is_hidden(entry.name):
             try:
-                children[entry.name] = scan(entry.path, sizes=True)
+                inside[entry.name] = scan(entry.path, sizes=True)
             except FileNotFoundError:  # removed while listing
-                children[entry.name] = []
-    return _Tree(top, children)
+                inside[entry.name] = []
+    return _Tree(top, inside)
 
 
 def _s3_objects(fs: AbstractFileSystem, root: str) -> list[dict[str, Any]] | None:
@@ -302,7 +305,7 @@ def _scan_flat(objects: list[dict[str, Any]], root: str) -> _Tree:
     })
 
 
-def _scan_listing(fs: AbstractFileSystem, root: str) -> _Tree:
+def _scan_listing(fs: AbstractFileSystem, root: str, children: bool) -> _Tree:
     """Two levels of any other filesystem, one ``ls`` per folder."""
 
     def entries(path: str) -> list[_Entry]:
@@ -312,18 +315,21 @@ def _scan_listing(fs: AbstractFileSystem, root: str) -> _Tree:
         ]
 
     top = entries(root)
+    if not children:
+        return _Tree(top, None)
     return _Tree(top, {e.name: entries(e.path) for e in top if e.is_dir and not _is_hidden(e.name)})
 
 
-def _scan_tree(fs: AbstractFileSystem, root: str) -> _Tree:
-    """The root folder and one level below it, the cheapest way the filesystem allows: a scandir
-    walk on local disk, one flat listing on S3, one ``ls`` per folder elsewhere."""
+def _scan_tree(fs: AbstractFileSystem, root: str, children: bool = True) -> _Tree:
+    """The root folder and (with ``children``) one level below it, the cheapest way the filesystem
+    allows: a scandir walk on local disk, one flat listing on S3 (always both levels: the same
+    requests), one ``ls`` per folder elsewhere."""
     if isinstance(fs, LocalFileSystem):
-        return _scan_local(root)
+        return _scan_local(root, children)
     objects = _s3_objects(fs, root)
     if objects is not None:
         return _scan_flat(objects, root)
-    return _scan_listing(fs, root)
+    return _scan_listing(fs, root, children)
 
 
 @dataclass
@@ -351,7 +357,7 @@ def _scan_subfolders(tree: _Tree, url: str) -> tuple[list[_Folder], int]:
             top_images += _is_image(entry.name)
             continue
         images: dict[str, _Entry] = {}
-        for sub in tree.children.get(entry.name, ()):
+        for sub in (tree.children or {}).get(entry.name, ()):
             fname = sub.name
             stem, dot, ext = fname.rpartition(".")  # posixpath.splitext for names not starting with "."
             if sub.is_dir or not stem or _is_hidden(fname) or f".{ext.lower()}" not in _IMAGE_SUFFIXES:
@@ -724,8 +730,9 @@ def _discover_folder(
     opts: dict[str, Any],
 ) -> DatasetIndex:
     """Dispatch a dataset folder to its layout reader, detecting it when ``auto``."""
-    tree = _scan_tree(fs, root)
+    tree = _scan_tree(fs, root, children=layout not in ("auto", "manifest"))
     if layout in ("auto", "manifest"):
+        # a manifest's dataset may be large and elsewhere: list the root alone first
         top = {e.name: e for e in tree.top if not e.is_dir}
         found = [n for n in MANIFEST_NAMES if n in top]
         if len(found) > 1:
@@ -739,6 +746,8 @@ def _discover_folder(
                 f"no manifest under {url}: expected one of {', '.join(MANIFEST_NAMES)}"
             )
 
+    if tree.children is None:
+        tree = _scan_tree(fs, root)
     folders, top_images = _scan_subfolders(tree, url)
     if not folders:
         raise _no_images(url, top_images)
