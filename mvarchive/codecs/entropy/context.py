@@ -24,6 +24,7 @@ from compressai.ans import RansDecoder
 from compressai.entropy_models import GaussianConditional
 
 from .coding import CdfTables, SymbolCoder, ste_round
+from .exact import exact_gemm_threads
 
 
 class MaskedConv2d(nn.Conv2d):
@@ -159,19 +160,57 @@ class CheckerboardGaussianContext(GaussianContextModel):
         return ste_round(y - means) + means, likelihoods
 
     def _code(self, hyper, gc, coder, y=None):
+        # Only the positions each pass codes are computed (half of the entropy-parameter and
+        # context work of the full-map formulation in ``forward``), with the very same float64
+        # sums in the same order, so the same bits: see :func:`pointwise` and :meth:`_context_at`.
         n, _, height, width = hyper.shape
         anchors = anchor_mask(height, width, device=hyper.device)
         symbols = torch.zeros(n, self.latent_channels, height, width, dtype=torch.int32)
         y_hat = hyper.new_zeros(n, self.latent_channels, height, width)
-        scales, means = self._anchor_params(hyper)
         for part in (anchors, ~anchors):
-            mu = means[:, :, part]  # (n, M, positions)
-            q = coder.code(gc.build_indexes(scales)[:, :, part], mu, None if y is None else y[:, :, part])
+            with exact_gemm_threads():  # GEMMs on whole passes: same bits with any thread count
+                ctx = None if part is anchors else self._context_at(y_hat, part)
+                scales, means = pointwise(self.entropy_parameters, hyper[:, :, part], ctx).chunk(2, dim=1)
+            q = coder.code(gc.build_indexes(scales), means, None if y is None else y[:, :, part])
             symbols[:, :, part] = q
-            y_hat[:, :, part] = q.to(mu.dtype) + mu
-            if part is anchors:
-                scales, means = self.params(hyper, self.context(y_hat))
+            y_hat[:, :, part] = q.to(means.dtype) + means
         return symbols, y_hat
+
+    def _context_at(self, y_hat: torch.Tensor, part: torch.Tensor) -> torch.Tensor:
+        """The masked context convolution at the positions ``part`` only: (n, 2M, positions).
+
+        Columns of the unfolded input times the (Cout, Cin*k*k) weight, accumulated onto the
+        bias (``addmm``): the products and their order of a full convolution's im2col + GEMM,
+        so each output equals the full map's at that position bit for bit (checked in
+        tests/codecs/test_fast_paths.py), for half the work.
+        """
+        k = self.kernel_size
+        columns = F.unfold(y_hat, k, padding=k // 2)[:, :, part.reshape(-1)]
+        weight = self.context.masked_weight().reshape(self.context.out_channels, -1)
+        bias = self.context.bias[:, None].expand(-1, columns.shape[-1])
+        return torch.stack([torch.addmm(bias, weight, columns[i]) for i in range(columns.shape[0])])
+
+
+def pointwise(net: nn.Sequential, first: torch.Tensor, second: torch.Tensor | None) -> torch.Tensor:
+    """A stack of 1x1 convolutions (and element-wise activations) on ``cat([first, second])``
+    given as (n, C, positions): the entropy-parameter network on selected positions only.
+
+    ``second=None`` stands for zeros: the first layer then uses only the weights of
+    ``first``'s channels; the dropped products are exact zeros added after the others, so the
+    sums are unchanged. Each position's result equals the full map's bit for bit.
+    """
+    x = first if second is None else torch.cat([first, second], dim=1)
+    for i, layer in enumerate(net):
+        if isinstance(layer, nn.Conv2d):
+            if layer.kernel_size != (1, 1) or layer.groups != 1:
+                raise ValueError(f"pointwise() takes 1x1 convolutions, got {layer}")
+            weight = layer.weight[:, :, :, 0]
+            if i == 0 and second is None:
+                weight = weight[:, : first.shape[1]]
+            x = F.conv1d(x, weight, layer.bias)
+        else:
+            x = layer(x)
+    return x
 
 
 CONTEXT_MODELS: dict[str, type[GaussianContextModel]] = {

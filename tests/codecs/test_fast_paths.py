@@ -1,0 +1,77 @@
+"""The codecs' fast coding paths compute the same bits as the plain formulations they replace.
+
+Speed work keeps archives restorable only if every value the entropy path derives is the
+same float32 (CDF indexes, means). These tests compare each shortcut with the full-map
+computation it replaces, bit for bit, under the codecs' float64 policy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import torch
+import torch.nn.functional as F
+
+from mvarchive.codecs.entropy import anchor_mask, exact_entropy, exact_gemm_threads
+from mvarchive.codecs.entropy.context import CheckerboardGaussianContext, pointwise
+from tests.codecs.test_golden import GAINS, GOLDEN, golden_input, lively
+
+
+def _lively_checkerboard() -> CheckerboardGaussianContext:
+    torch.manual_seed(0)
+    model = CheckerboardGaussianContext(latent_channels=48, hyper_channels=96)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    return model
+
+
+def test_checkerboard_passes_equal_the_full_maps_bit_for_bit():
+    model = _lively_checkerboard()
+    generator = torch.Generator().manual_seed(1)
+    hyper = torch.randn(2, 96, 22, 30, generator=generator)
+    anchors = anchor_mask(22, 30)
+    y_hat = (3 * torch.randn(2, 48, 22, 30, generator=generator)).round() * anchors
+    with torch.no_grad(), exact_entropy():
+        full_anchor = model._anchor_params(hyper)
+        full_rest = model.params(hyper, model.context(y_hat))
+        anchor = pointwise(model.entropy_parameters, hyper[:, :, anchors], None).chunk(2, dim=1)
+        rest = pointwise(model.entropy_parameters, hyper[:, :, ~anchors], model._context_at(y_hat, ~anchors))
+        rest = rest.chunk(2, dim=1)
+    for fast, full, part in ((anchor, full_anchor, anchors), (rest, full_rest, ~anchors)):
+        for fast_value, full_value in zip(fast, full):
+            assert torch.equal(fast_value, full_value[:, :, part])
+    assert full_rest[1][:, :, ~anchors].abs().max() > 0.1  # the context really contributes
+
+
+def test_float64_gemms_are_the_same_bits_with_any_thread_count():
+    """What :func:`exact_gemm_threads` relies on, for the shapes of a hyper-synthesis."""
+    generator = torch.Generator().manual_seed(3)
+    z = torch.randn(2, 64, 7, 9, generator=generator)
+    w1 = 0.05 * torch.randn(64, 64, 5, 5, generator=generator)
+    w2 = 0.05 * torch.randn(96, 64, 3, 3, generator=generator)
+    threads = torch.get_num_threads()
+    results = []
+    try:
+        for count in (1, 2, 3):
+            torch.set_num_threads(count)
+            with exact_entropy(), exact_gemm_threads():
+                assert torch.get_num_threads() == count
+                up = F.conv_transpose2d(z, w1, stride=2, padding=2, output_padding=1)
+                results.append(F.conv2d(F.leaky_relu(up), w2, padding=1))
+    finally:
+        torch.set_num_threads(threads)
+    assert all(torch.equal(results[0], other) for other in results[1:])
+
+
+def test_two_threads_write_the_golden_bytes():
+    """The multi-threaded parts of the entropy path do not change the bitstream (the
+    reconstruction may differ with threads by design; see docs/determinism.md)."""
+    codec = lively("ldmic-fast", GAINS["ldmic-fast"])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        data = codec.compress(golden_input(2), reconstruct=False).data
+    finally:
+        torch.set_num_threads(threads)
+    assert hashlib.sha256(data).hexdigest() == GOLDEN["ldmic-fast"][1]
