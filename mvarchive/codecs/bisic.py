@@ -83,7 +83,8 @@ from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from compressai.layers import ResidualBlock
 
 from .base import CodedStreams, MultiViewCodec
-from .entropy import CdfTables, SymbolCoder, anchor_mask, single_threaded, ste_round
+from .entropy import CdfTables, SymbolCoder, anchor_mask, exact_entropy_active, single_threaded, ste_round
+from .entropy.exact import PromotedRows, promoted_linear
 from .layers import EfficientCrossAttention
 from .registry import register_codec
 
@@ -289,12 +290,23 @@ class RasterStereoContext(SpatialContext):
         weight, bias = self.context.folded_weight().flatten(1), self.context.bias
         h_mu_at, h_sigma_at = h_mu.permute(2, 3, 0, 1), h_sigma.permute(2, 3, 0, 1)  # (h, w, n, C)
         theta_at = None if theta is None else theta.permute(2, 3, 0, 1)
+        # Under the float64 policy the steps skip its per-operation dispatch (same bits).
+        fast = exact_entropy_active() and h_mu.dtype == torch.float32
+        if fast:
+            weight64, bias64 = weight.double(), bias.double()
+            scales_net, means_net = PromotedRows(self.params.scales), PromotedRows(self.params.means)
         for i in range(height):
             for j in range(width):
                 patch = y_hat[:, :, i : i + k, j : j + k]  # both views' causal (5, 5) neighbourhood
-                upsilon = F.linear(with_other_view(patch).flatten(1), weight, bias)
-                cond = _cond(upsilon, None if theta_at is None else theta_at[i, j])
-                scales, means = self.params.at(h_mu_at[i, j], h_sigma_at[i, j], cond)
+                if fast:
+                    upsilon = promoted_linear(with_other_view(patch).flatten(1), weight64, bias64)
+                    cond = _cond(upsilon, None if theta_at is None else theta_at[i, j])
+                    scales = scales_net(torch.cat([h_sigma_at[i, j], *cond], dim=1))
+                    means = means_net(torch.cat([h_mu_at[i, j], *cond], dim=1))
+                else:
+                    upsilon = F.linear(with_other_view(patch).flatten(1), weight, bias)
+                    cond = _cond(upsilon, None if theta_at is None else theta_at[i, j])
+                    scales, means = self.params.at(h_mu_at[i, j], h_sigma_at[i, j], cond)
                 indexes = gc.build_indexes(scales)
                 q = coder.code(indexes, means, None if y is None else y[:, :, i, j])
                 symbols[:, :, i, j] = q

@@ -166,6 +166,51 @@ def exact_entropy_active() -> bool:
     return getattr(_state, "depth", 0) > 0
 
 
+class PromotedRows:
+    """A stack of 1x1 convolutions / linear layers and activations on feature rows ``(n, C)``,
+    computed exactly as under :class:`Float64Mode` but without its per-operation dispatch.
+
+    For serial context models, which run such a stack thousands of times per group: the
+    weights are upcast once (the mode caches parameters, not derived weights such as a
+    flattened or masked one), every promoted operation (linear, GELU) runs the same float64
+    ATen call on the same values and is rounded to float32, element-wise activations stay
+    float32: the same bits as the plain modules inside :func:`exact_entropy`.
+    """
+
+    def __init__(self, layers: Any) -> None:
+        self.steps: list[tuple[str, Any, Any]] = []
+        for layer in layers:
+            if isinstance(layer, (torch.nn.Conv2d, torch.nn.Linear)):
+                if isinstance(layer, torch.nn.Conv2d) and (layer.kernel_size != (1, 1) or layer.groups != 1):
+                    raise ValueError(f"PromotedRows takes 1x1 convolutions, got {layer}")
+                bias = None if layer.bias is None else layer.bias.detach().double()
+                self.steps.append(("linear", layer.weight.detach().flatten(1).double(), bias))
+            elif isinstance(layer, torch.nn.GELU):
+                self.steps.append(("gelu", layer.approximate, None))
+            elif isinstance(layer, (torch.nn.LeakyReLU, torch.nn.ReLU)):
+                self.steps.append(("elementwise", layer, None))
+            else:
+                raise ValueError(f"PromotedRows cannot run {layer}")
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        with torch._C.DisableTorchFunction():
+            for kind, a, b in self.steps:
+                if kind == "linear":
+                    x = torch.nn.functional.linear(x.double(), a, b).float()
+                elif kind == "gelu":
+                    x = torch.nn.functional.gelu(x.double(), approximate=a).float()
+                else:
+                    x = a(x)
+        return x
+
+
+def promoted_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``F.linear`` with float64 ``weight``/``bias`` (upcast once by the caller) on float32
+    ``x``, rounded to float32: what :class:`Float64Mode` computes, without its dispatch."""
+    with torch._C.DisableTorchFunction():
+        return torch.nn.functional.linear(x.double(), weight, bias).float()
+
+
 # --- CDF-table index search -----------------------------------------------------------------
 _loop_build_indexes = GaussianConditional.build_indexes
 
