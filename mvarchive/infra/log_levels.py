@@ -59,11 +59,22 @@ QUIET_ENVIRONMENT: Mapping[str, str] = {
 }
 
 
-def quiet_environment(environ: MutableMapping[str, str] | None = None) -> dict[str, str]:
-    """Set :data:`QUIET_ENVIRONMENT` in ``environ`` (default ``os.environ``) where not set; returns
-    what was added."""
+#: Set by the CLI's ``--debug`` (before it quiets the logs): failed flows' tracebacks stay on the console.
+DEBUG_ENV = "MVARCHIVE_DEBUG"
+
+#: What ``--debug`` keeps: Prefect's console handler, which prints a failed flow's traceback.
+_DEBUG_KEEPS = ("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL",)
+
+
+def _debugging() -> bool:
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
+def quiet_environment(environ: MutableMapping[str, str] | None = None, debug: bool = False) -> dict[str, str]:
+    """Set :data:`QUIET_ENVIRONMENT` in ``environ`` (default ``os.environ``) where not set (with
+    ``debug``, Prefect's console level is left alone); returns what was added."""
     target = os.environ if environ is None else environ
-    added = {k: v for k, v in QUIET_ENVIRONMENT.items() if k not in target}
+    added = {k: v for k, v in QUIET_ENVIRONMENT.items() if k not in target and not (debug and k in _DEBUG_KEEPS)}
     target.update(added)
     return added
 
@@ -74,11 +85,12 @@ def quiet_warnings() -> None:
         warnings.filterwarnings("ignore", message=re.escape(start), category=category)
 
 
-def quiet_cluster_logs() -> None:
+def quiet_cluster_logs(debug: bool | None = None) -> None:
     """Show warnings and errors of mvarchive only: third-party loggers to :data:`QUIET_LOGGERS`,
     the environment of later imports and child processes to :data:`QUIET_ENVIRONMENT`, and the
-    named third-party warnings ignored. Called by the CLI unless ``-v``/``--verbose``."""
-    quiet_environment()
+    named third-party warnings ignored. Called by the CLI unless ``-v``/``--verbose``; ``debug``
+    (default: the ``--debug`` flag, through :data:`DEBUG_ENV`) keeps Prefect's console output."""
+    quiet_environment(debug=_debugging() if debug is None else debug)
     for name, level in QUIET_LOGGERS.items():
         logging.getLogger(name).setLevel(level)
     quiet_warnings()

@@ -10,13 +10,12 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
 
-from mvarchive.infra.log_levels import QUIET_ENVIRONMENT
-
-pytestmark = pytest.mark.slow
+from mvarchive.infra.log_levels import QUIET_ENVIRONMENT, quiet_environment, quiet_warnings
 
 SCRIPT = str(Path(sys.executable).parent / "mvarchive")
 
@@ -51,6 +50,7 @@ def lines(process: subprocess.Popen) -> list[str]:
     return output.splitlines()
 
 
+@pytest.mark.slow
 def test_archive_and_restore_are_quiet_and_verbose_shows_the_services(user, sample_data, tmp_path):
     arch = str(tmp_path / "arch")  # absolute: the user's cwd is not the workers'
     tiny = ("--codec", "ldmic-fast", "--preset", "tiny", "--untrained")
@@ -69,3 +69,32 @@ def test_archive_and_restore_are_quiet_and_verbose_shows_the_services(user, samp
     text = "\n".join(verbose)
     assert re.search(r"INFO.*prefect\.flow_runs|prefect\.flow_runs.*INFO", text), text
     assert any("4 group(s) encoded" in line for line in verbose)
+
+
+def test_quiet_environment_keeps_the_users_values_and_debug_keeps_prefects_console():
+    environ = {"MLFLOW_LOGGING_LEVEL": "DEBUG"}
+    added = quiet_environment(environ)
+    assert environ["MLFLOW_LOGGING_LEVEL"] == "DEBUG" and "MLFLOW_LOGGING_LEVEL" not in added
+    assert environ["DASK_LOGGING__DISTRIBUTED"] == "critical"
+    assert environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] == "CRITICAL"
+    debugging: dict[str, str] = {}
+    quiet_environment(debugging, debug=True)
+    assert "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL" not in debugging and "PYTHONWARNINGS" in debugging
+
+
+def test_only_the_named_warnings_are_ignored():
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        quiet_warnings()
+        warnings.warn("`torch.jit.script` is deprecated. Please switch to `torch.compile`", FutureWarning)
+        warnings.warn("`torch.jit.script` is deprecated, but as a UserWarning", UserWarning)
+        warnings.warn("some other FutureWarning", FutureWarning)
+    assert [(w.category, str(w.message)) for w in seen] == [
+        (UserWarning, "`torch.jit.script` is deprecated, but as a UserWarning"),
+        (FutureWarning, "some other FutureWarning"),
+    ]
+    # worker processes get the same filter through the environment
+    script = "import warnings; warnings.warn('`torch.jit.script` is deprecated.', FutureWarning); print('done')"
+    env = {**os.environ, "PYTHONWARNINGS": QUIET_ENVIRONMENT["PYTHONWARNINGS"]}
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert result.stdout == "done\n" and "FutureWarning" not in result.stderr
