@@ -84,7 +84,8 @@ from compressai.layers import ResidualBlock
 
 from .base import CodedStreams, MultiViewCodec
 from .entropy import CdfTables, SymbolCoder, anchor_mask, exact_entropy_active, single_threaded, ste_round
-from .entropy.exact import PromotedRows, promoted_linear
+from .entropy.context import conv_at, pointwise
+from .entropy.exact import PromotedRows, exact_gemm_threads, promoted_linear
 from .layers import EfficientCrossAttention
 from .registry import register_codec
 
@@ -342,15 +343,22 @@ class CheckerboardStereoContext(SpatialContext):
         anchors = anchor_mask(height, width, device=h_mu.device)
         symbols = torch.zeros(n, self.slice_channels, height, width, dtype=torch.int32)
         y_hat = h_mu.new_zeros(n, self.slice_channels, height, width)
-        scales, means = self.anchor_params(h_mu, h_sigma, _cond(theta))
+        # Each pass computes its own positions only, with the full maps' float64 sums in the
+        # same order (entropy.context.pointwise / conv_at), so the same bits for half the work.
         for part in (anchors, ~anchors):
-            indexes = gc.build_indexes(scales)[:, :, part]  # (views, channels, positions)
-            mu = means[:, :, part]
-            q = coder.code(indexes, mu, None if y is None else y[:, :, part])
-            symbols[:, :, part] = q
-            y_hat[:, :, part] = q.to(mu.dtype) + mu
             if part is anchors:
-                scales, means = self.nonanchor_params(h_mu, h_sigma, _cond(self.context(y_hat), theta))
+                cond = _cond(None if theta is None else theta[:, :, part])
+                params = self.anchor_params
+            else:
+                context = conv_at(with_other_view(y_hat), self.context.folded_weight(), self.context.bias, part)
+                cond = _cond(context, None if theta is None else theta[:, :, part])
+                params = self.nonanchor_params
+            with exact_gemm_threads():
+                scales = pointwise(params.scales, torch.cat([h_sigma[:, :, part], *cond], dim=1), None)
+                means = pointwise(params.means, torch.cat([h_mu[:, :, part], *cond], dim=1), None)
+            q = coder.code(gc.build_indexes(scales), means, None if y is None else y[:, :, part])
+            symbols[:, :, part] = q
+            y_hat[:, :, part] = q.to(means.dtype) + means
         return symbols, y_hat
 
 

@@ -213,18 +213,24 @@ class CheckerboardGaussianContext(GaussianContextModel):
         return symbols, y_hat
 
     def _context_at(self, y_hat: torch.Tensor, part: torch.Tensor) -> torch.Tensor:
-        """The masked context convolution at the positions ``part`` only: (n, 2M, positions).
+        """The masked context convolution at the positions ``part`` only: (n, 2M, positions)."""
+        return conv_at(y_hat, self.context.masked_weight(), self.context.bias, part)
 
-        Columns of the unfolded input times the (Cout, Cin*k*k) weight, accumulated onto the
-        bias (``addmm``): the products and their order of a full convolution's im2col + GEMM,
-        so each output equals the full map's at that position bit for bit (checked in
-        tests/codecs/test_fast_paths.py), for half the work.
-        """
-        k = self.kernel_size
-        columns = F.unfold(y_hat, k, padding=k // 2)[:, :, part.reshape(-1)]
-        weight = self.context.masked_weight().reshape(self.context.out_channels, -1)
-        bias = self.context.bias[:, None].expand(-1, columns.shape[-1])
-        return torch.stack([torch.addmm(bias, weight, columns[i]) for i in range(columns.shape[0])])
+
+def conv_at(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, part: torch.Tensor) -> torch.Tensor:
+    """A stride-1, 'same'-padded convolution evaluated at the positions ``part`` (an (h, w)
+    bool mask) only: (n, Cout, positions).
+
+    Columns of the unfolded input times the (Cout, Cin*k*k) weight, accumulated onto the bias
+    (``addmm``): the products and their order of a full convolution's im2col + GEMM, so each
+    output equals the full map's at that position bit for bit (in float64 under the codecs'
+    policy; checked in tests/codecs/test_fast_paths.py), for the work of the positions asked.
+    """
+    k = weight.shape[-1]
+    columns = F.unfold(x, k, padding=k // 2)[:, :, part.reshape(-1)]
+    flat = weight.reshape(weight.shape[0], -1)
+    expanded = bias[:, None].expand(-1, columns.shape[-1])
+    return torch.stack([torch.addmm(expanded, flat, columns[i]) for i in range(columns.shape[0])])
 
 
 def pointwise(net: nn.Sequential, first: torch.Tensor, second: torch.Tensor | None) -> torch.Tensor:
@@ -241,7 +247,7 @@ def pointwise(net: nn.Sequential, first: torch.Tensor, second: torch.Tensor | No
             if layer.kernel_size != (1, 1) or layer.groups != 1:
                 raise ValueError(f"pointwise() takes 1x1 convolutions, got {layer}")
             weight = layer.weight[:, :, :, 0]
-            if i == 0 and second is None:
+            if i == 0 and second is None and weight.shape[1] > first.shape[1]:
                 weight = weight[:, : first.shape[1]]
             x = F.conv1d(x, weight, layer.bias)
         else:
