@@ -19,7 +19,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from fsspec import AbstractFileSystem
 from fsspec.core import url_to_fs
@@ -200,9 +200,9 @@ def _listdir(fs: AbstractFileSystem, path: str) -> list[dict[str, Any]]:
     return [e for e in entries if e["name"].rstrip("/") != root]
 
 
-@dataclass(frozen=True)
-class _Entry:
-    """One listed file or folder: its base name, filesystem path and byte size (files only)."""
+class _Entry(NamedTuple):
+    """One listed file or folder: its base name, filesystem path and byte size (files only).
+    A named tuple: 100,000 of them are built in a fraction of a frozen dataclass's time."""
 
     name: str
     path: str
