@@ -1,12 +1,17 @@
 """Decode groups from an archive, check each against the encoder's fingerprints, and (for a
-restore) write the chosen cameras under their original names."""
+restore) write the chosen cameras under their original names.
+
+:func:`restore_groups_fn` is plain (an on-demand restore calls it in its own process without
+Prefect); the Prefect task ``restore_groups`` wrapping it is built when first asked for, so
+importing this module does not import Prefect.
+"""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
 
-from prefect import task
+from typing import TYPE_CHECKING, Any
 
 from mvarchive.codecs import BitstreamError, CodecRef
 from mvarchive.datasets import save_image
@@ -14,8 +19,10 @@ from mvarchive.integrity import GroupCheck, Status, check_group
 from mvarchive.metrics import to_uint8
 from mvarchive.storage import ArchiveReader, Location
 
-from .retry import retry_transient
 from .worker import codec_on_worker, prepare_torch, torch_threads
+
+if TYPE_CHECKING:
+    from mvarchive.codecs import MultiViewCodec
 
 
 @dataclass(frozen=True)
@@ -37,11 +44,13 @@ class RestoreResult:
     checks: tuple[GroupCheck, ...]
 
 
-def restore_groups_fn(job: RestoreJob) -> RestoreResult:
+def restore_groups_fn(job: RestoreJob, codec: MultiViewCodec | None = None) -> RestoreResult:
     """Decode each group (all views: joint decoders need them), check it, write the chosen
-    cameras of every group that passed. A group that fails is reported, never written."""
+    cameras of every group that passed. A group that fails is reported, never written.
+    ``codec``: the model of ``job.codec`` when the caller already holds it (else it is loaded,
+    once per Dask worker)."""
     prepare_torch()
-    codec = codec_on_worker(job.codec)
+    codec = codec if codec is not None else codec_on_worker(job.codec)
     reader = ArchiveReader(job.archive)
     images = 0
     decode_s = 0.0
@@ -72,11 +81,24 @@ def restore_groups_fn(job: RestoreJob) -> RestoreResult:
     return RestoreResult(len(job.indices), images, decode_s, tuple(checks))
 
 
-restore_groups = task(
-    restore_groups_fn,
-    name="restore-groups",
-    task_run_name="restore-{job.indices[0]}",
-    retries=2,
-    retry_delay_seconds=[2, 10],
-    retry_condition_fn=retry_transient,
-)
+def _restore_groups_task() -> Any:
+    from prefect import task
+
+    from .retry import retry_transient
+
+    return task(
+        restore_groups_fn,
+        name="restore-groups",
+        task_run_name="restore-{job.indices[0]}",
+        retries=2,
+        retry_delay_seconds=[2, 10],
+        retry_condition_fn=retry_transient,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    """``restore_groups``: the Prefect task, built on first use (PEP 562) and kept."""
+    if name == "restore_groups":
+        value = globals()["restore_groups"] = _restore_groups_task()
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

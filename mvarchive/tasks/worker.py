@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 
@@ -65,3 +65,24 @@ def codec_on_worker(ref: CodecRef, device: str = "cpu") -> MultiViewCodec:
     if (ref, device) not in cache:
         cache[(ref, device)] = cache[ref].analysis_encoder(placement)
     return cache[(ref, device)]
+
+
+def worker_codec_loader() -> Callable[[CodecRef], MultiViewCodec]:
+    """A loader bound to the Dask worker running the caller (call it in the task's own thread):
+    it reads and fills the same per-worker cache as :func:`codec_on_worker` from any thread, so
+    code the task runs elsewhere (e.g. inside a Prefect flow) still finds the warm model. Not on
+    a worker: each call loads the codec."""
+    try:
+        from distributed import get_worker
+
+        holder = get_worker()
+    except (ImportError, ValueError):
+        return lambda ref: ref.load()
+    cache = holder.__dict__.setdefault("_mvarchive_codecs", {})
+
+    def load(ref: CodecRef) -> MultiViewCodec:
+        if ref not in cache:
+            cache[ref] = ref.load()
+        return cache[ref]
+
+    return load
