@@ -115,9 +115,9 @@ def worker_threads(workers: int) -> int:
             os.environ[WORKERS_PER_HOST_ENV] = saved
 
 
-def encode_only(source: Path, codec_name: str, preset: str, threads: int, every: int = 1) -> list[float]:
-    """Seconds of ``compress`` per group (every ``every``-th group), images decoded beforehand,
-    ``threads`` torch threads."""
+def encode_only(source: Path, codec_name: str, preset: str, threads: int, every: int = 1, offset: int = 0) -> list[float]:
+    """Seconds of ``compress`` per group (every ``every``-th group from ``offset``), images decoded
+    beforehand, ``threads`` torch threads."""
     import torch
 
     from mvarchive.codecs import load_codec
@@ -129,12 +129,28 @@ def encode_only(source: Path, codec_name: str, preset: str, threads: int, every:
     codec.eval()
     index = discover_dataset(str(source), "group-folders", {})
     seconds = []
-    for group in index.groups[::every]:
+    for group in index.groups[offset::every]:
         x = to_tensor(load_group(group, {}, None))
         started = time.perf_counter()
         codec.compress(x)
         seconds.append(time.perf_counter() - started)
     return seconds
+
+
+def parallel_encode_only(source: Path, codec_name: str, preset: str, threads: int, workers: int) -> tuple[float, float]:
+    """(wall, summed compress seconds) of ``workers`` plain processes running ``compress`` at once on
+    their share of the groups (no Prefect, no Dask): what the workers could do on this machine
+    as loaded now, CPU contention included."""
+    import multiprocessing
+
+    jobs = [(source, codec_name, preset, threads, workers, i) for i in range(workers)]
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        pool.apply(time.sleep, (0,))  # processes up before the clock starts
+        pool.starmap(encode_only, [(source, codec_name, preset, threads, len(jobs) * 1000, 0)] * workers)  # warm imports
+        started = time.perf_counter()
+        seconds = pool.starmap(encode_only, jobs)
+        wall = time.perf_counter() - started
+    return wall, float(sum(sum(s) for s in seconds))
 
 
 def archive_config(source: Path, dest: Path, args: argparse.Namespace) -> Any:
@@ -282,6 +298,9 @@ def main() -> None:
             figures["efficiency_flow"] = floor / figures["flow_s"]
             figures["efficiency_cold"] = floor / (figures["startup_s"] + figures["warm_flow_s"] + figures["flow_s"])
             figures["efficiency_in_run"] = figures["in_task_encode_s"] / args.workers / figures["flow_s"]
+            wall, summed = parallel_encode_only(source, args.codec, args.preset, threads, args.workers)
+            figures["parallel_encode_wall_s"], figures["parallel_encode_sum_s"] = wall, summed
+            figures["efficiency_parallel"] = wall / figures["flow_s"]
         else:
             figures["encode_only_s"] = sum(per_group)
         figures["load_after"] = load_avg()
@@ -311,6 +330,9 @@ def print_tables(f: dict[str, Any]) -> None:
               f"{f['efficiency_cold']:.1%} |")
         print(f"| flow against the compress time its own tasks measured ({f['in_task_encode_s']:.1f} s) | "
               f"{f['flow_s']:.1f} | {f['efficiency_in_run']:.1%} |")
+        print(f"| {f['workers']} plain processes running compress at once on their halves (no Prefect, no Dask; "
+              f"compress {f['parallel_encode_sum_s'] / f['groups']:.2f} s/group) | {f['parallel_encode_wall_s']:.1f} | "
+              f"{f['efficiency_parallel']:.1%} (this wall / flow) |")
         print(f"\narchive: {int(f['groups_archived'])} groups, bpp {f['bpp']:.4f}, PSNR {f['psnr']:.2f} dB, "
               f"MS-SSIM {f['ms_ssim']:.4f} over {f['ms_ssim_groups']:g} groups")
     if "profile" in f:
