@@ -31,9 +31,29 @@ SERVICE_VARS = ("PREFECT_API_URL", "MVARCHIVE_DASK_ADDRESS", "MLFLOW_TRACKING_UR
 
 
 @pytest.fixture(scope="module")
-def odd_archive(sample_data, trained_checkpoint, tmp_path_factory) -> Path:
+def scaled_checkpoint(tmp_path_factory) -> str:
+    """ldmic-fast (tiny) with its analysis transforms scaled up: about half the coded symbols
+    are non-zero (an untrained codec codes zeros), in a second instead of a training run."""
+    import torch
+
+    from mvarchive.codecs import create_codec, save_checkpoint
+
+    with torch.random.fork_rng():
+        torch.manual_seed(3)
+        model = create_codec("ldmic-fast", "tiny")
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.startswith(("g_a.", "h_a.")) and parameter.dim() > 1:
+                parameter.mul_(2.5)
+    path = tmp_path_factory.mktemp("ckpt") / "scaled.pt"
+    save_checkpoint(model, path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def odd_archive(sample_data, scaled_checkpoint, tmp_path_factory) -> Path:
     """Three stereo groups of 67x93 pixels (odd, not a multiple of the codec's stride), encoded
-    with a briefly trained ldmic-fast (non-trivial latents)."""
+    with non-trivial latents."""
     root = tmp_path_factory.mktemp("odd")
     for name in sorted(p.name for p in sample_data.stereo.iterdir() if p.is_dir())[:3]:
         for camera in ("left", "right"):
@@ -41,7 +61,9 @@ def odd_archive(sample_data, trained_checkpoint, tmp_path_factory) -> Path:
             (root / "data" / name).mkdir(parents=True, exist_ok=True)
             image.crop((11, 7, 11 + 93, 7 + 67)).save(root / "data" / name / f"{camera}.png")
     archive_in_process(ArchiveConfig(str(root / "data"), str(root / "arch"), codec="ldmic-fast", preset="tiny",
-                                     checkpoint=trained_checkpoint, shard_size=2))
+                                     checkpoint=scaled_checkpoint, shard_size=2))
+    symbols = ArchiveReader(Location(str(root / "arch"))).read_latents(0)
+    assert np.mean(np.concatenate([np.ravel(v) for v in symbols.values()]) != 0) > 0.2
     return root / "arch"
 
 
