@@ -85,7 +85,7 @@ from compressai.layers import ResidualBlock
 from .base import CodedStreams, MultiViewCodec
 from .entropy import CdfTables, SymbolCoder, anchor_mask, exact_entropy_active, single_threaded, ste_round
 from .entropy.context import conv_at, pointwise
-from .entropy.exact import PromotedRows, exact_gemm_threads, promoted_linear
+from .entropy.exact import PromotedRows, promoted_linear
 from .layers import EfficientCrossAttention
 from .registry import register_codec
 
@@ -353,9 +353,8 @@ class CheckerboardStereoContext(SpatialContext):
                 context = conv_at(with_other_view(y_hat), self.context.folded_weight(), self.context.bias, part)
                 cond = _cond(context, None if theta is None else theta[:, :, part])
                 params = self.nonanchor_params
-            with exact_gemm_threads():
-                scales = pointwise(params.scales, torch.cat([h_sigma[:, :, part], *cond], dim=1), None)
-                means = pointwise(params.means, torch.cat([h_mu[:, :, part], *cond], dim=1), None)
+            scales = pointwise(params.scales, torch.cat([h_sigma[:, :, part], *cond], dim=1), None)
+            means = pointwise(params.means, torch.cat([h_mu[:, :, part], *cond], dim=1), None)
             q = coder.code(gc.build_indexes(scales), means, None if y is None else y[:, :, part])
             symbols[:, :, part] = q
             y_hat[:, :, part] = q.to(means.dtype) + means

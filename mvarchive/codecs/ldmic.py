@@ -13,10 +13,9 @@ Coding order: per view k (in view order), one z stream then one y stream; stream
 position in raster order; for ``ldmic-fast`` it holds the anchors ((row+col) odd, all
 channels) then the non-anchors.
 
-The entropy-parameter path (h_s, context, entropy parameters) runs in float64 while coding
-(``exact_entropy``), so encoder and decoder derive identical CDF indexes whatever their thread
-counts; its whole-map GEMMs use the caller's threads (``exact_gemm_threads``), the serial
-per-position steps one.
+The entropy-parameter path (h_s, context, entropy parameters) runs single-threaded in float64
+while coding (``exact_entropy``), so encoder and decoder derive identical CDF indexes whatever
+their thread counts.
 
 Deviations: training feeds ``round(y)`` to the autoregressive context (the decoder sees
 ``round(y - mu) + mu``), as CompressAI's mbt2018 trains it; the official code uses noisy y.
@@ -34,7 +33,7 @@ from compressai.layers import GDN
 from compressai.models.utils import conv, deconv
 
 from .base import CodedStreams, MultiViewCodec
-from .entropy import exact_gemm_threads, make_context_model, single_threaded, ste_round
+from .entropy import make_context_model, single_threaded, ste_round
 from .layers import JointContextTransfer
 from .registry import register_codec
 
@@ -91,11 +90,6 @@ class LDMIC(MultiViewCodec):
         features = self.g_s_head(self.jct_latent(y_hat, num_views))
         return self.g_s_tail(self.jct_feature(features, num_views))
 
-    def _hyper(self, z_hat: torch.Tensor) -> torch.Tensor:
-        """h_s while coding: convolutions only, so with the caller's threads (same bits)."""
-        with exact_gemm_threads():
-            return self.h_s(z_hat)
-
     def _z_medians(self) -> torch.Tensor:
         return self.entropy_bottleneck._get_medians().detach()
 
@@ -126,7 +120,7 @@ class LDMIC(MultiViewCodec):
         with single_threaded():
             z_strings = self.entropy_bottleneck.compress(z)
             z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
-            y_symbols, y_hat, y_strings = self.context_model.encode(y, self._hyper(z_hat), self.gaussian_conditional)
+            y_symbols, y_hat, y_strings = self.context_model.encode(y, self.h_s(z_hat), self.gaussian_conditional)
         streams = [s for pair in zip(z_strings, y_strings) for s in pair]
         latents = {"y": y_symbols, "z": torch.round(z_hat - self._z_medians()).int()}
         return CodedStreams(streams, latents, self.synthesize(y_hat, num_views) if reconstruct else None)
@@ -142,7 +136,7 @@ class LDMIC(MultiViewCodec):
             decoders.append(decoder)
         with single_threaded():
             z_hat = self.entropy_bottleneck.decompress(list(streams[0::2]), z_size)
-            y_symbols, y_hat = self.context_model.decode(self._hyper(z_hat), self.gaussian_conditional, decoders)
+            y_symbols, y_hat = self.context_model.decode(self.h_s(z_hat), self.gaussian_conditional, decoders)
         latents = {"y": y_symbols, "z": torch.round(z_hat - self._z_medians()).int()}
         return CodedStreams(list(streams), latents, self.synthesize(y_hat, num_views))
 

@@ -9,7 +9,7 @@ from .context import (
     anchor_mask,
     make_context_model,
 )
-from .exact import PROMOTED, Float64Mode, exact_entropy, exact_entropy_active, exact_gemm_threads
+from .exact import PROMOTED, Float64Mode, exact_entropy, exact_entropy_active
 
 __all__ = [
     "AutoregressiveGaussianContext",
@@ -25,7 +25,6 @@ __all__ = [
     "encode_symbols",
     "exact_entropy",
     "exact_entropy_active",
-    "exact_gemm_threads",
     "make_context_model",
     "single_threaded",
     "ste_round",

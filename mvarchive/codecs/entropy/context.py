@@ -24,7 +24,7 @@ from compressai.ans import RansDecoder
 from compressai.entropy_models import GaussianConditional
 
 from .coding import CdfTables, SymbolCoder, ste_round
-from .exact import exact_entropy_active, exact_gemm_threads
+from .exact import exact_entropy_active
 
 
 class MaskedConv2d(nn.Conv2d):
@@ -204,9 +204,8 @@ class CheckerboardGaussianContext(GaussianContextModel):
         symbols = torch.zeros(n, self.latent_channels, height, width, dtype=torch.int32)
         y_hat = hyper.new_zeros(n, self.latent_channels, height, width)
         for part in (anchors, ~anchors):
-            with exact_gemm_threads():  # GEMMs on whole passes: same bits with any thread count
-                ctx = None if part is anchors else self._context_at(y_hat, part)
-                scales, means = pointwise(self.entropy_parameters, hyper[:, :, part], ctx).chunk(2, dim=1)
+            ctx = None if part is anchors else self._context_at(y_hat, part)
+            scales, means = pointwise(self.entropy_parameters, hyper[:, :, part], ctx).chunk(2, dim=1)
             q = coder.code(gc.build_indexes(scales), means, None if y is None else y[:, :, part])
             symbols[:, :, part] = q
             y_hat[:, :, part] = q.to(means.dtype) + means

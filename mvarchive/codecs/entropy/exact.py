@@ -124,8 +124,6 @@ def exact_entropy() -> Iterator[None]:
     torch.set_num_threads(1)
     depth = getattr(_state, "depth", 0)
     _state.depth = depth + 1
-    if not depth:
-        _state.caller_threads = threads
     try:
         if depth:
             yield
@@ -135,30 +133,6 @@ def exact_entropy() -> Iterator[None]:
     finally:
         _state.depth = depth
         torch.set_num_threads(threads)
-
-
-@contextlib.contextmanager
-def exact_gemm_threads() -> Iterator[None]:
-    """Inside :func:`exact_entropy`: give the caller's thread count back to a block made only
-    of convolutions, GEMMs and element-wise operations on whole maps (e.g. a hyper-synthesis).
-
-    Why it is safe: a float64 GEMM splits its output rows/columns among threads, never the
-    sum of one output, so every float64 result is the same bits whatever the thread count
-    (measured for the hyper-synthesis shapes of every codec, 1-4 threads:
-    tests/codecs/test_fast_paths.py); were a library ever to split a sum, the difference
-    would be a float64 ulp, which the rounding to float32 absorbs like any other kernel
-    difference (module doc). Reductions (sum, mean, softmax) must not run in such a block:
-    their threaded kernels do split sums. Outside :func:`exact_entropy` it does nothing.
-    """
-    if not exact_entropy_active():
-        yield
-        return
-    inner = torch.get_num_threads()
-    torch.set_num_threads(getattr(_state, "caller_threads", inner))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(inner)
 
 
 def exact_entropy_active() -> bool:
