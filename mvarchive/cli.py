@@ -163,6 +163,7 @@ def archive(
     shard_size: Annotated[int, typer.Option(help="Groups per shard (one task each).")] = 4,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N: where the encode tasks run the analysis transforms (GPU workers only); coding stays exact on CPU.")] = "cpu",
     max_pixels: Annotated[int, typer.Option(help="Largest view in pixels; bigger images are refused (memory).")] = 16_000_000,
+    metrics_fraction: Annotated[float, typer.Option(help="Share of groups whose MS-SSIM is measured (picked by group name, the same on reruns); 1.0 = every group. PSNR, bpp and the restore digest cover every group.")] = 0.1,
     source_options: Annotated[Optional[str], typer.Option(help="fsspec options for SOURCE as JSON (default: MVARCHIVE_STORAGE_OPTIONS for remote URLs).")] = None,
     dest_options: Annotated[Optional[str], typer.Option(help="fsspec options for DEST as JSON.")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the run's figures as JSON instead of a table.")] = False,
@@ -178,6 +179,7 @@ def archive(
         ArchiveConfig,
         source=source, dest=dest, codec=codec, preset=preset, checkpoint=checkpoint, untrained=untrained,
         embed_model=embed_model, layout=layout, shard_size=shard_size, max_pixels=max_pixels, device=device,
+        metrics_fraction=metrics_fraction,
         reencode=reencode, wait=wait, registry_uri=services.resolved_mlflow_uri(),
         source_options=_options(source_options, source, services.storage_options),
         dest_options=_options(dest_options, dest, services.storage_options),
@@ -438,7 +440,9 @@ def info(
         out.print(f"being written now by run {holder.owner} on host {holder.host}")
     s = data["summary"]
     if s.get("groups"):
-        out.print(f"bpp {s['bpp']:.4f}, PSNR {s['psnr']:.2f} dB, MS-SSIM {s['ms_ssim']:.4f}, {int(s['bytes'])} bytes")
+        measured = int(s.get("ms_ssim_groups", s["groups"]))
+        ms = f"MS-SSIM {s['ms_ssim']:.4f} over {measured} of {int(s['groups'])} groups" if measured else "MS-SSIM not measured"
+        out.print(f"bpp {s['bpp']:.4f}, PSNR {s['psnr']:.2f} dB, {ms}, {int(s['bytes'])} bytes")
 
 
 @app.command()
