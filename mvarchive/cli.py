@@ -325,8 +325,8 @@ def restore(
     close = report.count(Status.CLOSE)
     out.print(f"restored {report.images} images of {report.groups} groups into {report.out} "
               f"(decode {report.decode_s:.2f} s, wall {report.wall_s:.1f} s); verified: "
-              f"{report.count(Status.OK)} exact" + (f", {close} within rounding" if close else ""))
-    out.print(_recorded(report, where, services), highlight=False)
+              f"{report.count(Status.OK)} exact" + (f", {close} within rounding" if close else ""), soft_wrap=True)
+    out.print(_recorded(report, where, services), highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -380,8 +380,8 @@ def verify(
             if check.status is not Status.OK:
                 (err if check.status.failed else out).print(check.describe())
         counts = ", ".join(f"{report.count(s)} {s.value}" for s in Status)
-        out.print(f"verified {len(report.checks)} groups of {archive_url}: {counts} (decode {report.decode_s:.2f} s)")
-        out.print(_recorded(report, where, services), highlight=False)
+        out.print(f"verified {len(report.checks)} groups of {archive_url}: {counts} (decode {report.decode_s:.2f} s)", soft_wrap=True)
+        out.print(_recorded(report, where, services), highlight=False, soft_wrap=True)
     if failed:
         raise typer.Exit(1)
 

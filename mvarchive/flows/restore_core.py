@@ -68,6 +68,7 @@ def model_for_archive(reader: ArchiveReader, checkpoint: str | None, options: St
     problems = []
     for ref in candidates:
         try:
+            _require_reachable(ref)
             load(ref)
             return ref
         except CheckpointError as exc:
@@ -79,6 +80,26 @@ def model_for_archive(reader: ArchiveReader, checkpoint: str | None, options: St
         + ("; ".join(problems) if problems else "no copy in the archive and no recorded location")
         + "; pass --checkpoint PATH with the checkpoint used for archiving"
     )
+
+
+def _require_reachable(ref: CodecRef) -> None:
+    """A checkpoint file must still be there, even when ``load`` answers from a worker's cache:
+    a restore that works only while a worker happens to hold the model would fail later."""
+    from mvarchive.codecs import CheckpointError
+
+    if ref.checkpoint is None or ref.checkpoint.startswith("models:/"):
+        return
+    from fsspec.core import url_to_fs
+
+    from mvarchive.storage.options import as_options
+
+    try:
+        fs, path = url_to_fs(ref.checkpoint, **as_options(ref.storage_options).reveal())
+        found = fs.exists(path)
+    except Exception:  # noqa: BLE001 - let the load itself report an unreadable location
+        return
+    if not found:
+        raise CheckpointError(f"checkpoint not found: {ref.checkpoint}")
 
 
 def memo_loader() -> Loader:
