@@ -129,7 +129,7 @@ def test_archive_grows_with_the_source(cli, sample_data, tmp_path):
     grown = cli("archive", "data", "arch", *job, cwd=tmp_path)
     assert "2 group(s) encoded (0 again)" in grown.stdout
     assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in shards.glob("*.bin") if p.name in first} == first
-    assert len(list(shards.glob("*.bin"))) == 3
+    assert len(list(shards.glob("*.bin"))) == 4  # the 2 new groups: one shard per worker (balanced shards)
     info = json.loads(cli("info", "arch", "--json", cwd=tmp_path).stdout)
     assert [(r["added"], r["status"]) for r in info["runs"]] == [(3, "finished"), (2, "finished")]
     assert sorted(info["group_names"]) == sorted([*names, "extra"]) and info["groups"] == 5
@@ -143,12 +143,12 @@ def test_archive_grows_with_the_source(cli, sample_data, tmp_path):
     drift = [line for line in skipped.stderr.splitlines() if "changed in the source" in line]
     assert len(drift) == 1 and names[1] in drift[0] and "--reencode" in drift[0]
     assert any("no longer in the source" in line and names[2] in line for line in skipped.stderr.splitlines())
-    assert "nothing to add" in skipped.stdout and len(list(shards.glob("*.bin"))) == 3
+    assert "nothing to add" in skipped.stdout and len(list(shards.glob("*.bin"))) == 4
 
     reencoded = cli("archive", "data", "arch", *job, "--reencode", cwd=tmp_path)
     assert "1 group(s) encoded (1 again), 1 changed, 1 no longer in the source" in reencoded.stdout
     assert {p.name: p.read_bytes() for p in shards.glob("*.bin") if p.name in first} == {k: v[0] for k, v in first.items()}
-    assert len(list(shards.glob("*.bin"))) == 4
+    assert len(list(shards.glob("*.bin"))) == 5
     info = json.loads(cli("info", "arch", "--json", cwd=tmp_path).stdout)
     assert [(r["added"], r["reencoded"], r["vanished"]) for r in info["runs"]][-1] == (0, 1, 1)
     assert info["groups"] == 5  # the vanished group stays
@@ -171,4 +171,4 @@ def test_archive_grows_with_the_source(cli, sample_data, tmp_path):
     with Lease(Location(str(tmp_path / "arch")), owner="other-run").acquire():
         busy = cli("archive", "data", "arch", *job, cwd=tmp_path, ok=False)
     assert busy.returncode == 2 and "is being written by run other-run on host" in busy.stderr
-    assert "Traceback" not in busy.stderr and len(list(shards.glob("*.bin"))) == 4  # 3 + the re-encoded group's
+    assert "Traceback" not in busy.stderr and len(list(shards.glob("*.bin"))) == 5  # 4 + the re-encoded group's
