@@ -196,19 +196,20 @@ class CheckerboardGaussianContext(GaussianContextModel):
         return ste_round(y - means) + means, likelihoods
 
     def _code(self, hyper, gc, coder, y=None):
-        # Only the positions each pass codes are computed (half of the entropy-parameter and
-        # context work of the full-map formulation in ``forward``), with the very same float64
-        # sums in the same order, so the same bits: see :func:`pointwise` and :meth:`_context_at`.
+        # Full maps on purpose: computing only each pass's positions (pointwise / conv_at, the
+        # same bits) measured slower at 832x1024 end to end (see benchmarks/results/codec_speed.md).
         n, _, height, width = hyper.shape
         anchors = anchor_mask(height, width, device=hyper.device)
         symbols = torch.zeros(n, self.latent_channels, height, width, dtype=torch.int32)
         y_hat = hyper.new_zeros(n, self.latent_channels, height, width)
+        scales, means = self._anchor_params(hyper)
         for part in (anchors, ~anchors):
-            ctx = None if part is anchors else self._context_at(y_hat, part)
-            scales, means = pointwise(self.entropy_parameters, hyper[:, :, part], ctx).chunk(2, dim=1)
-            q = coder.code(gc.build_indexes(scales), means, None if y is None else y[:, :, part])
+            mu = means[:, :, part]  # (n, M, positions)
+            q = coder.code(gc.build_indexes(scales)[:, :, part], mu, None if y is None else y[:, :, part])
             symbols[:, :, part] = q
-            y_hat[:, :, part] = q.to(means.dtype) + means
+            y_hat[:, :, part] = q.to(mu.dtype) + mu
+            if part is anchors:
+                scales, means = self.params(hyper, self.context(y_hat))
         return symbols, y_hat
 
     def _context_at(self, y_hat: torch.Tensor, part: torch.Tensor) -> torch.Tensor:
