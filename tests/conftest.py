@@ -18,6 +18,18 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ.setdefault("MVARCHIVE_STACK", "off")
 
 
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """Run the test with one torch thread, like a Dask worker on a 2-core machine: two spinning
+    threads on a busy 2-core CI made small convolutions several times slower."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def sample_data(tmp_path_factory: pytest.TempPathFactory):
     """The demo's sample datasets (stereo K=2, rig K=3), built once per session."""

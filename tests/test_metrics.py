@@ -20,13 +20,7 @@ from mvarchive.storage import METRIC_COLUMNS
 from mvarchive.training.msssim import ms_ssim as training_ms_ssim
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small convolutions on one thread (two spinning threads on a busy 2-core CI are ~6x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _views(height: int, width: int, noise: int = 24) -> tuple[np.ndarray, np.ndarray]:

@@ -26,16 +26,7 @@ from mvarchive.metrics import ms_ssim, psnr
 OUTPUTS = {"results.json", "rd_psnr.png", "rd_ms_ssim.png", "bd_table.md", "rd_table.md"}
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Code in-process with one torch thread, like a Dask worker on a 2-core machine: with the
-    cores busy (parallel tests), two threads made the tiny codec several times slower."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

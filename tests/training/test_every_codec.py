@@ -17,12 +17,7 @@ from tests.archive_helpers import archive_in_process, subset
 CODECS = [spec.name for spec in list_codecs()]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("name", CODECS)
