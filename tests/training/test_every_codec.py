@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from mvarchive.codecs import CodecRef, list_codecs
 from mvarchive.datasets import discover_dataset, load_image
