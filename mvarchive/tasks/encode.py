@@ -16,7 +16,7 @@ from mvarchive.storage.archive import blob_path
 from mvarchive.storage.blob import read_header
 from mvarchive.storage.options import StorageOptions, as_options
 
-from .retry import retry_transient
+from .retry import TRANSIENT_RETRIES
 from .worker import check_device, codec_on_worker, prepare_torch
 
 
@@ -97,8 +97,6 @@ encode_shard = task(
     encode_shard_fn,
     name="encode-shard",
     task_run_name="encode-shard-{job.shard_id}",
-    retries=2,
-    retry_delay_seconds=[2, 10],
-    retry_condition_fn=retry_transient,
+    **TRANSIENT_RETRIES,
 )
 

@@ -84,16 +84,10 @@ def restore_groups_fn(job: RestoreJob, codec: MultiViewCodec | None = None) -> R
 def _restore_groups_task() -> Any:
     from prefect import task
 
-    from .retry import retry_transient
+    from .retry import TRANSIENT_RETRIES
 
-    return task(
-        restore_groups_fn,
-        name="restore-groups",
-        task_run_name="restore-{job.indices[0]}",
-        retries=2,
-        retry_delay_seconds=[2, 10],
-        retry_condition_fn=retry_transient,
-    )
+    return task(restore_groups_fn, name="restore-groups", task_run_name="restore-{job.indices[0]}",
+                **TRANSIENT_RETRIES)
 
 
 def __getattr__(name: str) -> Any:

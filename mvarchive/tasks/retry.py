@@ -19,6 +19,10 @@ from mvarchive.storage import ArchiveError
 #: Errors that a second attempt cannot fix: retrying only delays the one clear message.
 PERMANENT_ERRORS: tuple[type[BaseException], ...] = (DatasetError, BitstreamError, ArchiveError, CheckpointError)
 
+#: Prefect task options of every data task (encode a shard, restore groups): two retries with
+#: back-off, only for failures :func:`retry_transient` judges transient.
+TRANSIENT_RETRIES: dict[str, Any] = {}  # filled below, once retry_transient exists
+
 #: OSErrors that are answers (the object is missing, access is refused), not outages.
 PERMANENT_OS_ERRORS: tuple[type[OSError], ...] = (
     FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError, NotADirectoryError,
@@ -105,3 +109,6 @@ def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
     except BaseException as error:  # noqa: BLE001 - we classify whatever the task raised
         return is_transient(error)
     return False
+
+
+TRANSIENT_RETRIES.update(retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_transient)

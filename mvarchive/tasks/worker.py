@@ -44,6 +44,25 @@ def check_device(device: str) -> None:
         )
 
 
+def _worker_cache() -> dict | None:
+    """The running Dask worker's codec cache (None outside a worker, e.g. tests calling ``.fn``)."""
+    try:
+        from distributed import get_worker
+
+        holder = get_worker()
+    except (ImportError, ValueError):
+        return None
+    return holder.__dict__.setdefault("_mvarchive_codecs", {})
+
+
+def _cached(cache: dict | None, key: object, build: Callable[[], MultiViewCodec]) -> MultiViewCodec:
+    if cache is None:
+        return build()
+    if key not in cache:
+        cache[key] = build()
+    return cache[key]
+
+
 def codec_on_worker(ref: CodecRef, device: str = "cpu") -> MultiViewCodec:
     """Load a codec once per worker process and keep it, keyed by its reference; with a
     ``device`` other than the canonical CPU, its encoder with the analysis transforms on that
@@ -51,20 +70,11 @@ def codec_on_worker(ref: CodecRef, device: str = "cpu") -> MultiViewCodec:
     from mvarchive.codecs.base import AnalysisPlacement
 
     placement = AnalysisPlacement.for_device(device)
-    try:
-        from distributed import get_worker
-
-        holder = get_worker()
-    except (ImportError, ValueError):
-        return ref.load().analysis_encoder(placement)  # not on a Dask worker (e.g. tests calling .fn directly)
-    cache = holder.__dict__.setdefault("_mvarchive_codecs", {})
-    if ref not in cache:
-        cache[ref] = ref.load()
+    cache = _worker_cache()
+    codec = _cached(cache, ref, ref.load)
     if placement.canonical:
-        return cache[ref]
-    if (ref, device) not in cache:
-        cache[(ref, device)] = cache[ref].analysis_encoder(placement)
-    return cache[(ref, device)]
+        return codec
+    return _cached(cache, (ref, device), lambda: codec.analysis_encoder(placement))
 
 
 def worker_codec_loader() -> Callable[[CodecRef], MultiViewCodec]:
@@ -72,17 +82,5 @@ def worker_codec_loader() -> Callable[[CodecRef], MultiViewCodec]:
     it reads and fills the same per-worker cache as :func:`codec_on_worker` from any thread, so
     code the task runs elsewhere (e.g. inside a Prefect flow) still finds the warm model. Not on
     a worker: each call loads the codec."""
-    try:
-        from distributed import get_worker
-
-        holder = get_worker()
-    except (ImportError, ValueError):
-        return lambda ref: ref.load()
-    cache = holder.__dict__.setdefault("_mvarchive_codecs", {})
-
-    def load(ref: CodecRef) -> MultiViewCodec:
-        if ref not in cache:
-            cache[ref] = ref.load()
-        return cache[ref]
-
-    return load
+    cache = _worker_cache()
+    return lambda ref: _cached(cache, ref, ref.load)
