@@ -78,7 +78,6 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from compressai.ans import RansDecoder
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from compressai.layers import ResidualBlock
 
@@ -426,9 +425,9 @@ class CrossDimensionalEntropyModel(nn.Module):
         symbols, y_hat = self._code(h_mu, h_sigma, gc, coder, y=y)
         return symbols, y_hat, coder.flush()
 
-    def decode(self, h_mu, h_sigma, gc, decoders):
-        """-> (symbols, y_hat), reading view v's symbols from ``decoders[v]``."""
-        return self._code(h_mu, h_sigma, gc, SymbolCoder(CdfTables.of(gc), VIEWS, decoders))
+    def decode(self, h_mu, h_sigma, gc, streams):
+        """-> (symbols, y_hat), reading view v's symbols from ``streams[v]``."""
+        return self._code(h_mu, h_sigma, gc, SymbolCoder.reading(CdfTables.of(gc), streams))
 
 
 def _hyper_decoder(z_channels: int, out_channels: int) -> nn.Sequential:
@@ -541,15 +540,10 @@ class BiSIC(MultiViewCodec):
         if len(streams) != 2 * VIEWS:
             raise ValueError(f"expected {2 * VIEWS} streams (z_l, z_r, y_l, y_r), found {len(streams)}")
         z_size = (size[0] // 64, size[1] // 64)
-        decoders = []
-        for stream in streams[VIEWS:]:
-            decoder = RansDecoder()
-            decoder.set_stream(stream)
-            decoders.append(decoder)
         with single_threaded():
             z_hat = self.entropy_bottleneck.decompress(list(streams[:VIEWS]), z_size)
             h_mu, h_sigma = self.hyper_synthesis(z_hat)
-            y_symbols, y_hat = self.entropy_model.decode(h_mu, h_sigma, self.gaussian_conditional, decoders)
+            y_symbols, y_hat = self.entropy_model.decode(h_mu, h_sigma, self.gaussian_conditional, streams[VIEWS:])
         latents = {"y": y_symbols, "z": torch.round(z_hat - self._z_medians()).int()}
         return CodedStreams(list(streams), latents, self.synthesis(y_hat))
 

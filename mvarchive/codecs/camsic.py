@@ -52,13 +52,12 @@ from typing import Any
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from compressai.ans import BufferedRansEncoder, RansDecoder
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from compressai.models.utils import conv, deconv
 
 from .base import CodedStreams, MultiViewCodec
 from .elic import elic_analysis, elic_synthesis
-from .entropy import CdfTables, decode_symbols, encode_symbols, single_threaded, ste_round
+from .entropy import CdfTables, SymbolCoder, single_threaded, ste_round
 from .registry import create_codec, register_codec
 from .vemic import LoadReport
 
@@ -298,11 +297,11 @@ class CAMSIC(MultiViewCodec):
         scales, means = out.chunk(2, dim=1)
         return scales.contiguous(), means.contiguous()
 
-    def _iterate(self, content: torch.Tensor, y: torch.Tensor | None = None, coder=None):
+    def _iterate(self, content: torch.Tensor, y: torch.Tensor | None = None, coder: SymbolCoder | None = None):
         """T-step masked coding of one view (batch 1).
 
-        With ``y`` and an encoder: encode; with ``y`` and no coder: only estimate; without
-        ``y``: decode from ``coder``. Returns symbols (M, h, w), ŷ, σ, μ (each (1, M, h, w)).
+        With ``y`` and an encoding coder: encode; with ``y`` and no coder: only estimate;
+        without ``y``: decode from ``coder``. Returns symbols (M, h, w), ŷ, σ, μ (each (1, M, h, w)).
         """
         _, m, height, width = content.shape
         n = height * width
@@ -311,7 +310,6 @@ class CAMSIC(MultiViewCodec):
         symbols = torch.zeros(m, n, dtype=torch.int32)
         scales_used = content.new_zeros(m, n)
         means_used = content.new_zeros(m, n)
-        tables = CdfTables.of(self.gaussian_conditional) if coder is not None else None
         flat_y = y.reshape(m, n) if y is not None else None
         for k in sine_schedule(n, self.config.steps):
             if k == 0:
@@ -320,12 +318,11 @@ class CAMSIC(MultiViewCodec):
             scales, means = scales.reshape(m, n), means.reshape(m, n)
             chosen = select_positions(scales.detach(), decoded, k)
             sigma, mu = scales[:, chosen], means[:, chosen]
-            if flat_y is not None:
-                q = torch.round(flat_y[:, chosen] - mu).int()
-                if coder is not None:
-                    encode_symbols(coder, q, self.gaussian_conditional.build_indexes(sigma), tables)
+            if coder is not None:
+                indexes = self.gaussian_conditional.build_indexes(sigma)
+                q = coder.code_stream(0, indexes, mu, None if flat_y is None else flat_y[:, chosen])
             else:
-                q = decode_symbols(coder, self.gaussian_conditional.build_indexes(sigma), tables)
+                q = torch.round(flat_y[:, chosen] - mu).int()
             symbols[:, chosen] = q.cpu()
             new_tokens = tokens.reshape(m, n).clone()
             new_tokens[:, chosen] = q.to(mu.dtype) + mu
@@ -396,13 +393,13 @@ class CAMSIC(MultiViewCodec):
         streams: list[bytes] = []
         y_symbols, y_hats, z_hats, prior = [], [], [], None
         for view in range(num_views):
-            encoder = BufferedRansEncoder()
+            coder = SymbolCoder(CdfTables.of(self.gaussian_conditional), 1)
             with single_threaded():
                 z_strings = self.entropy_bottleneck.compress(z_all[view : view + 1])
                 z_hat = self.entropy_bottleneck.decompress(z_strings, z_all.shape[-2:])
                 content = self._tokens(self.h_s(z_hat), prior)
-                symbols, y_hat, _, _ = self._iterate(content, y_all[view : view + 1], encoder)
-            streams += [z_strings[0], encoder.flush()]
+                symbols, y_hat, _, _ = self._iterate(content, y_all[view : view + 1], coder)
+            streams += [z_strings[0], *coder.flush()]
             y_symbols.append(symbols)
             y_hats.append(y_hat)
             z_hats.append(z_hat)
@@ -415,12 +412,11 @@ class CAMSIC(MultiViewCodec):
         z_size = (size[0] // 64, size[1] // 64)
         y_symbols, y_hats, z_hats, prior = [], [], [], None
         for view in range(num_views):
-            decoder = RansDecoder()
-            decoder.set_stream(streams[2 * view + 1])
+            coder = SymbolCoder.reading(CdfTables.of(self.gaussian_conditional), [streams[2 * view + 1]])
             with single_threaded():
                 z_hat = self.entropy_bottleneck.decompress([streams[2 * view]], z_size)
                 content = self._tokens(self.h_s(z_hat), prior)
-                symbols, y_hat, _, _ = self._iterate(content, None, decoder)
+                symbols, y_hat, _, _ = self._iterate(content, None, coder)
             y_symbols.append(symbols)
             y_hats.append(y_hat)
             z_hats.append(z_hat)

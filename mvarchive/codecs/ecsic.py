@@ -26,10 +26,9 @@ from typing import Callable
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from compressai.ans import BufferedRansEncoder, RansDecoder
 
 from .base import CodedStreams, MultiViewCodec
-from .entropy import CdfTables, decode_symbols, encode_symbols, single_threaded, ste_round
+from .entropy import CdfTables, SymbolCoder, single_threaded, ste_round
 from .laplace import FactorizedLaplace, LaplaceConditional, laplace_scale_table
 from .registry import register_codec
 
@@ -344,19 +343,16 @@ class ECSIC(MultiViewCodec):
 
     def _encode_padded(self, x: torch.Tensor, reconstruct: bool = True) -> CodedStreams:
         values = self._analyze(x[0:1], x[1:2])
-        tables = CdfTables.of(self.laplace)
-        encoders = [BufferedRansEncoder() for _ in range(4)]
+        coder = SymbolCoder(CdfTables.of(self.laplace), 4)
         symbols: list[torch.Tensor] = [torch.empty(0)] * 4
 
         def step(i: int, scales: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
-            symbols[i] = torch.round(values[i] - means).int()
-            encode_symbols(encoders[i], symbols[i], self.laplace.build_indexes(scales), tables)
+            symbols[i] = coder.code_stream(i, self.laplace.build_indexes(scales), means, values[i])
             return symbols[i].to(means.dtype) + means
 
         with single_threaded():
             y_left, y_right = self.entropy_chain(values[0].shape, step)
-        streams = [encoder.flush() for encoder in encoders]
-        return self._finish(streams, symbols, y_left, y_right, reconstruct)
+        return self._finish(coder.flush(), symbols, y_left, y_right, reconstruct)
 
     def _decode_padded(self, streams, num_views, size):
         if num_views != 2 or len(streams) != 4:
@@ -364,16 +360,11 @@ class ECSIC(MultiViewCodec):
         height, width = size
         if height % self.pad_multiple or width % self.pad_multiple:
             raise ValueError(f"padded size {size} is not a multiple of {self.pad_multiple}")
-        tables = CdfTables.of(self.laplace)
-        decoders = []
-        for stream in streams:
-            decoder = RansDecoder()
-            decoder.set_stream(stream)
-            decoders.append(decoder)
+        coder = SymbolCoder.reading(CdfTables.of(self.laplace), streams)
         symbols: list[torch.Tensor] = [torch.empty(0)] * 4
 
         def step(i: int, scales: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
-            symbols[i] = decode_symbols(decoders[i], self.laplace.build_indexes(scales), tables).to(means.device)
+            symbols[i] = coder.code_stream(i, self.laplace.build_indexes(scales), means, None)
             return symbols[i].to(means.dtype) + means
 
         z_shape = (1, self.config.M, height // 32, width // 32)

@@ -27,7 +27,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-from compressai.ans import RansDecoder
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from compressai.layers import GDN
 from compressai.models.utils import conv, deconv
@@ -129,14 +128,9 @@ class LDMIC(MultiViewCodec):
         if len(streams) != 2 * num_views:
             raise ValueError(f"expected {2 * num_views} streams for {num_views} views, found {len(streams)}")
         z_size = (size[0] // 64, size[1] // 64)
-        decoders = []
-        for stream in streams[1::2]:
-            decoder = RansDecoder()
-            decoder.set_stream(stream)
-            decoders.append(decoder)
         with single_threaded():
             z_hat = self.entropy_bottleneck.decompress(list(streams[0::2]), z_size)
-            y_symbols, y_hat = self.context_model.decode(self.h_s(z_hat), self.gaussian_conditional, decoders)
+            y_symbols, y_hat = self.context_model.decode(self.h_s(z_hat), self.gaussian_conditional, streams[1::2])
         latents = {"y": y_symbols, "z": torch.round(z_hat - self._z_medians()).int()}
         return CodedStreams(list(streams), latents, self.synthesize(y_hat, num_views))
 

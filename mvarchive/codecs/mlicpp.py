@@ -58,12 +58,11 @@ from typing import Callable, NamedTuple, Optional, Protocol
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from compressai.ans import BufferedRansEncoder, RansDecoder
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from compressai.layers import GDN, conv3x3, subpel_conv3x3
 
 from .base import CodedStreams, MultiViewCodec
-from .entropy import CdfTables, decode_symbols, encode_symbols, single_threaded, ste_round
+from .entropy import CdfTables, SymbolCoder, single_threaded, ste_round
 from .entropy.context import anchor_mask
 from .registry import register_codec
 
@@ -395,11 +394,10 @@ class RansQuantizer:
     """Coding one view (batch 1): encode ``round(y - mu)`` into ``coder`` or decode from it."""
 
     def __init__(
-        self, gc: GaussianConditional, coder: BufferedRansEncoder | RansDecoder, shape: tuple[int, ...],
+        self, gc: GaussianConditional, coder: SymbolCoder, shape: tuple[int, ...],
         slice_ch: int, device: torch.device, y: Optional[torch.Tensor] = None,
     ) -> None:
         self.gc, self.coder, self.y, self.slice_ch = gc, coder, y, slice_ch
-        self.tables = CdfTables.of(gc)
         self.anchors = anchor_mask(*shape[-2:], device=device)
         self.symbols = torch.zeros(shape, dtype=torch.int32, device=device)
 
@@ -409,11 +407,7 @@ class RansQuantizer:
         channels = slice(s * self.slice_ch, (s + 1) * self.slice_ch)
         indexes = self.gc.build_indexes(scales[:, :, part])  # (1, c, positions), channel-major
         mu = means[:, :, part]
-        if self.y is not None:
-            q = torch.round(self.y[:, channels][:, :, part] - mu).int()
-            encode_symbols(self.coder, q, indexes, self.tables)  # type: ignore[arg-type]
-        else:
-            q = decode_symbols(self.coder, indexes, self.tables).to(mu.device)  # type: ignore[arg-type]
+        q = self.coder.code(indexes, mu, None if self.y is None else self.y[:, channels][:, :, part])
         self.symbols[:, channels][:, :, part] = q
         out = torch.zeros_like(means)
         out[:, :, part] = q.to(mu.dtype) + mu
@@ -477,6 +471,7 @@ class ViewCode(NamedTuple):
     """One coded (or decoded) view."""
 
     z_string: bytes
+    y_string: bytes
     y_symbols: torch.Tensor  # (1, M, h, w) int32
     z_symbols: torch.Tensor  # (1, N, h/4, w/4) int32
     y_hat: torch.Tensor  # (1, M, h, w)
@@ -523,32 +518,35 @@ class MLICPPCore(nn.Module):
         y_hat, y_likelihoods = self.mem(y, hyper, self.gaussian_conditional)
         return self.g_s(y_hat), y_likelihoods, z_likelihoods
 
-    def _code_view(self, z_hat: torch.Tensor, coder, z_string: bytes, y=None, view_context=None) -> ViewCode:
+    def _code_view(
+        self, z_hat: torch.Tensor, z_string: bytes, coder: SymbolCoder, y=None, view_context=None
+    ) -> ViewCode:
         hyper = self.h_s(z_hat)
         shape = (1, self.mem.latent_channels, *hyper.shape[-2:])
         quantizer = RansQuantizer(self.gaussian_conditional, coder, shape, self.slice_channels, hyper.device, y=y)
         y_hat = self.mem.run(hyper, quantizer, view_context)
+        (y_string,) = coder.flush() if y is not None else coder.streams
         z_symbols = torch.round(z_hat - self.z_medians()).int()
-        return ViewCode(z_string, quantizer.symbols, z_symbols, y_hat, hyper.chunk(2, dim=1)[1])
+        return ViewCode(z_string, y_string, quantizer.symbols, z_symbols, y_hat, hyper.chunk(2, dim=1)[1])
 
-    def encode_view(
-        self, x: torch.Tensor, encoder: BufferedRansEncoder, view_context: ViewContextHook | None = None
-    ) -> ViewCode:
-        """Code one padded view (1, 3, H, W); the y symbols go into ``encoder``."""
+    def encode_view(self, x: torch.Tensor, view_context: ViewContextHook | None = None) -> ViewCode:
+        """Code one padded view (1, 3, H, W) into its z and y strings."""
         y = self.g_a(x)
         z = self.h_a(y)
         with single_threaded():
             (z_string,) = self.entropy_bottleneck.compress(z)
             z_hat = self.entropy_bottleneck.decompress([z_string], z.shape[-2:])
-            return self._code_view(z_hat, encoder, z_string, y=y, view_context=view_context)
+            coder = SymbolCoder(CdfTables.of(self.gaussian_conditional), 1)
+            return self._code_view(z_hat, z_string, coder, y=y, view_context=view_context)
 
     def decode_view(
-        self, z_string: bytes, decoder: RansDecoder, size: tuple[int, int], view_context: ViewContextHook | None = None
+        self, z_string: bytes, y_string: bytes, size: tuple[int, int], view_context: ViewContextHook | None = None
     ) -> ViewCode:
-        """Decode one view of padded size ``size`` from its z string and y decoder."""
+        """Decode one view of padded size ``size`` from its z and y strings."""
         with single_threaded():
             z_hat = self.entropy_bottleneck.decompress([z_string], (size[0] // 64, size[1] // 64))
-            return self._code_view(z_hat, decoder, z_string, view_context=view_context)
+            coder = SymbolCoder.reading(CdfTables.of(self.gaussian_conditional), [y_string])
+            return self._code_view(z_hat, z_string, coder, view_context=view_context)
 
     def parameter_counts(self) -> dict[str, int]:
         def count(*modules: Optional[nn.Module]) -> int:
@@ -572,16 +570,11 @@ class MLICPPCore(nn.Module):
         }
 
 
-def split_streams(streams: tuple[bytes, ...] | list[bytes], num_views: int) -> list[tuple[bytes, RansDecoder]]:
-    """``[z_0, y_0, z_1, y_1, ...]`` -> per view (z string, y decoder)."""
+def split_streams(streams: tuple[bytes, ...] | list[bytes], num_views: int) -> list[tuple[bytes, bytes]]:
+    """``[z_0, y_0, z_1, y_1, ...]`` -> per view (z string, y string)."""
     if len(streams) != 2 * num_views:
         raise ValueError(f"expected {2 * num_views} streams for {num_views} views, found {len(streams)}")
-    views = []
-    for v in range(num_views):
-        decoder = RansDecoder()
-        decoder.set_stream(streams[2 * v + 1])
-        views.append((streams[2 * v], decoder))
-    return views
+    return [(streams[2 * v], streams[2 * v + 1]) for v in range(num_views)]
 
 
 def collect(codes: list[ViewCode], streams: list[bytes], x_hat: torch.Tensor | None) -> CodedStreams:
@@ -613,9 +606,8 @@ class SingleViewMLICPP(MultiViewCodec):
     def _encode_padded(self, x: torch.Tensor, reconstruct: bool = True) -> CodedStreams:
         codes, streams, images = [], [], []
         for v in range(x.shape[0]):
-            encoder = BufferedRansEncoder()
-            code = self.base.encode_view(x[v : v + 1], encoder)
-            streams += [code.z_string, encoder.flush()]
+            code = self.base.encode_view(x[v : v + 1])
+            streams += [code.z_string, code.y_string]
             codes.append(code)
             if reconstruct:
                 images.append(self.base.g_s(code.y_hat))
@@ -623,8 +615,8 @@ class SingleViewMLICPP(MultiViewCodec):
 
     def _decode_padded(self, streams, num_views, size):
         codes, images = [], []
-        for z_string, decoder in split_streams(streams, num_views):
-            code = self.base.decode_view(z_string, decoder, size)
+        for z_string, y_string in split_streams(streams, num_views):
+            code = self.base.decode_view(z_string, y_string, size)
             codes.append(code)
             images.append(self.base.g_s(code.y_hat))
         return collect(codes, list(streams), torch.cat(images))

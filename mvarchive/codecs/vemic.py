@@ -22,7 +22,6 @@ from typing import Any, Mapping, NamedTuple, Optional
 
 import torch
 import torch.nn as nn
-from compressai.ans import BufferedRansEncoder
 
 from .base import CodedStreams, MultiViewCodec
 from .mlicpp import MLICPPConfig, MLICPPCore, collect, conv_projection, split_streams
@@ -212,10 +211,9 @@ class VEMIC(MultiViewCodec):
     def _encode_padded(self, x: torch.Tensor, reconstruct: bool = True) -> CodedStreams:
         codes, streams, images, states = [], [], [], []
         for v in range(x.shape[0]):
-            encoder = BufferedRansEncoder()
             hook = self.view_context.hook(v, states) if v else None
-            code = self.base.encode_view(x[v : v + 1], encoder, hook)
-            streams += [code.z_string, encoder.flush()]
+            code = self.base.encode_view(x[v : v + 1], hook)
+            streams += [code.z_string, code.y_string]
             codes.append(code)
             states.append(ViewState(code.hyper_means, code.y_hat))
             if reconstruct:
@@ -224,9 +222,9 @@ class VEMIC(MultiViewCodec):
 
     def _decode_padded(self, streams, num_views, size):
         codes, images, states = [], [], []
-        for v, (z_string, decoder) in enumerate(split_streams(streams, num_views)):
+        for v, (z_string, y_string) in enumerate(split_streams(streams, num_views)):
             hook = self.view_context.hook(v, states) if v else None
-            code = self.base.decode_view(z_string, decoder, size, hook)
+            code = self.base.decode_view(z_string, y_string, size, hook)
             codes.append(code)
             states.append(ViewState(code.hyper_means, code.y_hat))
             images.append(self.base.g_s(code.y_hat))

@@ -1,6 +1,6 @@
 """Entropy-coding parts shared by codecs: rANS helpers and spatial context models."""
 
-from .coding import CdfTables, SymbolCoder, decode_symbols, encode_symbols, single_threaded, ste_round
+from .coding import CdfTables, SymbolCoder, decode_symbols, encode_symbols, open_decoders, single_threaded, ste_round
 from .context import (
     AutoregressiveGaussianContext,
     CheckerboardGaussianContext,
@@ -26,6 +26,7 @@ __all__ = [
     "exact_entropy",
     "exact_entropy_active",
     "make_context_model",
+    "open_decoders",
     "single_threaded",
     "ste_round",
 ]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from typing import Sequence
+
 import torch
 from compressai.ans import BufferedRansEncoder, RansDecoder
 from compressai.entropy_models import EntropyModel
@@ -34,22 +36,25 @@ class CdfTables:
 
 
 def encode_symbols(
-    encoder: BufferedRansEncoder, symbols: torch.Tensor, indexes: torch.Tensor, tables: CdfTables
+    encoder: BufferedRansEncoder, symbols: Sequence[int], indexes: Sequence[int], tables: CdfTables
 ) -> None:
     """Queue integer symbols, each coded with the CDF its index selects."""
-    encoder.encode_with_indexes(
-        symbols.reshape(-1).int().tolist(),
-        indexes.reshape(-1).int().tolist(),
-        tables.cdfs,
-        tables.lengths,
-        tables.offsets,
-    )
+    encoder.encode_with_indexes(list(symbols), list(indexes), tables.cdfs, tables.lengths, tables.offsets)
 
 
 def decode_symbols(decoder: RansDecoder, indexes: torch.Tensor, tables: CdfTables) -> torch.Tensor:
-    """Decode as many symbols as ``indexes`` has entries, returned in its shape."""
+    """Decode as many symbols as ``indexes`` has entries, returned in its shape (int32).
+
+    Only the tables the indexes use are handed to the coder (indexes remapped): CompressAI
+    converts every table it is given on each call, and a serial scan calls it thousands of
+    times; the decoded values depend on a table's content, not on its position in the list.
+    """
+    flat = indexes.reshape(-1).int().tolist()
+    used = sorted(set(flat))
+    position = {index: i for i, index in enumerate(used)}
     values = decoder.decode_stream(
-        indexes.reshape(-1).int().tolist(), tables.cdfs, tables.lengths, tables.offsets
+        [position[i] for i in flat],
+        [tables.cdfs[i] for i in used], [tables.lengths[i] for i in used], [tables.offsets[i] for i in used],
     )
     return torch.tensor(values, dtype=torch.int32).reshape(indexes.shape)
 
@@ -65,14 +70,28 @@ def single_threaded() -> contextlib.AbstractContextManager[None]:
     return exact_entropy()
 
 
+def open_decoders(streams: Sequence[bytes]) -> list[RansDecoder]:
+    """One rANS decoder per stream, positioned at its start."""
+    decoders = []
+    for stream in streams:
+        decoder = RansDecoder()
+        decoder.set_stream(stream)
+        decoders.append(decoder)
+    return decoders
+
+
 class SymbolCoder:
-    """The rANS side of one group: one stream per view; encoder and decoder call :meth:`code` alike.
+    """The rANS side of a coding run: several streams; encoder and decoder call it alike.
+
+    :meth:`code` writes row v of its tensors to stream v (one stream per view, views in a
+    batch); :meth:`code_stream` writes a whole tensor to one stream (one variable or one view
+    at a time). Both return the integer symbols ``round(y - means)``, computed when encoding,
+    read when decoding, so a schedule runs the very same operations on both sides.
 
     Encoding queues every symbol and its CDF index and hands them to the rANS encoder once per
-    view at the end (:meth:`flush`): CompressAI's coder converts the full CDF tables on every
-    call, which would dominate a serial scan. Decoding, which must go step by step, passes
-    only the tables a step uses (indexes remapped); the coded bytes depend on a table's
-    content, not on its position in the list.
+    stream at the end (:meth:`flush`): CompressAI's coder converts the full CDF tables on every
+    call, which would dominate a serial scan. Decoding must go step by step
+    (:func:`decode_symbols`).
     """
 
     def __init__(self, tables: CdfTables, views: int, decoders: list[RansDecoder] | None = None) -> None:
@@ -81,46 +100,61 @@ class SymbolCoder:
         self.tables = tables
         self.views = views
         self.decoders = decoders
+        self.streams: list[bytes] = []  # what a decoding coder reads (:meth:`reading`)
         self.queued: list[tuple[list[int], list[int]]] = [([], []) for _ in range(views)]
+
+    @classmethod
+    def reading(cls, tables: CdfTables, streams: Sequence[bytes]) -> "SymbolCoder":
+        """A decoding coder over ``streams`` (:func:`open_decoders`)."""
+        coder = cls(tables, len(streams), open_decoders(streams))
+        coder.streams = list(streams)
+        return coder
 
     @property
     def decoding(self) -> bool:
         return self.decoders is not None
 
     def code(self, indexes: torch.Tensor, means: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-        """Code row v of ``indexes`` (and of ``y`` when encoding) in view v's stream; returns
-        the integer symbols ``round(y - means)``, decoded or computed."""
+        """Code row v of ``indexes`` (and of ``y`` when encoding) in stream v; returns the
+        integer symbols ``round(y - means)``, decoded or computed."""
         if self.decoders is None:
-            if y is None:
-                raise ValueError("encoding needs the latent values")
-            q = torch.round(y - means).int()
+            q = self._symbols(means, y)
             for view in range(self.views):
-                symbols, idx = self.queued[view]
-                symbols.extend(q[view].reshape(-1).tolist())
-                idx.extend(indexes[view].reshape(-1).int().tolist())
+                self._queue(view, q[view], indexes[view])
             return q
         return torch.stack(
-            [self._decode(decoder, indexes[view]) for view, decoder in enumerate(self.decoders)]
+            [decode_symbols(decoder, indexes[view], self.tables) for view, decoder in enumerate(self.decoders)]
         ).to(means.device)
 
-    def _decode(self, decoder: RansDecoder, indexes: torch.Tensor) -> torch.Tensor:
-        flat = indexes.reshape(-1).int().tolist()
-        used = sorted(set(flat))
-        position = {index: i for i, index in enumerate(used)}
-        t = self.tables
-        values = decoder.decode_stream(
-            [position[i] for i in flat],
-            [t.cdfs[i] for i in used], [t.lengths[i] for i in used], [t.offsets[i] for i in used],
-        )
-        return torch.tensor(values, dtype=torch.int32).reshape(indexes.shape)
+    def code_stream(
+        self, stream: int, indexes: torch.Tensor, means: torch.Tensor, y: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Code all of ``indexes`` (and ``y`` when encoding) in stream ``stream``; returns the
+        integer symbols ``round(y - means)``, decoded or computed."""
+        if self.decoders is None:
+            q = self._symbols(means, y)
+            self._queue(stream, q, indexes)
+            return q
+        return decode_symbols(self.decoders[stream], indexes, self.tables).to(means.device)
+
+    @staticmethod
+    def _symbols(means: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        if y is None:
+            raise ValueError("encoding needs the latent values")
+        return torch.round(y - means).int()
+
+    def _queue(self, stream: int, symbols: torch.Tensor, indexes: torch.Tensor) -> None:
+        queued_symbols, queued_indexes = self.queued[stream]
+        queued_symbols.extend(symbols.reshape(-1).tolist())
+        queued_indexes.extend(indexes.reshape(-1).int().tolist())
 
     def flush(self) -> list[bytes]:
         """The encoded streams, one per view (encoding only)."""
         if self.decoders is not None:
             raise RuntimeError("flush() is for encoding")
         streams = []
-        for symbols, idx in self.queued:
+        for symbols, indexes in self.queued:
             encoder = BufferedRansEncoder()
-            encoder.encode_with_indexes(symbols, idx, self.tables.cdfs, self.tables.lengths, self.tables.offsets)
+            encode_symbols(encoder, symbols, indexes, self.tables)
             streams.append(encoder.flush())
         return streams

@@ -4,7 +4,7 @@ Both models share one contract so a codec picks either by configuration:
 
 * ``forward(y, hyper, gc)`` -> ``(y_hat, likelihoods)`` for training: the rate uses noisy
   ``y`` (via ``gc``), ``y_hat = round(y - mu) + mu`` with a straight-through gradient.
-* ``encode(y, hyper, gc)`` -> ``(symbols, y_hat, streams)``; ``decode(hyper, gc, decoders)``
+* ``encode(y, hyper, gc)`` -> ``(symbols, y_hat, streams)``; ``decode(hyper, gc, streams)``
   -> ``(symbols, y_hat)``. Batch element ``n`` is coded into stream ``n``, so one rANS
   stream per view. Encoder and decoder run the very same tensor operations in the same order
   (through one :class:`SymbolCoder`), which is what makes decoding exact.
@@ -17,10 +17,11 @@ then the rest with a checkerboard-masked 5x5 convolution over the decoded anchor
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from compressai.ans import RansDecoder
 from compressai.entropy_models import GaussianConditional
 
 from .coding import CdfTables, SymbolCoder, ste_round
@@ -98,9 +99,9 @@ class GaussianContextModel(nn.Module):
         return symbols, y_hat, coder.flush()
 
     def decode(
-        self, hyper: torch.Tensor, gc: GaussianConditional, decoders: list[RansDecoder]
+        self, hyper: torch.Tensor, gc: GaussianConditional, streams: Sequence[bytes]
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._code(hyper, gc, SymbolCoder(CdfTables.of(gc), len(decoders), decoders))
+        return self._code(hyper, gc, SymbolCoder.reading(CdfTables.of(gc), streams))
 
 
 class AutoregressiveGaussianContext(GaussianContextModel):
