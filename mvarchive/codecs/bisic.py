@@ -82,7 +82,16 @@ from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from compressai.layers import ResidualBlock
 
 from .base import CodedStreams, MultiViewCodec
-from .entropy import CdfTables, SymbolCoder, anchor_mask, exact_entropy_active, single_threaded, ste_round
+from .entropy import (
+    HYPERPRIOR_MULTIPLE,
+    CdfTables,
+    Hyperprior,
+    SymbolCoder,
+    anchor_mask,
+    exact_entropy_active,
+    single_threaded,
+    ste_round,
+)
 from .entropy.context import conv_at, pointwise
 from .entropy.exact import PromotedRows, promoted_linear
 from .layers import EfficientCrossAttention
@@ -449,7 +458,7 @@ def _presets(context: str, slices: int, channel_attention: int, tiny_slices: int
 class BiSIC(MultiViewCodec):
     """BiSIC / BiSIC-Fast stereo codec; see the module docstring."""
 
-    pad_multiple = 64
+    pad_multiple = HYPERPRIOR_MULTIPLE
     min_views = 2
     max_views = 2
 
@@ -497,19 +506,16 @@ class BiSIC(MultiViewCodec):
     def hyper_synthesis(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.h_s_means(z_hat), self.h_s_scales(z_hat)
 
-    def _z_medians(self) -> torch.Tensor:
-        return self.entropy_bottleneck._get_medians().detach()
+    @property
+    def hyperprior(self) -> Hyperprior:
+        return Hyperprior(self.h_a, self.entropy_bottleneck, self.hyper_synthesis)
 
     # --- training -----------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> dict:
         self.check_input(x)
         batch = x.shape[0]
         y = self.analysis(x.flatten(0, 1))
-        z = self.h_a(y)
-        _, z_likelihoods = self.entropy_bottleneck(z)
-        medians = self._z_medians()
-        z_hat = ste_round(z - medians) + medians
-        h_mu, h_sigma = self.hyper_synthesis(z_hat)
+        (h_mu, h_sigma), z_likelihoods = self.hyperprior.forward(y)
         y_hat, y_likelihoods = self.entropy_model(y, h_mu, h_sigma, self.gaussian_conditional)
         x_hat = self.synthesis(y_hat)
         return {
@@ -524,27 +530,21 @@ class BiSIC(MultiViewCodec):
     def _encode_padded(self, x: torch.Tensor, reconstruct: bool = True) -> CodedStreams:
         self.check_views(x.shape[0])
         y = self.analysis(x)
-        z = self.h_a(y)
+        z = self.hyperprior.encode(y)
         with single_threaded():
-            z_strings = self.entropy_bottleneck.compress(z)
-            z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
-            h_mu, h_sigma = self.hyper_synthesis(z_hat)
-            y_symbols, y_hat, y_strings = self.entropy_model.encode(y, h_mu, h_sigma, self.gaussian_conditional)
-        streams = [*z_strings, *y_strings]
-        latents = {"y": y_symbols, "z": torch.round(z_hat - self._z_medians()).int()}
-        return CodedStreams(streams, latents, self.synthesis(y_hat) if reconstruct else None)
+            y_symbols, y_hat, y_strings = self.entropy_model.encode(y, *z.features, self.gaussian_conditional)
+        latents = {"y": y_symbols, "z": z.symbols}
+        return CodedStreams([*z.strings, *y_strings], latents, self.synthesis(y_hat) if reconstruct else None)
 
     def _decode_padded(self, streams, num_views, size):
         if num_views != VIEWS:
             raise ValueError(f"BiSIC codes stereo pairs, the header says {num_views} views")
         if len(streams) != 2 * VIEWS:
             raise ValueError(f"expected {2 * VIEWS} streams (z_l, z_r, y_l, y_r), found {len(streams)}")
-        z_size = (size[0] // 64, size[1] // 64)
+        z = self.hyperprior.decode(streams[:VIEWS], size)
         with single_threaded():
-            z_hat = self.entropy_bottleneck.decompress(list(streams[:VIEWS]), z_size)
-            h_mu, h_sigma = self.hyper_synthesis(z_hat)
-            y_symbols, y_hat = self.entropy_model.decode(h_mu, h_sigma, self.gaussian_conditional, streams[VIEWS:])
-        latents = {"y": y_symbols, "z": torch.round(z_hat - self._z_medians()).int()}
+            y_symbols, y_hat = self.entropy_model.decode(*z.features, self.gaussian_conditional, streams[VIEWS:])
+        latents = {"y": y_symbols, "z": z.symbols}
         return CodedStreams(list(streams), latents, self.synthesis(y_hat))
 
     def parameter_counts(self) -> dict[str, int]:

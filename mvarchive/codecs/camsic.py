@@ -57,7 +57,7 @@ from compressai.models.utils import conv, deconv
 
 from .base import CodedStreams, MultiViewCodec
 from .elic import elic_analysis, elic_synthesis
-from .entropy import CdfTables, SymbolCoder, single_threaded, ste_round
+from .entropy import HYPERPRIOR_MULTIPLE, CdfTables, Hyperprior, SymbolCoder, single_threaded, ste_round
 from .registry import create_codec, register_codec
 from .vemic import LoadReport
 
@@ -242,7 +242,7 @@ class ContentTokens(nn.Module):
 
 # --- the codec ------------------------------------------------------------------------------
 class CAMSIC(MultiViewCodec):
-    pad_multiple = 64
+    pad_multiple = HYPERPRIOR_MULTIPLE
     min_views = 2
     max_views = 2
 
@@ -281,8 +281,9 @@ class CAMSIC(MultiViewCodec):
             module.apply(_init_weights)
 
     # --- entropy model pieces ---------------------------------------------------------------
-    def _z_medians(self) -> torch.Tensor:
-        return self.entropy_bottleneck._get_medians().detach()
+    @property
+    def hyperprior(self) -> Hyperprior:
+        return Hyperprior(self.h_a, self.entropy_bottleneck, self.h_s)
 
     def _tokens(self, hyper: torch.Tensor, prior: torch.Tensor | None) -> torch.Tensor:
         if prior is None:
@@ -361,10 +362,7 @@ class CAMSIC(MultiViewCodec):
         self.check_input(x)
         batch, num_views = x.shape[:2]
         y_all = self.g_a(x.flatten(0, 1))
-        z_all = self.h_a(y_all)
-        _, z_likelihoods = self.entropy_bottleneck(z_all)
-        medians = self._z_medians()
-        hyper_all = self.h_s(ste_round(z_all - medians) + medians)
+        hyper_all, z_likelihoods = self.hyperprior.forward(y_all)
         y_all = y_all.reshape(batch, num_views, *y_all.shape[1:])
         hyper_all = hyper_all.reshape(batch, num_views, *hyper_all.shape[1:])
         y_hats, y_likelihoods, prior = [], [], None
@@ -387,45 +385,42 @@ class CAMSIC(MultiViewCodec):
 
     # --- coding -----------------------------------------------------------------------------
     def _encode_padded(self, x: torch.Tensor, reconstruct: bool = True) -> CodedStreams:
-        num_views = x.shape[0]
+        hyperprior = self.hyperprior
         y_all = self.g_a(x)
-        z_all = self.h_a(y_all)
+        z_all = hyperprior.h_a(y_all)
         streams: list[bytes] = []
-        y_symbols, y_hats, z_hats, prior = [], [], [], None
-        for view in range(num_views):
+        y_symbols, y_hats, z_symbols, prior = [], [], [], None
+        for view in range(x.shape[0]):
+            z = hyperprior.encode_z(z_all[view : view + 1])
             coder = SymbolCoder(CdfTables.of(self.gaussian_conditional), 1)
             with single_threaded():
-                z_strings = self.entropy_bottleneck.compress(z_all[view : view + 1])
-                z_hat = self.entropy_bottleneck.decompress(z_strings, z_all.shape[-2:])
-                content = self._tokens(self.h_s(z_hat), prior)
+                content = self._tokens(z.features, prior)
                 symbols, y_hat, _, _ = self._iterate(content, y_all[view : view + 1], coder)
-            streams += [z_strings[0], *coder.flush()]
+            streams += [*z.strings, *coder.flush()]
             y_symbols.append(symbols)
             y_hats.append(y_hat)
-            z_hats.append(z_hat)
+            z_symbols.append(z.symbols)
             prior = y_hat
-        return self._result(streams, y_symbols, y_hats, z_hats, reconstruct)
+        return self._result(streams, y_symbols, y_hats, z_symbols, reconstruct)
 
     def _decode_padded(self, streams, num_views, size):
         if len(streams) != 2 * num_views:
             raise ValueError(f"expected {2 * num_views} streams for {num_views} views, found {len(streams)}")
-        z_size = (size[0] // 64, size[1] // 64)
-        y_symbols, y_hats, z_hats, prior = [], [], [], None
+        y_symbols, y_hats, z_symbols, prior = [], [], [], None
         for view in range(num_views):
+            z = self.hyperprior.decode([streams[2 * view]], size)
             coder = SymbolCoder.reading(CdfTables.of(self.gaussian_conditional), [streams[2 * view + 1]])
             with single_threaded():
-                z_hat = self.entropy_bottleneck.decompress([streams[2 * view]], z_size)
-                content = self._tokens(self.h_s(z_hat), prior)
+                content = self._tokens(z.features, prior)
                 symbols, y_hat, _, _ = self._iterate(content, None, coder)
             y_symbols.append(symbols)
             y_hats.append(y_hat)
-            z_hats.append(z_hat)
+            z_symbols.append(z.symbols)
             prior = y_hat
-        return self._result(list(streams), y_symbols, y_hats, z_hats)
+        return self._result(list(streams), y_symbols, y_hats, z_symbols)
 
-    def _result(self, streams, y_symbols, y_hats, z_hats, reconstruct: bool = True) -> CodedStreams:
-        z_hat = torch.cat(z_hats)
-        latents = {"y": torch.stack(y_symbols), "z": torch.round(z_hat - self._z_medians()).int()}
+    def _result(self, streams, y_symbols, y_hats, z_symbols, reconstruct: bool = True) -> CodedStreams:
+        latents = {"y": torch.stack(y_symbols), "z": torch.cat(z_symbols)}
         return CodedStreams(streams, latents, self.g_s(torch.cat(y_hats)) if reconstruct else None)
 
     def parameter_counts(self) -> dict[str, int]:

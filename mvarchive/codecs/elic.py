@@ -36,7 +36,7 @@ from compressai.models import Elic2022Chandelier
 from compressai.models.utils import conv, deconv
 
 from .base import CodedStreams, MultiViewCodec
-from .entropy import single_threaded
+from .entropy import HYPERPRIOR_MULTIPLE, Hyperprior, single_threaded
 from .registry import register_codec
 
 __all__ = [
@@ -130,7 +130,7 @@ def elic_groups(M: int) -> list[int]:
 
 
 class SingleViewElic(MultiViewCodec):
-    pad_multiple = 64
+    pad_multiple = HYPERPRIOR_MULTIPLE
     min_views = 1
     max_views = None
 
@@ -161,34 +161,34 @@ class SingleViewElic(MultiViewCodec):
         unflat = lambda t: t.reshape(batch, num_views, *t.shape[1:])  # noqa: E731
         return {"x_hat": unflat(out["x_hat"]), "likelihoods": {k: unflat(v) for k, v in out["likelihoods"].items()}}
 
-    def _z_medians(self) -> torch.Tensor:
-        return self.model.latent_codec["hyper"].entropy_bottleneck._get_medians().detach()
+    @property
+    def hyperprior(self) -> Hyperprior:
+        hyper = self.model.latent_codec["hyper"]
+        return Hyperprior(hyper.h_a, hyper.entropy_bottleneck, hyper.h_s)
 
     def _shapes(self, size: tuple[int, int]) -> dict[str, Any]:
         h, w = size[0] // 16, size[1] // 16
-        return {"y": [(c, h, w) for c in self.groups], "hyper": (size[0] // 64, size[1] // 64)}
-
-    def _latents(self, y_hat: torch.Tensor, z_hat: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"y": torch.round(y_hat).int(), "z": torch.round(z_hat - self._z_medians()).int()}
+        return {"y": [(c, h, w) for c in self.groups], "hyper": self.hyperprior.z_size(size)}
 
     def _encode_padded(self, x: torch.Tensor, reconstruct: bool = True) -> CodedStreams:
         lc = self.model.latent_codec
         streams: list[bytes] = []
-        y_hats, z_hats = [], []
+        y_hats, z_symbols = [], []
+        size = (x.shape[-2], x.shape[-1])
         for view in range(x.shape[0]):
             y = self.model.g_a(x[view : view + 1])
             with single_threaded():
                 out = lc.compress(y)
-                *y_strings, z_strings = out["strings"]
-                eb = lc["hyper"].entropy_bottleneck
-                z_hats.append(eb.decompress(z_strings, out["shape"]["hyper"]))
+            *y_strings, z_strings = out["strings"]
+            z_symbols.append(self.hyperprior.decode(z_strings, size, features=False).symbols)
             streams.append(z_strings[0])
             streams.extend(s[0] for s in y_strings)
             y_hats.append(out["y_hat"])
         # CompressAI's encoder hands out ŷ channels-last, its decoder contiguous: equal values,
         # but the synthesis would pick other kernels (1 LSB apart); one layout on both sides
-        y_hat, z_hat = torch.cat(y_hats).contiguous(), torch.cat(z_hats)
-        return CodedStreams(streams, self._latents(y_hat, z_hat), self.model.g_s(y_hat) if reconstruct else None)
+        y_hat = torch.cat(y_hats).contiguous()
+        latents = {"y": torch.round(y_hat).int(), "z": torch.cat(z_symbols)}
+        return CodedStreams(streams, latents, self.model.g_s(y_hat) if reconstruct else None)
 
     def _decode_padded(self, streams, num_views, size):
         per_view = 1 + 2 * len(self.groups)
@@ -196,15 +196,16 @@ class SingleViewElic(MultiViewCodec):
             raise ValueError(f"expected {per_view * num_views} streams for {num_views} views, found {len(streams)}")
         lc = self.model.latent_codec
         shapes = self._shapes(size)
-        y_hats, z_hats = [], []
+        y_hats, z_symbols = [], []
         for view in range(num_views):
             chunk = streams[view * per_view : (view + 1) * per_view]
             with single_threaded():
                 out = lc.decompress([[s] for s in chunk[1:]] + [[chunk[0]]], shapes)
-                z_hats.append(lc["hyper"].entropy_bottleneck.decompress([chunk[0]], shapes["hyper"]))
+            z_symbols.append(self.hyperprior.decode([chunk[0]], size, features=False).symbols)
             y_hats.append(out["y_hat"])
-        y_hat, z_hat = torch.cat(y_hats).contiguous(), torch.cat(z_hats)
-        return CodedStreams(list(streams), self._latents(y_hat, z_hat), self.model.g_s(y_hat))
+        y_hat = torch.cat(y_hats).contiguous()
+        latents = {"y": torch.round(y_hat).int(), "z": torch.cat(z_symbols)}
+        return CodedStreams(list(streams), latents, self.model.g_s(y_hat))
 
     def parameter_counts(self) -> dict[str, int]:
         def count(*modules: nn.Module) -> int:

@@ -32,7 +32,7 @@ from compressai.layers import GDN
 from compressai.models.utils import conv, deconv
 
 from .base import CodedStreams, MultiViewCodec
-from .entropy import make_context_model, single_threaded, ste_round
+from .entropy import HYPERPRIOR_MULTIPLE, Hyperprior, make_context_model, single_threaded
 from .layers import JointContextTransfer
 from .registry import register_codec
 
@@ -53,7 +53,7 @@ def _presets(context: str) -> dict[str, LDMICConfig]:
 
 
 class LDMIC(MultiViewCodec):
-    pad_multiple = 64
+    pad_multiple = HYPERPRIOR_MULTIPLE
     min_views = 2
     max_views = None
 
@@ -89,19 +89,17 @@ class LDMIC(MultiViewCodec):
         features = self.g_s_head(self.jct_latent(y_hat, num_views))
         return self.g_s_tail(self.jct_feature(features, num_views))
 
-    def _z_medians(self) -> torch.Tensor:
-        return self.entropy_bottleneck._get_medians().detach()
+    @property
+    def hyperprior(self) -> Hyperprior:
+        return Hyperprior(self.h_a, self.entropy_bottleneck, self.h_s)
 
     # --- training -----------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> dict:
         self.check_input(x)
         batch, num_views = x.shape[:2]
         y = self.g_a(x.flatten(0, 1))
-        z = self.h_a(y)
-        _, z_likelihoods = self.entropy_bottleneck(z)
-        medians = self._z_medians()
-        z_hat = ste_round(z - medians) + medians
-        y_hat, y_likelihoods = self.context_model(y, self.h_s(z_hat), self.gaussian_conditional)
+        hyper, z_likelihoods = self.hyperprior.forward(y)
+        y_hat, y_likelihoods = self.context_model(y, hyper, self.gaussian_conditional)
         x_hat = self.synthesize(y_hat, num_views)
         return {
             "x_hat": x_hat.reshape(batch, num_views, *x_hat.shape[1:]),
@@ -115,23 +113,20 @@ class LDMIC(MultiViewCodec):
     def _encode_padded(self, x: torch.Tensor, reconstruct: bool = True) -> CodedStreams:
         num_views = x.shape[0]
         y = self.g_a(x)
-        z = self.h_a(y)
+        z = self.hyperprior.encode(y)
         with single_threaded():
-            z_strings = self.entropy_bottleneck.compress(z)
-            z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
-            y_symbols, y_hat, y_strings = self.context_model.encode(y, self.h_s(z_hat), self.gaussian_conditional)
-        streams = [s for pair in zip(z_strings, y_strings) for s in pair]
-        latents = {"y": y_symbols, "z": torch.round(z_hat - self._z_medians()).int()}
+            y_symbols, y_hat, y_strings = self.context_model.encode(y, z.features, self.gaussian_conditional)
+        streams = [s for pair in zip(z.strings, y_strings) for s in pair]
+        latents = {"y": y_symbols, "z": z.symbols}
         return CodedStreams(streams, latents, self.synthesize(y_hat, num_views) if reconstruct else None)
 
     def _decode_padded(self, streams, num_views, size):
         if len(streams) != 2 * num_views:
             raise ValueError(f"expected {2 * num_views} streams for {num_views} views, found {len(streams)}")
-        z_size = (size[0] // 64, size[1] // 64)
+        z = self.hyperprior.decode(streams[0::2], size)
         with single_threaded():
-            z_hat = self.entropy_bottleneck.decompress(list(streams[0::2]), z_size)
-            y_symbols, y_hat = self.context_model.decode(self.h_s(z_hat), self.gaussian_conditional, streams[1::2])
-        latents = {"y": y_symbols, "z": torch.round(z_hat - self._z_medians()).int()}
+            y_symbols, y_hat = self.context_model.decode(z.features, self.gaussian_conditional, streams[1::2])
+        latents = {"y": y_symbols, "z": z.symbols}
         return CodedStreams(list(streams), latents, self.synthesize(y_hat, num_views))
 
     def parameter_counts(self) -> dict[str, int]:

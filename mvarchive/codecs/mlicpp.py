@@ -62,7 +62,7 @@ from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from compressai.layers import GDN, conv3x3, subpel_conv3x3
 
 from .base import CodedStreams, MultiViewCodec
-from .entropy import CdfTables, SymbolCoder, single_threaded, ste_round
+from .entropy import HYPERPRIOR_MULTIPLE, CdfTables, HyperCode, Hyperprior, SymbolCoder, single_threaded, ste_round
 from .entropy.context import anchor_mask
 from .registry import register_codec
 
@@ -501,15 +501,13 @@ class MLICPPCore(nn.Module):
         self.gaussian_conditional = GaussianConditional(None)
         self.mem = MultiReferenceEntropyModel(config)
 
-    def z_medians(self) -> torch.Tensor:
-        return self.entropy_bottleneck._get_medians().detach()
+    @property
+    def hyperprior(self) -> Hyperprior:
+        return Hyperprior(self.h_a, self.entropy_bottleneck, self.h_s)
 
     def hyper_forward(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Training: (hyper features from STE-rounded z, likelihoods of z)."""
-        z = self.h_a(y)
-        _, z_likelihoods = self.entropy_bottleneck(z)
-        medians = self.z_medians()
-        return self.h_s(ste_round(z - medians) + medians), z_likelihoods
+        return self.hyperprior.forward(y)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Training on a batch of independent views: (x^, y likelihoods, z likelihoods)."""
@@ -518,35 +516,29 @@ class MLICPPCore(nn.Module):
         y_hat, y_likelihoods = self.mem(y, hyper, self.gaussian_conditional)
         return self.g_s(y_hat), y_likelihoods, z_likelihoods
 
-    def _code_view(
-        self, z_hat: torch.Tensor, z_string: bytes, coder: SymbolCoder, y=None, view_context=None
-    ) -> ViewCode:
-        hyper = self.h_s(z_hat)
+    def _code_view(self, z: HyperCode, coder: SymbolCoder, y=None, view_context=None) -> ViewCode:
+        hyper = z.features
         shape = (1, self.mem.latent_channels, *hyper.shape[-2:])
         quantizer = RansQuantizer(self.gaussian_conditional, coder, shape, self.slice_channels, hyper.device, y=y)
-        y_hat = self.mem.run(hyper, quantizer, view_context)
+        with single_threaded():
+            y_hat = self.mem.run(hyper, quantizer, view_context)
         (y_string,) = coder.flush() if y is not None else coder.streams
-        z_symbols = torch.round(z_hat - self.z_medians()).int()
-        return ViewCode(z_string, y_string, quantizer.symbols, z_symbols, y_hat, hyper.chunk(2, dim=1)[1])
+        return ViewCode(z.strings[0], y_string, quantizer.symbols, z.symbols, y_hat, hyper.chunk(2, dim=1)[1])
 
     def encode_view(self, x: torch.Tensor, view_context: ViewContextHook | None = None) -> ViewCode:
         """Code one padded view (1, 3, H, W) into its z and y strings."""
         y = self.g_a(x)
-        z = self.h_a(y)
-        with single_threaded():
-            (z_string,) = self.entropy_bottleneck.compress(z)
-            z_hat = self.entropy_bottleneck.decompress([z_string], z.shape[-2:])
-            coder = SymbolCoder(CdfTables.of(self.gaussian_conditional), 1)
-            return self._code_view(z_hat, z_string, coder, y=y, view_context=view_context)
+        z = self.hyperprior.encode(y)
+        coder = SymbolCoder(CdfTables.of(self.gaussian_conditional), 1)
+        return self._code_view(z, coder, y=y, view_context=view_context)
 
     def decode_view(
         self, z_string: bytes, y_string: bytes, size: tuple[int, int], view_context: ViewContextHook | None = None
     ) -> ViewCode:
         """Decode one view of padded size ``size`` from its z and y strings."""
-        with single_threaded():
-            z_hat = self.entropy_bottleneck.decompress([z_string], (size[0] // 64, size[1] // 64))
-            coder = SymbolCoder.reading(CdfTables.of(self.gaussian_conditional), [y_string])
-            return self._code_view(z_hat, z_string, coder, view_context=view_context)
+        z = self.hyperprior.decode([z_string], size)
+        coder = SymbolCoder.reading(CdfTables.of(self.gaussian_conditional), [y_string])
+        return self._code_view(z, coder, view_context=view_context)
 
     def parameter_counts(self) -> dict[str, int]:
         def count(*modules: Optional[nn.Module]) -> int:
@@ -588,7 +580,7 @@ def collect(codes: list[ViewCode], streams: list[bytes], x_hat: torch.Tensor | N
 class SingleViewMLICPP(MultiViewCodec):
     """``single-view-mlicpp``: MLIC++ applied to every view on its own (see the module doc)."""
 
-    pad_multiple = 64
+    pad_multiple = HYPERPRIOR_MULTIPLE
     min_views = 1
     max_views = None
 

@@ -12,7 +12,7 @@ import torch
 from compressai.models import MeanScaleHyperprior
 
 from .base import CodedStreams, MultiViewCodec
-from .entropy import single_threaded
+from .entropy import HYPERPRIOR_MULTIPLE, CdfTables, HyperCode, Hyperprior, SymbolCoder, single_threaded
 from .registry import register_codec
 
 
@@ -23,7 +23,7 @@ class MeanScaleConfig:
 
 
 class SingleViewMeanScale(MultiViewCodec):
-    pad_multiple = 64
+    pad_multiple = HYPERPRIOR_MULTIPLE
     min_views = 1
     max_views = None
 
@@ -38,37 +38,37 @@ class SingleViewMeanScale(MultiViewCodec):
         unflat = lambda t: t.reshape(batch, num_views, *t.shape[1:])  # noqa: E731
         return {"x_hat": unflat(out["x_hat"]), "likelihoods": {k: unflat(v) for k, v in out["likelihoods"].items()}}
 
-    def _hyper(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        scales, means = self.model.h_s(z_hat).chunk(2, dim=1)
-        return self.model.gaussian_conditional.build_indexes(scales), means, scales
+    @property
+    def hyperprior(self) -> Hyperprior:
+        return Hyperprior(self.model.h_a, self.model.entropy_bottleneck, self.model.h_s)
+
+    def _code_y(
+        self, z: HyperCode, coder: SymbolCoder, y: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The y symbols and y^ of every view, each view in its own stream of ``coder``."""
+        gc = self.model.gaussian_conditional
+        with single_threaded():
+            scales, means = z.features.chunk(2, dim=1)
+            indexes = gc.build_indexes(scales)
+        symbols = coder.code(indexes, means, y)
+        return symbols, symbols.to(means.dtype) + means
 
     def _encode_padded(self, x: torch.Tensor, reconstruct: bool = True) -> CodedStreams:
-        m = self.model
-        y = m.g_a(x)
-        z = m.h_a(y)
-        with single_threaded():
-            z_strings = m.entropy_bottleneck.compress(z)
-            z_hat = m.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
-            indexes, means, _ = self._hyper(z_hat)
-        y_strings = m.gaussian_conditional.compress(y, indexes, means=means)
-        y_symbols = m.gaussian_conditional.quantize(y, "symbols", means)
-        y_hat = m.gaussian_conditional.dequantize(y_symbols, means)
-        medians = m.entropy_bottleneck._get_medians().detach()
-        latents = {"y": y_symbols, "z": torch.round(z_hat - medians).int()}
-        streams = [s for pair in zip(z_strings, y_strings) for s in pair]
-        return CodedStreams(streams, latents, m.g_s(y_hat) if reconstruct else None)
+        y = self.model.g_a(x)
+        z = self.hyperprior.encode(y)
+        coder = SymbolCoder(CdfTables.of(self.model.gaussian_conditional), x.shape[0])
+        y_symbols, y_hat = self._code_y(z, coder, y)
+        streams = [s for pair in zip(z.strings, coder.flush()) for s in pair]
+        latents = {"y": y_symbols, "z": z.symbols}
+        return CodedStreams(streams, latents, self.model.g_s(y_hat) if reconstruct else None)
 
     def _decode_padded(self, streams, num_views, size):
         if len(streams) != 2 * num_views:
             raise ValueError(f"expected {2 * num_views} streams for {num_views} views, found {len(streams)}")
-        m = self.model
-        with single_threaded():
-            z_hat = m.entropy_bottleneck.decompress(list(streams[0::2]), (size[0] // 64, size[1] // 64))
-            indexes, means, _ = self._hyper(z_hat)
-        y_hat = m.gaussian_conditional.decompress(list(streams[1::2]), indexes, means=means)
-        medians = m.entropy_bottleneck._get_medians().detach()
-        latents = {"y": torch.round(y_hat - means).int(), "z": torch.round(z_hat - medians).int()}
-        return CodedStreams(list(streams), latents, m.g_s(y_hat))
+        z = self.hyperprior.decode(streams[0::2], size)
+        coder = SymbolCoder.reading(CdfTables.of(self.model.gaussian_conditional), streams[1::2])
+        y_symbols, y_hat = self._code_y(z, coder)
+        return CodedStreams(list(streams), {"y": y_symbols, "z": z.symbols}, self.model.g_s(y_hat))
 
 
 register_codec(

@@ -24,6 +24,7 @@ import torch
 import torch.nn as nn
 
 from .base import CodedStreams, MultiViewCodec
+from .entropy import HYPERPRIOR_MULTIPLE
 from .mlicpp import MLICPPConfig, MLICPPCore, collect, conv_projection, split_streams
 from .registry import create_codec, register_codec
 
@@ -175,7 +176,7 @@ class VEMIC(MultiViewCodec):
     * **View 1**: plain MLIC++ (no previous view).
     """
 
-    pad_multiple = 64
+    pad_multiple = HYPERPRIOR_MULTIPLE
     min_views = 2
     max_views = None
 

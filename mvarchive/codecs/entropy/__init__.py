@@ -1,4 +1,4 @@
-"""Entropy-coding parts shared by codecs: rANS helpers and spatial context models."""
+"""Entropy-coding parts shared by codecs: rANS helpers, the hyperprior z path, spatial context models."""
 
 from .coding import CdfTables, SymbolCoder, decode_symbols, encode_symbols, open_decoders, single_threaded, ste_round
 from .context import (
@@ -10,6 +10,7 @@ from .context import (
     make_context_model,
 )
 from .exact import PROMOTED, Float64Mode, exact_entropy, exact_entropy_active
+from .hyperprior import HYPERPRIOR_MULTIPLE, HyperCode, Hyperprior
 
 __all__ = [
     "AutoregressiveGaussianContext",
@@ -18,6 +19,9 @@ __all__ = [
     "Float64Mode",
     "PROMOTED",
     "GaussianContextModel",
+    "HYPERPRIOR_MULTIPLE",
+    "HyperCode",
+    "Hyperprior",
     "anchor_mask",
     "MaskedConv2d",
     "SymbolCoder",
