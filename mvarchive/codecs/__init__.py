@@ -13,20 +13,16 @@ warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated",
 from . import bisic, camsic, ecsic, elic, ldmic, mlicpp, single_view, vemic  # noqa: F401  (registration side effect of the codec modules)
 from .base import AnalysisPlacement, CodecIdentity, CompressedGroup, DecodedGroup, MultiViewCodec
 from .bitstream import BitstreamError
-from .registry import (
+from .checkpoint import (
     CheckpointError,
     CodecRef,
-    CodecSpec,
-    codecs_accepting,
-    create_codec,
-    get_spec,
-    list_codecs,
     codec_from_checkpoint_bytes,
     load_codec,
     read_checkpoint_bytes,
     save_checkpoint,
     weights_digest,
 )
+from .registry import CodecSpec, codecs_accepting, create_codec, get_spec, list_codecs
 
 __all__ = [
     "AnalysisPlacement",

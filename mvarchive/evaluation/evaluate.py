@@ -38,6 +38,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from mvarchive.codecs import CodecRef, MultiViewCodec, get_spec
+from mvarchive.codecs.checkpoint import Checkpoint, read_checkpoint
 from mvarchive.datasets import DatasetIndex, GroupRef, discover_dataset, load_group
 from mvarchive.metrics import psnr, to_tensor, to_uint8, views_ms_ssim  # views_ms_ssim: the one MS-SSIM
 
@@ -106,19 +107,8 @@ def parse_codec(text: str) -> tuple[str, str]:
     return name, preset
 
 
-def _checkpoint_info(path: str) -> dict[str, Any]:
-    import torch
-
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    payload = torch.load(Path(path), map_location="cpu", weights_only=True)
-    if not isinstance(payload, dict) or "codec" not in payload:
-        raise ValueError(f"{path} is not an mvarchive checkpoint (no codec name in it)")
-    return {"codec": payload["codec"], "preset": payload.get("preset", "paper"), "extra": payload.get("extra") or {}}
-
-
-def _checkpoint_label(path: str, info: dict[str, Any]) -> str:
-    lmbda = info["extra"].get("lmbda")
+def _checkpoint_label(path: str, checkpoint: Checkpoint) -> str:
+    lmbda = checkpoint.extra.get("lmbda")
     stem = Path(path).stem
     return f"λ={lmbda:g} ({stem})" if isinstance(lmbda, (int, float)) else stem
 
@@ -140,13 +130,13 @@ def learned_points(codecs: Sequence[str] = (), checkpoints: Sequence[str] = (), 
     points: list[PointSpec] = []
     with_checkpoint: set[str] = set()
     for path in checkpoints:
-        info = _checkpoint_info(path)
-        name = info["codec"]
+        checkpoint = read_checkpoint(path)
+        name = checkpoint.codec
         if wanted and name not in wanted:
             raise ValueError(f"checkpoint {path} holds codec {name!r}, which is not among --codec {', '.join(wanted)}")
         with_checkpoint.add(name)
-        points.append(PointSpec(name, "learned", _checkpoint_label(path, info),
-                                ref=CodecRef(name, info["preset"], str(path), seed)))
+        points.append(PointSpec(name, "learned", _checkpoint_label(path, checkpoint),
+                                ref=CodecRef(name, checkpoint.preset, str(path), seed)))
     for name, preset in wanted.items():
         if name not in with_checkpoint:
             points.append(PointSpec(name, "learned", f"{preset} (untrained, seed {seed})",

@@ -62,13 +62,12 @@ def figures_from_point(point: "RatePoint") -> dict[str, float]:
 
 
 def _learned_spec(checkpoint: str | Path, label: str):
-    import torch
-
     from mvarchive.codecs import CodecRef
+    from mvarchive.codecs.checkpoint import read_checkpoint
     from mvarchive.evaluation.evaluate import PointSpec
 
-    payload = torch.load(Path(checkpoint), map_location="cpu", weights_only=True)
-    return PointSpec(payload["codec"], "learned", label, ref=CodecRef(payload["codec"], payload["preset"], str(checkpoint)))
+    held = read_checkpoint(checkpoint)
+    return PointSpec(held.codec, "learned", label, ref=CodecRef(held.codec, held.preset, str(checkpoint)))
 
 
 def evaluate_checkpoint(checkpoint: str | Path, data: EvalSet, label: str = "checkpoint") -> dict[str, float]:

@@ -229,24 +229,20 @@ def register_checkpoint(
     ``training_run_id``, the RD point (``bpp``, ``psnr``, ``ms_ssim``, ``mse``, ...) and
     ``extra_tags`` (e.g. ``eval_dataset``, ``parent_version``, ``triggered_by``).
     """
-    import io
-
-    import torch
-
-    from mvarchive.codecs.registry import codec_from_checkpoint_bytes, weights_digest
+    from mvarchive.codecs.checkpoint import codec_from_checkpoint, parse_checkpoint, weights_digest
 
     path = Path(checkpoint)
     data = path.read_bytes()
-    model = codec_from_checkpoint_bytes(data, str(path))
-    payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    extra = payload.get("extra") or {}
+    held = parse_checkpoint(data, str(path))
+    model = codec_from_checkpoint(held, f"checkpoint {path}")
+    extra = held.extra
     client = registry_client(tracking_uri)
     client.log_artifact(run_id, str(path), CHECKPOINT_ARTIFACT_DIR)
-    name = ensure_registered_model(client, payload["codec"])
+    name = ensure_registered_model(client, held.codec)
     tags: dict[str, Any] = {
         "weights_digest": weights_digest(model), "checkpoint_sha256": _sha256(data),
-        "checkpoint_artifact": f"{CHECKPOINT_ARTIFACT_DIR}/{path.name}", "codec": payload["codec"],
-        "preset": payload["preset"], "config": payload["config"], "training_run_id": run_id,
+        "checkpoint_artifact": f"{CHECKPOINT_ARTIFACT_DIR}/{path.name}", "codec": held.codec,
+        "preset": held.preset, "config": held.config, "training_run_id": run_id,
     }
     for key in ("lmbda", "dataset", "steps"):
         if extra.get(key) is not None:

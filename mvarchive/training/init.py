@@ -17,15 +17,13 @@ Nothing is frozen in any of these: both papers fine-tune the whole model end to 
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import torch
-
 from mvarchive.codecs import MultiViewCodec, create_codec
+from mvarchive.codecs.checkpoint import Checkpoint, codec_from_checkpoint, read_checkpoint
 
 if TYPE_CHECKING:  # loop.py imports this module; the config type is only needed for annotations
     from mvarchive.codecs.vemic import LoadReport
@@ -75,38 +73,9 @@ class InitReport:
                 f"{self.new} new, {self.skipped} skipped (shape mismatch)")
 
 
-@dataclass(frozen=True)
-class InitSource:
-    """What an ``--init`` checkpoint holds, read from its header."""
-
-    codec: str
-    preset: str
-    config: dict[str, Any]
-    extra: dict[str, Any]
-    state_dict: dict[str, torch.Tensor]
-
-    @property
-    def held(self) -> str:
-        return f"{self.codec}:{self.preset}"
-
-
-def read_init_source(init: str, storage_options: dict[str, Any] | None = None) -> InitSource:
+def read_init_source(init: str, storage_options: dict[str, Any] | None = None) -> Checkpoint:
     """The checkpoint ``init`` names (path, fsspec URL or ``models:/`` URI), tensors only."""
-    import pickle
-    import zipfile
-
-    from mvarchive.codecs.registry import CheckpointError, _load_failure, read_checkpoint_bytes
-
-    data = read_checkpoint_bytes(init, storage_options)
-    try:
-        payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, AttributeError) as exc:
-        raise CheckpointError(f"{init} is not an mvarchive checkpoint ({_load_failure(exc)})") from None
-    if not isinstance(payload, dict) or not {"codec", "preset", "config", "state_dict"} <= set(payload):
-        raise CheckpointError(f"{init} is not an mvarchive checkpoint (expected codec, preset, config and "
-                              "state_dict; train one with `mvarchive train`)")
-    return InitSource(payload["codec"], payload["preset"], dict(payload["config"]), dict(payload.get("extra") or {}),
-                      payload["state_dict"])
+    return read_checkpoint(init, storage_options)
 
 
 def _refuse(config: TrainConfig, held: str, why: str = "") -> InitError:
@@ -114,21 +83,15 @@ def _refuse(config: TrainConfig, held: str, why: str = "") -> InitError:
                      f"supported: {SUPPORTED}")
 
 
-def _retrain(config: TrainConfig, source: InitSource) -> tuple[MultiViewCodec, InitReport]:
-    from mvarchive.codecs.registry import CheckpointError
-
+def _retrain(config: TrainConfig, source: Checkpoint) -> tuple[MultiViewCodec, InitReport]:
     if source.preset != config.preset:
         raise _refuse(config, source.held)
-    model = create_codec(source.codec, source.preset, **source.config)
-    try:
-        model.load_state_dict(source.state_dict)
-    except RuntimeError as exc:
-        raise CheckpointError(f"--init {config.init} does not fit codec {source.codec!r}: {str(exc)[:200]}") from None
+    model = codec_from_checkpoint(source, f"--init {config.init}")
     count = len(model.state_dict())
     return model, InitReport("retrain", config.init, source.held, loaded=count)
 
 
-def _cross(config: TrainConfig, source: InitSource, kind: str) -> tuple[MultiViewCodec, InitReport]:
+def _cross(config: TrainConfig, source: Checkpoint, kind: str) -> tuple[MultiViewCodec, InitReport]:
     builders: dict[str, Callable[[], tuple[MultiViewCodec, LoadReport]]] = {
         "vemic-from-mlicpp": lambda: _vemic(source, config.preset, "mlicpp"),
         "vemic-from-elic": lambda: _vemic(source, config.preset, "elic"),
@@ -148,7 +111,7 @@ def _cross(config: TrainConfig, source: InitSource, kind: str) -> tuple[MultiVie
     return model, init
 
 
-def _vemic(source: InitSource, preset: str, kind: str) -> tuple[MultiViewCodec, LoadReport]:
+def _vemic(source: Checkpoint, preset: str, kind: str) -> tuple[MultiViewCodec, LoadReport]:
     from mvarchive.codecs.vemic import vemic_from_single_view
 
     state = source.state_dict
@@ -157,7 +120,7 @@ def _vemic(source: InitSource, preset: str, kind: str) -> tuple[MultiViewCodec, 
     return vemic_from_single_view(state, preset=preset, source=kind)
 
 
-def _camsic(source: InitSource, preset: str) -> tuple[MultiViewCodec, LoadReport]:
+def _camsic(source: Checkpoint, preset: str) -> tuple[MultiViewCodec, LoadReport]:
     from mvarchive.codecs.camsic import camsic_from_elic
 
     return camsic_from_elic(source.state_dict, preset=preset)
@@ -170,7 +133,7 @@ def initial_model_with_report(config: TrainConfig) -> tuple[MultiViewCodec, Init
     return model_from_source(config, read_init_source(config.init, config.storage_options))
 
 
-def model_from_source(config: TrainConfig, source: InitSource) -> tuple[MultiViewCodec, InitReport]:
+def model_from_source(config: TrainConfig, source: Checkpoint) -> tuple[MultiViewCodec, InitReport]:
     """The codec ``config`` trains, started from ``source`` (a checkpoint already read), or
     :class:`InitError` for a combination that is not supported or does not fit; the CLI calls
     it to refuse before any service starts."""
@@ -201,7 +164,7 @@ VEMIC_LAMBDAS_PAPER = (0.0067, 0.0130, 0.0250, 0.0483)
 VEMIC_LAMBDAS = tuple(round(lam * PIXEL_SCALE, 1) for lam in VEMIC_LAMBDAS_PAPER)  # 435.7 … 3140.7
 
 
-def finetune_defaults(source: InitSource, codec: str) -> dict[str, Any]:
+def finetune_defaults(source: Checkpoint, codec: str) -> dict[str, Any]:
     """:class:`TrainConfig` fields a fine-tune from ``source`` should take from its paper
     when the user did not set them (the CLI applies these only to options left unset).
 
@@ -230,7 +193,6 @@ __all__ = [
     "CROSS_INITS",
     "InitError",
     "InitReport",
-    "InitSource",
     "VEMIC_LAMBDAS",
     "finetune_defaults",
     "init_tags",
