@@ -86,11 +86,15 @@ from .entropy import (
     HYPERPRIOR_MULTIPLE,
     CdfTables,
     Hyperprior,
+    Quantizer,
+    RansQuantizer,
+    STEQuantizer,
     SymbolCoder,
-    anchor_mask,
+    channel_slices,
+    checkerboard,
     exact_entropy_active,
+    raster,
     single_threaded,
-    ste_round,
 )
 from .entropy.context import conv_at, pointwise
 from .entropy.exact import PromotedRows, promoted_linear
@@ -253,9 +257,8 @@ def _pointwise_at(mlp: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
 class SpatialContext(nn.Module):
     """Child codec of one channel slice: spatial + stereo context and Gaussian parameters.
 
-    ``forward(y, h_mu, h_sigma, theta, gc)`` -> ``(y_hat, likelihoods)`` for training;
-    ``code(h_mu, h_sigma, theta, gc, coder, y=None)`` -> ``(symbols, y_hat)`` encodes
-    (``y`` given) or decodes through a :class:`SymbolCoder`, running the same operations on both sides. ``theta`` is the
+    ``run(quantizer, h_mu, h_sigma, theta, y=None)`` -> ``(y_hat, recorded)``: the slice's
+    schedule (:mod:`.entropy.schedules`) for training and coding alike. ``theta`` is the
     slice's channel context (``None`` for the first slice); ``y_hat`` is before LRP.
     """
 
@@ -263,10 +266,7 @@ class SpatialContext(nn.Module):
         super().__init__()
         self.slice_channels = slice_channels
 
-    def forward(self, y, h_mu, h_sigma, theta, gc):  # pragma: no cover - interface
-        raise NotImplementedError
-
-    def code(self, h_mu, h_sigma, theta, gc, coder, y=None):  # pragma: no cover - interface
+    def run(self, quantizer, h_mu, h_sigma, theta, y=None):  # pragma: no cover - interface
         raise NotImplementedError
 
 
@@ -284,43 +284,33 @@ class RasterStereoContext(SpatialContext):
         self.context = MaskedStereoConv3d(slice_channels, 2 * slice_channels, self.kernel)
         self.params = GaussianParameters(hyper_channels, 2 * slice_channels + channel_context, slice_channels, hidden)
 
-    def forward(self, y, h_mu, h_sigma, theta, gc):
-        scales, means = self.params(h_mu, h_sigma, _cond(self.context(ste_round(y)), theta))
-        _, likelihoods = gc(y, scales, means=means)
-        return ste_round(y - means) + means, likelihoods
+    def run(self, quantizer, h_mu, h_sigma, theta, y=None):
+        def parallel_params(y_rounded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return self.params(h_mu, h_sigma, _cond(self.context(y_rounded), theta))
 
-    def code(self, h_mu, h_sigma, theta, gc, coder, y=None):
-        n, _, height, width = h_mu.shape
-        c, k, pad = self.slice_channels, self.kernel, self.kernel // 2
-        y_hat = h_mu.new_zeros(n, c, height + 2 * pad, width + 2 * pad)
-        symbols = torch.zeros(n, c, height, width, dtype=torch.int32)
         # The masked convolution at one position is a matrix product with the flattened
         # (views, channels, 5, 5) causal patch; the parameter networks run on vectors.
         weight, bias = self.context.folded_weight().flatten(1), self.context.bias
         h_mu_at, h_sigma_at = h_mu.permute(2, 3, 0, 1), h_sigma.permute(2, 3, 0, 1)  # (h, w, n, C)
         theta_at = None if theta is None else theta.permute(2, 3, 0, 1)
         # Under the float64 policy the steps skip its per-operation dispatch (same bits).
-        fast = exact_entropy_active() and h_mu.dtype == torch.float32
-        if fast:
+        if exact_entropy_active() and h_mu.dtype == torch.float32:
             weight64, bias64 = weight.double(), bias.double()
             scales_net, means_net = PromotedRows(self.params.scales), PromotedRows(self.params.means)
-        for i in range(height):
-            for j in range(width):
-                patch = y_hat[:, :, i : i + k, j : j + k]  # both views' causal (5, 5) neighbourhood
-                if fast:
-                    upsilon = promoted_linear(with_other_view(patch).flatten(1), weight64, bias64)
-                    cond = _cond(upsilon, None if theta_at is None else theta_at[i, j])
-                    scales = scales_net(torch.cat([h_sigma_at[i, j], *cond], dim=1))
-                    means = means_net(torch.cat([h_mu_at[i, j], *cond], dim=1))
-                else:
-                    upsilon = F.linear(with_other_view(patch).flatten(1), weight, bias)
-                    cond = _cond(upsilon, None if theta_at is None else theta_at[i, j])
-                    scales, means = self.params.at(h_mu_at[i, j], h_sigma_at[i, j], cond)
-                indexes = gc.build_indexes(scales)
-                q = coder.code(indexes, means, None if y is None else y[:, :, i, j])
-                symbols[:, :, i, j] = q
-                y_hat[:, :, i + pad, j + pad] = q.to(means.dtype) + means
-        return symbols, y_hat[:, :, pad : pad + height, pad : pad + width].contiguous()
+
+            def step_params(i: int, j: int, patch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                upsilon = promoted_linear(with_other_view(patch).flatten(1), weight64, bias64)
+                cond = _cond(upsilon, None if theta_at is None else theta_at[i, j])
+                scales = scales_net(torch.cat([h_sigma_at[i, j], *cond], dim=1))
+                return scales, means_net(torch.cat([h_mu_at[i, j], *cond], dim=1))
+        else:
+
+            def step_params(i: int, j: int, patch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                upsilon = F.linear(with_other_view(patch).flatten(1), weight, bias)
+                cond = _cond(upsilon, None if theta_at is None else theta_at[i, j])
+                return self.params.at(h_mu_at[i, j], h_sigma_at[i, j], cond)
+
+        return raster(quantizer, y, h_mu, self.slice_channels, self.kernel, step_params, parallel_params)
 
 
 class CheckerboardStereoContext(SpatialContext):
@@ -336,37 +326,24 @@ class CheckerboardStereoContext(SpatialContext):
             hyper_channels, 2 * slice_channels + channel_context, slice_channels, hidden
         )
 
-    def forward(self, y, h_mu, h_sigma, theta, gc):
-        anchors = anchor_mask(*y.shape[-2:], device=y.device)
-        scales_a, means_a = self.anchor_params(h_mu, h_sigma, _cond(theta))
-        y_hat_a = (ste_round(y - means_a) + means_a) * anchors
-        scales_n, means_n = self.nonanchor_params(h_mu, h_sigma, _cond(self.context(y_hat_a), theta))
-        scales = torch.where(anchors, scales_a, scales_n)
-        means = torch.where(anchors, means_a, means_n)
-        _, likelihoods = gc(y, scales, means=means)
-        return ste_round(y - means) + means, likelihoods
-
-    def code(self, h_mu, h_sigma, theta, gc, coder, y=None):
-        n, _, height, width = h_mu.shape
-        anchors = anchor_mask(height, width, device=h_mu.device)
-        symbols = torch.zeros(n, self.slice_channels, height, width, dtype=torch.int32)
-        y_hat = h_mu.new_zeros(n, self.slice_channels, height, width)
+    def run(self, quantizer, h_mu, h_sigma, theta, y=None):
         # Each pass computes its own positions only, with the full maps' float64 sums in the
         # same order (entropy.context.pointwise / conv_at), so the same bits for half the work.
-        for part in (anchors, ~anchors):
-            if part is anchors:
-                cond = _cond(None if theta is None else theta[:, :, part])
-                params = self.anchor_params
-            else:
-                context = conv_at(with_other_view(y_hat), self.context.folded_weight(), self.context.bias, part)
-                cond = _cond(context, None if theta is None else theta[:, :, part])
-                params = self.nonanchor_params
+        def at(params: GaussianParameters, part: torch.Tensor, cond: list[torch.Tensor]):
             scales = pointwise(params.scales, torch.cat([h_sigma[:, :, part], *cond], dim=1), None)
-            means = pointwise(params.means, torch.cat([h_mu[:, :, part], *cond], dim=1), None)
-            q = coder.code(gc.build_indexes(scales), means, None if y is None else y[:, :, part])
-            symbols[:, :, part] = q
-            y_hat[:, :, part] = q.to(means.dtype) + means
-        return symbols, y_hat
+            return scales, pointwise(params.means, torch.cat([h_mu[:, :, part], *cond], dim=1), None)
+
+        def theta_at(part: torch.Tensor) -> torch.Tensor | None:
+            return None if theta is None else theta[:, :, part]
+
+        def anchors(part: torch.Tensor):
+            return at(self.anchor_params, part, _cond(theta_at(part)))
+
+        def rest(part: torch.Tensor, anchors_hat: torch.Tensor):
+            context = conv_at(with_other_view(anchors_hat), self.context.folded_weight(), self.context.bias, part)
+            return at(self.nonanchor_params, part, _cond(context, theta_at(part)))
+
+        return checkerboard(quantizer, y, h_mu, self.slice_channels, anchors, rest)
 
 
 SPATIAL_CONTEXTS: dict[str, type[SpatialContext]] = {
@@ -409,34 +386,30 @@ class CrossDimensionalEntropyModel(nn.Module):
     def _refine(self, k: int, y_hat: torch.Tensor, h_mu: torch.Tensor, theta: torch.Tensor | None) -> torch.Tensor:
         return y_hat + 0.5 * torch.tanh(self.lrp[k](torch.cat(_cond(h_mu, theta, y_hat), dim=1)))
 
-    def forward(self, y, h_mu, h_sigma, gc):
-        decoded, likelihoods = [], []
-        for k, y_k in enumerate(y.chunk(self.slices, dim=1)):
-            theta = self._theta(k, decoded)
-            y_hat_k, lik = self.spatial[k](y_k, h_mu, h_sigma, theta, gc)
-            decoded.append(self._refine(k, y_hat_k, h_mu, theta))
-            likelihoods.append(lik)
-        return torch.cat(decoded, dim=1), torch.cat(likelihoods, dim=1)
+    def run(self, quantizer: Quantizer, h_mu, h_sigma, y=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The slice loop for training and coding alike: (y_hat after LRP, what ``quantizer`` recorded)."""
 
-    def _code(self, h_mu, h_sigma, gc, coder, y=None):
-        decoded, symbols = [], []
-        y_slices = [None] * self.slices if y is None else y.chunk(self.slices, dim=1)
-        for k in range(self.slices):
+        def code_slice(k: int, y_k: torch.Tensor | None, decoded: list[torch.Tensor]):
             theta = self._theta(k, decoded)
-            q, y_hat_k = self.spatial[k].code(h_mu, h_sigma, theta, gc, coder, y_slices[k])
-            decoded.append(self._refine(k, y_hat_k, h_mu, theta))
-            symbols.append(q)
-        return torch.cat(symbols, dim=1), torch.cat(decoded, dim=1)
+            y_hat_k, recorded = self.spatial[k].run(quantizer, h_mu, h_sigma, theta, y_k)
+            return self._refine(k, y_hat_k, h_mu, theta), recorded
+
+        return channel_slices(y, self.slices, code_slice)
+
+    def forward(self, y, h_mu, h_sigma, gc):
+        """Training: (y_hat, likelihoods of y)."""
+        return self.run(STEQuantizer(gc), h_mu, h_sigma, y)
 
     def encode(self, y, h_mu, h_sigma, gc):
         """-> (symbols, y_hat, [y stream of each view])."""
         coder = SymbolCoder(CdfTables.of(gc), VIEWS)
-        symbols, y_hat = self._code(h_mu, h_sigma, gc, coder, y=y)
+        y_hat, symbols = self.run(RansQuantizer(gc, coder), h_mu, h_sigma, y)
         return symbols, y_hat, coder.flush()
 
     def decode(self, h_mu, h_sigma, gc, streams):
         """-> (symbols, y_hat), reading view v's symbols from ``streams[v]``."""
-        return self._code(h_mu, h_sigma, gc, SymbolCoder.reading(CdfTables.of(gc), streams))
+        y_hat, symbols = self.run(RansQuantizer(gc, SymbolCoder.reading(CdfTables.of(gc), streams)), h_mu, h_sigma)
+        return symbols, y_hat
 
 
 def _hyper_decoder(z_channels: int, out_channels: int) -> nn.Sequential:

@@ -62,8 +62,7 @@ from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from compressai.layers import GDN, conv3x3, subpel_conv3x3
 
 from .base import CodedStreams, MultiViewCodec
-from .entropy import HYPERPRIOR_MULTIPLE, CdfTables, HyperCode, Hyperprior, SymbolCoder, single_threaded, ste_round
-from .entropy.context import anchor_mask
+from .entropy import HYPERPRIOR_MULTIPLE, CdfTables, anchor_mask, HyperCode, Hyperprior, SymbolCoder, single_threaded, ste_round
 from .registry import register_codec
 
 

@@ -1,4 +1,5 @@
-"""Entropy-coding parts shared by codecs: rANS helpers, the hyperprior z path, spatial context models."""
+"""Entropy-coding parts shared by codecs: rANS helpers, the hyperprior z path,
+quantizers and schedules, spatial context models."""
 
 from .coding import CdfTables, SymbolCoder, decode_symbols, encode_symbols, open_decoders, single_threaded, ste_round
 from .context import (
@@ -6,11 +7,12 @@ from .context import (
     CheckerboardGaussianContext,
     GaussianContextModel,
     MaskedConv2d,
-    anchor_mask,
     make_context_model,
 )
 from .exact import PROMOTED, Float64Mode, exact_entropy, exact_entropy_active
 from .hyperprior import HYPERPRIOR_MULTIPLE, HyperCode, Hyperprior
+from .quantizer import Quantizer, RansQuantizer, STEQuantizer
+from .schedules import anchor_mask, channel_slices, checkerboard, raster
 
 __all__ = [
     "AutoregressiveGaussianContext",
@@ -18,6 +20,9 @@ __all__ = [
     "CheckerboardGaussianContext",
     "Float64Mode",
     "PROMOTED",
+    "Quantizer",
+    "RansQuantizer",
+    "STEQuantizer",
     "GaussianContextModel",
     "HYPERPRIOR_MULTIPLE",
     "HyperCode",
@@ -26,11 +31,14 @@ __all__ = [
     "MaskedConv2d",
     "SymbolCoder",
     "decode_symbols",
+    "channel_slices",
+    "checkerboard",
     "encode_symbols",
     "exact_entropy",
     "exact_entropy_active",
     "make_context_model",
     "open_decoders",
+    "raster",
     "single_threaded",
     "ste_round",
 ]

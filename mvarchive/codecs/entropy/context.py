@@ -1,6 +1,8 @@
 """Spatial context models for a Gaussian-conditional latent (one latent per view).
 
-Both models share one contract so a codec picks either by configuration:
+Both models share one contract so a codec picks either by configuration. ``run(quantizer,
+hyper, y)`` is the model's one schedule (:mod:`.schedules`); the three entry points differ
+only in the quantizer they hand it (:mod:`.quantizer`):
 
 * ``forward(y, hyper, gc)`` -> ``(y_hat, likelihoods)`` for training: the rate uses noisy
   ``y`` (via ``gc``), ``y_hat = round(y - mu) + mu`` with a straight-through gradient.
@@ -24,8 +26,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from compressai.entropy_models import GaussianConditional
 
-from .coding import CdfTables, SymbolCoder, ste_round
+from .coding import CdfTables, SymbolCoder
 from .exact import exact_entropy_active
+from .quantizer import Quantizer, RansQuantizer, STEQuantizer
+from .schedules import checkerboard, raster
 
 
 class MaskedConv2d(nn.Conv2d):
@@ -81,27 +85,30 @@ class GaussianContextModel(nn.Module):
         scales, means = self.entropy_parameters(torch.cat([hyper, ctx], dim=1)).chunk(2, dim=1)
         return scales, means
 
+    def run(
+        self, quantizer: Quantizer, hyper: torch.Tensor, y: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The model's schedule: (y_hat, what ``quantizer`` recorded), for training and coding alike."""
+        raise NotImplementedError
+
     def forward(
         self, y: torch.Tensor, hyper: torch.Tensor, gc: GaussianConditional
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        raise NotImplementedError
-
-    def _code(
-        self, hyper: torch.Tensor, gc: GaussianConditional, coder: SymbolCoder, y: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        raise NotImplementedError
+        """Training: (y_hat, likelihoods of y)."""
+        return self.run(STEQuantizer(gc), hyper, y)
 
     def encode(
         self, y: torch.Tensor, hyper: torch.Tensor, gc: GaussianConditional
     ) -> tuple[torch.Tensor, torch.Tensor, list[bytes]]:
         coder = SymbolCoder(CdfTables.of(gc), views=y.shape[0])
-        symbols, y_hat = self._code(hyper, gc, coder, y=y)
+        y_hat, symbols = self.run(RansQuantizer(gc, coder), hyper, y)
         return symbols, y_hat, coder.flush()
 
     def decode(
         self, hyper: torch.Tensor, gc: GaussianConditional, streams: Sequence[bytes]
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._code(hyper, gc, SymbolCoder.reading(CdfTables.of(gc), streams))
+        y_hat, symbols = self.run(RansQuantizer(gc, SymbolCoder.reading(CdfTables.of(gc), streams)), hyper)
+        return symbols, y_hat
 
 
 class AutoregressiveGaussianContext(GaussianContextModel):
@@ -109,33 +116,20 @@ class AutoregressiveGaussianContext(GaussianContextModel):
 
     mask_type = "raster"
 
-    def forward(self, y, hyper, gc):
-        # Training sees round(y) in the context (the decoder's round(y - mu) + mu needs mu,
-        # which the context itself predicts); the rate and the synthesis use mu exactly.
-        scales, means = self.params(hyper, self.context(ste_round(y)))
-        _, likelihoods = gc(y, scales, means=means)
-        return ste_round(y - means) + means, likelihoods
-
-    def _code(self, hyper, gc, coder, y=None):
-        n, _, height, width = hyper.shape
-        m, k = self.latent_channels, self.kernel_size
-        pad = k // 2
-        y_hat = hyper.new_zeros(n, m, height + 2 * pad, width + 2 * pad)
-        symbols = torch.zeros(n, m, height, width, dtype=torch.int32)
+    def run(self, quantizer, hyper, y=None):
         step = _Float64Step(self) if exact_entropy_active() and hyper.dtype == torch.float32 else None
         weight, bias = self.context.masked_weight(), self.context.bias
-        for i in range(height):
-            for j in range(width):
-                if step is not None:
-                    scales, means = step(y_hat[:, :, i : i + k, j : j + k], hyper[:, :, i : i + 1, j : j + 1])
-                else:
-                    ctx = F.conv2d(y_hat[:, :, i : i + k, j : j + k], weight, bias)
-                    scales, means = self.params(hyper[:, :, i : i + 1, j : j + 1], ctx)
-                means = means.reshape(n, m)
-                q = coder.code(gc.build_indexes(scales).reshape(n, m), means, None if y is None else y[:, :, i, j])
-                symbols[:, :, i, j] = q
-                y_hat[:, :, i + pad, j + pad] = q.to(means.dtype) + means
-        return symbols, y_hat[:, :, pad : pad + height, pad : pad + width].contiguous()
+
+        def step_params(i: int, j: int, window: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            here = hyper[:, :, i : i + 1, j : j + 1]
+            if step is not None:
+                return step(window, here)
+            return self.params(here, F.conv2d(window, weight, bias))
+
+        def parallel_params(y_rounded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return self.params(hyper, self.context(y_rounded))
+
+        return raster(quantizer, y, hyper, self.latent_channels, self.kernel_size, step_params, parallel_params)
 
 
 class _Float64Step:
@@ -170,13 +164,6 @@ class _Float64Step:
         return scales, means
 
 
-def anchor_mask(height: int, width: int, device: torch.device | None = None) -> torch.Tensor:
-    """Checkerboard anchors: positions with (row + col) odd."""
-    rows = torch.arange(height, device=device)[:, None]
-    cols = torch.arange(width, device=device)[None, :]
-    return (rows + cols) % 2 == 1
-
-
 class CheckerboardGaussianContext(GaussianContextModel):
     """Two-pass checkerboard context: anchors from the hyperprior, then non-anchors."""
 
@@ -186,32 +173,18 @@ class CheckerboardGaussianContext(GaussianContextModel):
         zeros = hyper.new_zeros(hyper.shape[0], 2 * self.latent_channels, *hyper.shape[2:])
         return self.params(hyper, zeros)
 
-    def forward(self, y, hyper, gc):
-        anchors = anchor_mask(*y.shape[-2:], device=y.device)
-        scales_a, means_a = self._anchor_params(hyper)
-        y_hat_a = (ste_round(y - means_a) + means_a) * anchors
-        scales_n, means_n = self.params(hyper, self.context(y_hat_a))
-        scales = torch.where(anchors, scales_a, scales_n)
-        means = torch.where(anchors, means_a, means_n)
-        _, likelihoods = gc(y, scales, means=means)
-        return ste_round(y - means) + means, likelihoods
-
-    def _code(self, hyper, gc, coder, y=None):
+    def run(self, quantizer, hyper, y=None):
         # Full maps on purpose: computing only each pass's positions (pointwise / conv_at, the
         # same bits) measured slower at 832x1024 end to end (see benchmarks/results/codec_speed.md).
-        n, _, height, width = hyper.shape
-        anchors = anchor_mask(height, width, device=hyper.device)
-        symbols = torch.zeros(n, self.latent_channels, height, width, dtype=torch.int32)
-        y_hat = hyper.new_zeros(n, self.latent_channels, height, width)
-        scales, means = self._anchor_params(hyper)
-        for part in (anchors, ~anchors):
-            mu = means[:, :, part]  # (n, M, positions)
-            q = coder.code(gc.build_indexes(scales)[:, :, part], mu, None if y is None else y[:, :, part])
-            symbols[:, :, part] = q
-            y_hat[:, :, part] = q.to(mu.dtype) + mu
-            if part is anchors:
-                scales, means = self.params(hyper, self.context(y_hat))
-        return symbols, y_hat
+        def anchor_params(part: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            scales, means = self._anchor_params(hyper)
+            return scales[:, :, part], means[:, :, part]
+
+        def nonanchor_params(part: torch.Tensor, anchors_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            scales, means = self.params(hyper, self.context(anchors_hat))
+            return scales[:, :, part], means[:, :, part]
+
+        return checkerboard(quantizer, y, hyper, self.latent_channels, anchor_params, nonanchor_params)
 
     def _context_at(self, y_hat: torch.Tensor, part: torch.Tensor) -> torch.Tensor:
         """The masked context convolution at the positions ``part`` only: (n, 2M, positions)."""
