@@ -5,11 +5,12 @@ A single-view codec built from composable parts that VEMIC (:mod:`.vemic`) reuse
 * :class:`MLICPPCore` — transforms (``g_a``, ``g_s``), hyperprior (``h_a``, ``h_s``, factorized
   prior for z, Gaussian conditional for y) and the entropy model ``mem``.
 * :class:`MultiReferenceEntropyModel` — 10 channel slices, each coded as checkerboard anchors
-  then non-anchors, one :class:`SliceContextModel` per slice. ``run(hyper, quantizer,
+  then non-anchors, one :class:`SliceContextModel` per slice. ``run(hyper, quantizer, y,
   view_context)`` is the *one* slice loop used for training (noisy rate + STE rounding) and for
-  coding (rANS encode or decode): a quantizer object decides what happens to each half-slice
-  (:class:`NoisyQuantizer`, :class:`RansQuantizer`), so encoder, decoder and training cannot
-  drift apart. ``view_context`` is an optional hook that returns extra features for the first
+  coding (rANS encode or decode), composed of the shared schedules (``channel_slices`` over
+  ``checkerboard``, :mod:`.entropy.schedules`): the quantizer decides what happens to each
+  half-slice (:mod:`.entropy.quantizer`), so encoder, decoder and training cannot drift
+  apart. ``view_context`` is an optional hook that returns extra features for the first
   layer of the entropy-parameter networks (VEMIC plugs its cross-view attention in here).
 * :class:`SingleViewMLICPP` — the ``single-view-mlicpp`` codec: the core applied to each view.
 
@@ -53,7 +54,7 @@ model (see :meth:`SingleViewMLICPP.parameter_counts`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, NamedTuple, Optional, Protocol
+from typing import Callable, NamedTuple, Optional
 
 import torch
 import torch.nn as nn
@@ -62,7 +63,20 @@ from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from compressai.layers import GDN, conv3x3, subpel_conv3x3
 
 from .base import CodedStreams, MultiViewCodec
-from .entropy import HYPERPRIOR_MULTIPLE, CdfTables, anchor_mask, HyperCode, Hyperprior, SymbolCoder, single_threaded, ste_round
+from .entropy import (
+    HYPERPRIOR_MULTIPLE,
+    CdfTables,
+    HyperCode,
+    Hyperprior,
+    Quantizer,
+    RansQuantizer,
+    STEQuantizer,
+    SymbolCoder,
+    anchor_mask,
+    channel_slices,
+    checkerboard,
+    single_threaded,
+)
 from .registry import register_codec
 
 
@@ -357,68 +371,6 @@ class SliceContextModel(nn.Module):
         self.lrp_nonanchor = LatentResidualPrediction(m + prev + c, c, (m * 7 // 10, m * 2 // 5))
 
 
-# --- quantizers: what happens to each half-slice ---------------------------------------------
-class Quantizer(Protocol):
-    def anchor(self, s: int, scales: torch.Tensor, means: torch.Tensor) -> torch.Tensor: ...
-    def nonanchor(self, s: int, scales: torch.Tensor, means: torch.Tensor) -> torch.Tensor: ...
-
-
-class NoisyQuantizer:
-    """Training: rate from the Gaussian conditional (noise), y^ = STE round(y - mu) + mu."""
-
-    def __init__(self, y: torch.Tensor, gc: GaussianConditional, slice_ch: int) -> None:
-        self.y_slices = y.split(slice_ch, dim=1)
-        self.gc = gc
-        self.anchors = anchor_mask(*y.shape[-2:], device=y.device)
-        self.likelihoods: list[torch.Tensor] = []
-        self._anchor_params: tuple[torch.Tensor, torch.Tensor] | None = None
-
-    def anchor(self, s, scales, means):
-        self._anchor_params = (scales, means)
-        return (ste_round(self.y_slices[s] - means) + means) * self.anchors
-
-    def nonanchor(self, s, scales, means):
-        if self._anchor_params is None:
-            raise RuntimeError("NoisyQuantizer: non-anchors of a slice requested before its anchors")
-        scales_a, means_a = self._anchor_params
-        y = self.y_slices[s]
-        _, likelihoods = self.gc(
-            y, torch.where(self.anchors, scales_a, scales), means=torch.where(self.anchors, means_a, means)
-        )
-        self.likelihoods.append(likelihoods)
-        return (ste_round(y - means) + means) * ~self.anchors
-
-
-class RansQuantizer:
-    """Coding one view (batch 1): encode ``round(y - mu)`` into ``coder`` or decode from it."""
-
-    def __init__(
-        self, gc: GaussianConditional, coder: SymbolCoder, shape: tuple[int, ...],
-        slice_ch: int, device: torch.device, y: Optional[torch.Tensor] = None,
-    ) -> None:
-        self.gc, self.coder, self.y, self.slice_ch = gc, coder, y, slice_ch
-        self.anchors = anchor_mask(*shape[-2:], device=device)
-        self.symbols = torch.zeros(shape, dtype=torch.int32, device=device)
-
-    def _code(self, s: int, scales: torch.Tensor, means: torch.Tensor, part: torch.Tensor) -> torch.Tensor:
-        if scales.shape[0] != 1:
-            raise ValueError(f"coding takes one view at a time, got a batch of {scales.shape[0]}")
-        channels = slice(s * self.slice_ch, (s + 1) * self.slice_ch)
-        indexes = self.gc.build_indexes(scales[:, :, part])  # (1, c, positions), channel-major
-        mu = means[:, :, part]
-        q = self.coder.code(indexes, mu, None if self.y is None else self.y[:, channels][:, :, part])
-        self.symbols[:, channels][:, :, part] = q
-        out = torch.zeros_like(means)
-        out[:, :, part] = q.to(mu.dtype) + mu
-        return out
-
-    def anchor(self, s, scales, means):
-        return self._code(s, scales, means, self.anchors)
-
-    def nonanchor(self, s, scales, means):
-        return self._code(s, scales, means, ~self.anchors)
-
-
 # A view-context hook: (slice index, hyper means, y^<s of this view or None)
 #   -> (extra for the anchor EP, extra for the non-anchor EP), both added after EP's first layer.
 ViewContextHook = Callable[[int, torch.Tensor, Optional[torch.Tensor]], tuple[torch.Tensor, torch.Tensor]]
@@ -433,37 +385,47 @@ class MultiReferenceEntropyModel(nn.Module):
         self.slice_channels = config.M // config.slices
         self.slices = nn.ModuleList(SliceContextModel(i, config) for i in range(config.slices))
 
-    def run(self, hyper: torch.Tensor, quantizer: Quantizer, view_context: ViewContextHook | None = None) -> torch.Tensor:
-        """The slice loop: returns y^ (B, M, h, w); what is coded/measured is up to ``quantizer``."""
+    def run(
+        self, hyper: torch.Tensor, quantizer: Quantizer, y: torch.Tensor | None = None,
+        view_context: ViewContextHook | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The slice loop for training and coding alike: (y^ (B, M, h, w), what ``quantizer`` recorded)."""
         hyper_means = hyper.chunk(2, dim=1)[1]
         anchors = anchor_mask(*hyper.shape[-2:], device=hyper.device)
-        decoded: list[torch.Tensor] = []
-        for s, part in enumerate(self.slices):
+
+        def code_slice(s: int, y_s: torch.Tensor | None, decoded: list[torch.Tensor]):
+            part = self.slices[s]
             previous = torch.cat(decoded, dim=1) if decoded else None
             extra_a = extra_n = None
             if view_context is not None:
                 extra_a, extra_n = view_context(s, hyper_means, previous)
-            if previous is None:
-                shared: list[torch.Tensor] = []
-            else:
-                shared = [part.inter(previous), part.channel(previous)]
-            scales, means = part.ep_anchor(torch.cat([*shared, hyper], dim=1), extra_a)
-            y_anchor = quantizer.anchor(s, scales, means)
-            y_anchor = y_anchor + part.lrp_anchor(torch.cat([hyper_means, *decoded, y_anchor], dim=1)) * anchors
-            local = [part.local(y_anchor)]
-            if previous is not None:
-                local.append(part.intra(decoded[-1], y_anchor))
-            scales, means = part.ep_nonanchor(torch.cat([*local, *shared, hyper], dim=1), extra_n)
-            y_slice = y_anchor + quantizer.nonanchor(s, scales, means)
+            shared = [] if previous is None else [part.inter(previous), part.channel(previous)]
+
+            def anchor_params(positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                scales, means = part.ep_anchor(torch.cat([*shared, hyper], dim=1), extra_a)
+                return scales[:, :, positions], means[:, :, positions]
+
+            def refine_anchors(y_anchor: torch.Tensor) -> torch.Tensor:
+                return y_anchor + part.lrp_anchor(torch.cat([hyper_means, *decoded, y_anchor], dim=1)) * anchors
+
+            def nonanchor_params(positions: torch.Tensor, y_anchor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                local = [part.local(y_anchor)]
+                if previous is not None:
+                    local.append(part.intra(decoded[-1], y_anchor))
+                scales, means = part.ep_nonanchor(torch.cat([*local, *shared, hyper], dim=1), extra_n)
+                return scales[:, :, positions], means[:, :, positions]
+
+            y_slice, recorded = checkerboard(
+                quantizer, y_s, hyper, self.slice_channels, anchor_params, nonanchor_params, refine_anchors
+            )
             y_slice = y_slice + part.lrp_nonanchor(torch.cat([hyper_means, *decoded, y_slice], dim=1)) * ~anchors
-            decoded.append(y_slice)
-        return torch.cat(decoded, dim=1)
+            return y_slice, recorded
+
+        return channel_slices(y, len(self.slices), code_slice)
 
     def forward(self, y, hyper, gc, view_context=None) -> tuple[torch.Tensor, torch.Tensor]:
         """Training: (y^, likelihoods of y)."""
-        quantizer = NoisyQuantizer(y, gc, self.slice_channels)
-        y_hat = self.run(hyper, quantizer, view_context)
-        return y_hat, torch.cat(quantizer.likelihoods, dim=1)
+        return self.run(hyper, STEQuantizer(gc), y, view_context)
 
 
 class ViewCode(NamedTuple):
@@ -517,12 +479,12 @@ class MLICPPCore(nn.Module):
 
     def _code_view(self, z: HyperCode, coder: SymbolCoder, y=None, view_context=None) -> ViewCode:
         hyper = z.features
-        shape = (1, self.mem.latent_channels, *hyper.shape[-2:])
-        quantizer = RansQuantizer(self.gaussian_conditional, coder, shape, self.slice_channels, hyper.device, y=y)
+        if hyper.shape[0] != 1:
+            raise ValueError(f"coding takes one view at a time, got a batch of {hyper.shape[0]}")
         with single_threaded():
-            y_hat = self.mem.run(hyper, quantizer, view_context)
+            y_hat, y_symbols = self.mem.run(hyper, RansQuantizer(self.gaussian_conditional, coder), y, view_context)
         (y_string,) = coder.flush() if y is not None else coder.streams
-        return ViewCode(z.strings[0], y_string, quantizer.symbols, z.symbols, y_hat, hyper.chunk(2, dim=1)[1])
+        return ViewCode(z.strings[0], y_string, y_symbols, z.symbols, y_hat, hyper.chunk(2, dim=1)[1])
 
     def encode_view(self, x: torch.Tensor, view_context: ViewContextHook | None = None) -> ViewCode:
         """Code one padded view (1, 3, H, W) into its z and y strings."""
