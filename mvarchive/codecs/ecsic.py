@@ -28,7 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .base import CodedStreams, MultiViewCodec
-from .entropy import CdfTables, SymbolCoder, single_threaded, ste_round
+from .entropy import CdfTables, Quantizer, RansQuantizer, STEQuantizer, SymbolCoder, single_threaded
 from .laplace import FactorizedLaplace, LaplaceConditional, laplace_scale_table
 from .registry import register_codec
 
@@ -207,11 +207,6 @@ class LatentContext(nn.Module):
         return scales, means
 
 
-# A step of the entropy chain: (stream index, scales, means) -> the reconstruction v^ that the
-# decoder will have. Training, encoding and decoding plug in their own step.
-EntropyStep = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]
-
-
 class ECSIC(MultiViewCodec):
     """ECSIC stereo codec (K = 2: view 0 is the left image, view 1 the right).
 
@@ -291,21 +286,30 @@ class ECSIC(MultiViewCodec):
         return self.z_left_prior.loc.new_zeros(())
 
     def entropy_chain(
-        self, z_shape: torch.Size | tuple[int, ...], step: EntropyStep
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Run the entropy model in coding order; returns (y^_l, y^_r).
+        self, z_shape: torch.Size | tuple[int, ...], quantizer: Quantizer, values: list[torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """The entropy model's schedule, for training and coding alike: (y^_l, y^_r, recorded).
 
-        ``step(i, scales, means)`` handles variable i (0 z_l, 1 z_r, 2 y_l, 3 y_r) given its
-        Laplace parameters and returns its reconstruction. Each variable's parameters depend
-        only on the reconstructions of the variables before it.
+        Variable i (0 z_l, 1 z_r, 2 y_l, 3 y_r; ``values[i]``, None when decoding) goes to
+        ``quantizer`` with its Laplace parameters and stream i; ``recorded[i]`` is what the
+        quantizer recorded for it. Each variable's parameters depend only on the
+        reconstructions of the variables before it.
         """
-        z_left = step(0, *self.z_left_prior.params(z_shape))
-        z_right = step(1, *self.z_context(z_left))
+        recorded: list[torch.Tensor] = []
+
+        def step(scales: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
+            i = len(recorded)
+            value, record = quantizer(None if values is None else values[i], scales, means, stream=i)
+            recorded.append(record)
+            return value
+
+        z_left = step(*self.z_left_prior.params(z_shape))
+        z_right = step(*self.z_context(z_left))
         features_left, features_right = self.hyper_decoder(z_left, z_right)
         means, scales = self.hyper_left_head(features_left).chunk(2, dim=1)
-        y_left = step(2, scales, means)
-        y_right = step(3, *self.y_context(y_left, self.hyper_right_head(features_right)))
-        return y_left, y_right
+        y_left = step(scales, means)
+        y_right = step(*self.y_context(y_left, self.hyper_right_head(features_right)))
+        return y_left, y_right, recorded
 
     def _analyze(self, left: torch.Tensor, right: torch.Tensor) -> list[torch.Tensor]:
         y_left, y_right = self.encoder(left, right)
@@ -316,13 +320,7 @@ class ECSIC(MultiViewCodec):
     def forward(self, x: torch.Tensor) -> dict:
         self.check_input(x)
         values = self._analyze(x[:, 0], x[:, 1])
-        likelihoods: list[torch.Tensor] = [x.new_empty(0)] * 4
-
-        def step(i: int, scales: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
-            _, likelihoods[i] = self.laplace(values[i], scales, means=means)  # noisy v in training
-            return ste_round(values[i] - means) + means
-
-        y_left, y_right = self.entropy_chain(values[0].shape, step)
+        y_left, y_right, likelihoods = self.entropy_chain(values[0].shape, STEQuantizer(self.laplace), values)
         x_left, x_right = self.decoder(y_left, y_right)
         return {
             "x_hat": torch.stack([x_left, x_right], dim=1),
@@ -344,14 +342,8 @@ class ECSIC(MultiViewCodec):
     def _encode_padded(self, x: torch.Tensor, reconstruct: bool = True) -> CodedStreams:
         values = self._analyze(x[0:1], x[1:2])
         coder = SymbolCoder(CdfTables.of(self.laplace), 4)
-        symbols: list[torch.Tensor] = [torch.empty(0)] * 4
-
-        def step(i: int, scales: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
-            symbols[i] = coder.code_stream(i, self.laplace.build_indexes(scales), means, values[i])
-            return symbols[i].to(means.dtype) + means
-
         with single_threaded():
-            y_left, y_right = self.entropy_chain(values[0].shape, step)
+            y_left, y_right, symbols = self.entropy_chain(values[0].shape, RansQuantizer(self.laplace, coder), values)
         return self._finish(coder.flush(), symbols, y_left, y_right, reconstruct)
 
     def _decode_padded(self, streams, num_views, size):
@@ -361,15 +353,9 @@ class ECSIC(MultiViewCodec):
         if height % self.pad_multiple or width % self.pad_multiple:
             raise ValueError(f"padded size {size} is not a multiple of {self.pad_multiple}")
         coder = SymbolCoder.reading(CdfTables.of(self.laplace), streams)
-        symbols: list[torch.Tensor] = [torch.empty(0)] * 4
-
-        def step(i: int, scales: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
-            symbols[i] = coder.code_stream(i, self.laplace.build_indexes(scales), means, None)
-            return symbols[i].to(means.dtype) + means
-
-        z_shape = (1, self.config.M, height // 32, width // 32)
+        z_shape = (1, self.config.M, height // self.pad_multiple, width // self.pad_multiple)
         with single_threaded():
-            y_left, y_right = self.entropy_chain(z_shape, step)
+            y_left, y_right, symbols = self.entropy_chain(z_shape, RansQuantizer(self.laplace, coder))
         return self._finish(list(streams), symbols, y_left, y_right)
 
     def parameter_counts(self) -> dict[str, int]:

@@ -89,17 +89,25 @@ def test_three_views_are_rejected_naming_codecs_that_take_three(codec):
 
 
 # --- stereo-specific properties ---------------------------------------------------------------
+class _ParameterRecorder:
+    """A quantizer that rounds and records each variable's (scales, means) by its stream."""
+
+    parallel = True
+
+    def __init__(self):
+        self.params = {}
+
+    def __call__(self, y, scales, means, stream=None):
+        self.params[stream] = (scales, means)
+        return torch.round(y - means) + means, scales
+
+
 def _chain_params(model, values):
     """Run the entropy chain on given (z_l, z_r, y_l, y_r); record each variable's (scales, means)."""
-    record = {}
-
-    def step(i, scales, means):
-        record[i] = (scales, means)
-        return torch.round(values[i] - means) + means
-
+    recorder = _ParameterRecorder()
     with torch.no_grad():
-        model.entropy_chain(values[0].shape, step)
-    return record
+        model.entropy_chain(values[0].shape, recorder, values)
+    return recorder.params
 
 
 def _same(a, b):
