@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test install benchmark benchmark-baselines system-deps clean-demo
+.PHONY: demo test lint install benchmark benchmark-baselines system-deps clean-demo
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ demo: $(INSTALLED)
 
 test: $(INSTALLED)
 	$(BIN)/python -m pytest
+
+# ruff (lint + import order) and mypy, configured in pyproject.toml; also a pre-commit hook.
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 benchmark: $(INSTALLED)
 	$(BIN)/python benchmarks/codec_speed.py

@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import enum
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 
@@ -90,7 +90,7 @@ class Fingerprint:
     threads: int = 0  # torch threads of the encoder's synthesis (0: unknown)
 
     @classmethod
-    def of(cls, views: np.ndarray, latents: Mapping[str, np.ndarray], threads: int = 0) -> "Fingerprint":
+    def of(cls, views: np.ndarray, latents: Mapping[str, np.ndarray], threads: int = 0) -> Fingerprint:
         """Fingerprints of (K, H, W, 3) uint8 views and their latent symbols."""
         return cls(
             pixels=tuple(pixel_digest(v) for v in views),

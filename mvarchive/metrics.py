@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -86,7 +86,9 @@ def _blur(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def _ssim_terms(x: torch.Tensor, y: torch.Tensor, g: torch.Tensor, data_range: float) -> tuple[torch.Tensor, torch.Tensor]:
+def _ssim_terms(
+    x: torch.Tensor, y: torch.Tensor, g: torch.Tensor, data_range: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-image-and-channel mean SSIM and mean contrast-structure, each (N, C)."""
     c1 = (0.01 * data_range) ** 2
     c2 = (0.03 * data_range) ** 2
@@ -114,7 +116,9 @@ def ms_ssim_tensor(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, sc
     least = 2 if scales is None else scales
     if fit < least:
         side = (MS_SSIM_WINDOW - 1) * 2 ** (least - 1) + 1
-        raise ValueError(f"MS-SSIM over {least} scales needs images of at least {side}x{side} pixels, got {height}x{width}")
+        raise ValueError(
+            f"MS-SSIM over {least} scales needs images of at least {side}x{side} pixels, got {height}x{width}"
+        )
     x = x.reshape(-1, *x.shape[-3:]).float()
     y = y.reshape(-1, *y.shape[-3:]).float()
     weights = torch.tensor(MS_SSIM_WEIGHTS[:wanted], dtype=torch.float32, device=x.device)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -46,8 +46,8 @@ def flow_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[object,
     from prefect.testing.utilities import prefect_test_harness
 
     from mvarchive.flows.runtime import dask_session
-    from mvarchive.infra.log_levels import quiet_cluster_logs
     from mvarchive.infra import ServicesConfig
+    from mvarchive.infra.log_levels import quiet_cluster_logs
 
     quiet_cluster_logs()
     home = tmp_path_factory.mktemp("home")

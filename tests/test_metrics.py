@@ -13,12 +13,18 @@ from pytorch_msssim import ms_ssim as reference_ms_ssim
 from skimage import data as skdata
 
 from mvarchive.metrics import (
-    MS_SSIM_MIN_SIDE, group_metrics, measured_for_quality, ms_ssim, ms_ssim_scales, ms_ssim_tensor, psnr, views_ms_ssim,
+    MS_SSIM_MIN_SIDE,
+    group_metrics,
+    measured_for_quality,
+    ms_ssim,
+    ms_ssim_scales,
+    ms_ssim_tensor,
+    psnr,
+    views_ms_ssim,
 )
 from mvarchive.reporting import table_summary
 from mvarchive.storage import METRIC_COLUMNS
 from mvarchive.training.msssim import ms_ssim as training_ms_ssim
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -8,10 +8,10 @@ refused, with a message that names the file.
 from __future__ import annotations
 
 import io
-import os
-import uuid
 import logging
+import os
 import posixpath
+import uuid
 from typing import Any
 
 import fsspec
@@ -101,7 +101,7 @@ def load_image(
     if not data:
         raise DatasetError(f"{url}: empty file (0 bytes)")
     try:
-        img = Image.open(io.BytesIO(data))
+        img: Image.Image = Image.open(io.BytesIO(data))
         width, height = img.size
         if max_pixels is not None and width * height > max_pixels:
             raise DatasetError(

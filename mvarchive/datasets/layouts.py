@@ -423,7 +423,7 @@ def unsafe_name_reason(name: str) -> str | None:
     return None
 
 
-def check_view_names(index: "DatasetIndex") -> None:
+def check_view_names(index: DatasetIndex) -> None:
     """Every view needs a distinct, relative archive name that cannot leave the output folder."""
     seen: dict[str, str] = {}
     problems = []
@@ -443,7 +443,7 @@ def check_view_names(index: "DatasetIndex") -> None:
         raise DatasetError(f"dataset {index.url}: {len(problems)} file name problem(s): {_summarise(problems)}")
 
 
-def check_empty_files(index: "DatasetIndex") -> None:
+def check_empty_files(index: DatasetIndex) -> None:
     """Refuse zero-byte views at discovery (the listing has their size): no image to read,
     and no reason to start a cluster to find that out."""
     empty = [f"group {g.name!r} camera {v.camera!r}: {v.url}" for g in index.groups for v in g.views if v.size == 0]

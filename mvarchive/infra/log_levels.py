@@ -27,7 +27,9 @@ __all__ = [
 
 #: Loggers that report every worker start and stop at INFO and restarts of killed workers at WARNING;
 #: a task whose worker died fails with its own error line, which is what a user needs.
-CLUSTER_LOGGERS = ("distributed", "distributed.scheduler", "distributed.nanny", "distributed.worker", "distributed.core")
+CLUSTER_LOGGERS = (
+    "distributed", "distributed.scheduler", "distributed.nanny", "distributed.worker", "distributed.core",
+)
 
 #: Logger levels without -v. Prefect's loggers keep their level (their records also feed the Prefect
 #: API and UI); only Prefect's console handler is raised, through the environment below.

@@ -115,7 +115,7 @@ def log_tail(path: Path | None, max_lines: int = 40) -> str:
 
 
 def _died_message(
-    what: str, process: subprocess.Popen, log_path: Path | None  # type: ignore[type-arg]
+    what: str, process: subprocess.Popen[bytes], log_path: Path | None
 ) -> str:
     return (
         f"{what} exited with code {process.returncode} before it was ready; "
@@ -126,7 +126,7 @@ def _died_message(
 def wait_until(
     check: Callable[[], bool],
     timeout_s: float,
-    process: subprocess.Popen | None = None,  # type: ignore[type-arg]
+    process: subprocess.Popen[bytes] | None = None,
     *,
     log_path: Path | None = None,
     what: str = "service",
@@ -162,7 +162,7 @@ def wait_until(
 def wait_for_http(
     url: str,
     timeout_s: float,
-    process: subprocess.Popen | None = None,  # type: ignore[type-arg]
+    process: subprocess.Popen[bytes] | None = None,
     *,
     log_path: Path | None = None,
 ) -> None:
@@ -186,7 +186,7 @@ def wait_for_http(
 
 
 def stop_process(
-    process: subprocess.Popen,  # type: ignore[type-arg]
+    process: subprocess.Popen[bytes],
     grace_s: float = 10.0,
 ) -> None:
     """Stop a service: SIGTERM its process group, SIGKILL after ``grace_s``.

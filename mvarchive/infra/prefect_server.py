@@ -89,10 +89,10 @@ class PrefectServer:
         self.stop_timeout_s = stop_timeout_s
         self.log_path = Path(log_path) if log_path else self.home / "prefect-server.log"
         self.startup_seconds: float | None = None
-        self._process: subprocess.Popen | None = None  # type: ignore[type-arg]
+        self._process: subprocess.Popen[bytes] | None = None
 
     @property
-    def process(self) -> subprocess.Popen | None:  # type: ignore[type-arg]
+    def process(self) -> subprocess.Popen[bytes] | None:
         """The server process while started, else None."""
         return self._process
 

@@ -102,7 +102,7 @@ class SeaweedS3Server:
         self.secret_key = secret_key or saved.get("secretKey") or secrets.token_urlsafe(24)
         self.ports: dict[str, int] = {}
         self.startup_seconds: float | None = None
-        self._process: subprocess.Popen | None = None  # type: ignore[type-arg]
+        self._process: subprocess.Popen[bytes] | None = None
         self._socket_dir: str | None = None
         self._client: Any = None
 
@@ -287,7 +287,7 @@ class SeaweedS3Server:
             shutil.rmtree(self._socket_dir, ignore_errors=True)
             self._socket_dir = None
 
-    def detach(self) -> tuple[subprocess.Popen, str | None]:  # type: ignore[type-arg]
+    def detach(self) -> tuple[subprocess.Popen[bytes], str | None]:
         """Hand the running server over to the caller and forget it.
 
         For the persistent stack, whose server must outlive this object:

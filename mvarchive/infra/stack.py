@@ -28,7 +28,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -120,7 +120,7 @@ class DownReport:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _port_free(port: int, host: str = "127.0.0.1") -> bool:
@@ -184,7 +184,7 @@ class _Launch:
     """A process started by this ``up`` that still has to pass its readiness check."""
 
     record: ServiceRecord
-    process: subprocess.Popen  # type: ignore[type-arg]
+    process: subprocess.Popen[bytes]
     ready: Callable[[], bool]
 
 
@@ -493,7 +493,7 @@ def stack_up(config: ServicesConfig, options: StackOptions) -> UpReport:
                 launches.append(_launch_mlflow(home, config, port, logs, s3_record))
             else:
                 port = _pick_port(name, options.scheduler_port, port_of(name), _DEFAULT_PORTS[name])
-                old_dash = old.get(name).extra.get("dashboard_port") if name in old else None
+                old_dash = old[name].extra.get("dashboard_port") if name in old else None
                 dash = _pick_port(
                     "the Dask dashboard", options.dashboard_port, old_dash,
                     _DEFAULT_PORTS["dask-dashboard"],

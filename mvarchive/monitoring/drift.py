@@ -11,8 +11,8 @@ on and retraining is due. One bad run (a night of rain) is not enough.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 __all__ = ["DriftDecision", "DriftPolicy", "RDFigures", "assess_drift", "mse_from_psnr"]
 
@@ -30,7 +30,7 @@ class RDFigures:
     mse: float
 
     @classmethod
-    def from_psnr(cls, bpp: float, psnr_db: float) -> "RDFigures":
+    def from_psnr(cls, bpp: float, psnr_db: float) -> RDFigures:
         return cls(float(bpp), mse_from_psnr(float(psnr_db)))
 
     def cost(self, lmbda: float) -> float:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from .drift import DriftDecision, DriftPolicy, RDFigures, assess_drift, mse_from_psnr
 from .history import ARCHIVE_TAG, DIGEST_TAG, previous_exceeded, record_decision

@@ -13,15 +13,23 @@ import contextlib
 import datetime as dt
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from typing import Any, Optional
+from typing import Any
 from uuid import UUID
 
-from mvarchive.scheduling.spec import ARCHIVE_FLOW_NAME, SCHEDULE_TAG_PREFIX, TAG, WORK_POOL, ScheduleError, ScheduleSpec, describe_every
+from mvarchive.scheduling.spec import (
+    ARCHIVE_FLOW_NAME,
+    SCHEDULE_TAG_PREFIX,
+    TAG,
+    WORK_POOL,
+    ScheduleError,
+    ScheduleSpec,
+    describe_every,
+)
 
 NO_SERVER = "schedules need a running Prefect server: run `mvarchive services up` (or set PREFECT_API_URL)"
 
 
-def require_api_url(api_url: Optional[str]) -> str:
+def require_api_url(api_url: str | None) -> str:
     """The persistent server's API URL, checked to answer; one clear line otherwise."""
     if not api_url:
         raise ScheduleError(NO_SERVER)
@@ -60,12 +68,25 @@ def ensure_work_pool(client: Any, name: str = WORK_POOL) -> None:
             ))
 
 
+def register_deployment(api_url: str, deployment: Any) -> UUID:
+    """Create or update a RunnerDeployment on the server at ``api_url``; its id.
+
+    ``apply`` dispatches on the context (a coroutine inside a running event loop): asked for
+    the synchronous call explicitly, so the id is never an un-awaited coroutine."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: api_url}):
+        deployment_id = deployment.apply(_sync=True)
+    if not isinstance(deployment_id, UUID):
+        raise TypeError(f"Prefect returned {type(deployment_id).__name__} for a deployment id")
+    return deployment_id
+
+
 def apply_schedule(api_url: str, spec: ScheduleSpec) -> UUID:
     """Create or update the deployment ``archive-dataset/NAME`` with its schedule (active)."""
     from prefect.client.schemas.actions import DeploymentScheduleCreate
     from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
     from prefect.deployments.runner import EntrypointType, RunnerDeployment
-    from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from mvarchive.scheduling.flow import scheduled_archive
 
@@ -80,8 +101,7 @@ def apply_schedule(api_url: str, spec: ScheduleSpec) -> UUID:
         concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW),
         work_pool_name=WORK_POOL, entrypoint_type=EntrypointType.MODULE_PATH,
     )
-    with temporary_settings({PREFECT_API_URL: api_url}):
-        return deployment.apply()
+    return register_deployment(api_url, deployment)
 
 
 @dataclass
@@ -94,9 +114,9 @@ class ScheduleRow:
     source: str
     dest: str
     model: str
-    next_run: Optional[str]
-    last_run: Optional[str]
-    last_state: Optional[str]
+    next_run: str | None
+    last_run: str | None
+    last_state: str | None
     deployment_id: str
 
     def as_json(self) -> dict[str, Any]:
@@ -119,8 +139,8 @@ def _describe_schedule(deployment: Any) -> tuple[str, bool]:
     return "; ".join(parts), active and not deployment.paused
 
 
-def _iso(value: Optional[dt.datetime]) -> Optional[str]:
-    return value.astimezone(dt.timezone.utc).isoformat(timespec="seconds") if value else None
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.astimezone(dt.UTC).isoformat(timespec="seconds") if value else None
 
 
 def _schedule_deployments(client: Any) -> list[Any]:
@@ -135,7 +155,11 @@ def _schedule_deployments(client: Any) -> list[Any]:
 def list_schedules(api_url: str) -> list[ScheduleRow]:
     """Every schedule on the server, with its next scheduled run and its last run's state."""
     from prefect.client.schemas.filters import (
-        DeploymentFilter, DeploymentFilterId, FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType,
+        DeploymentFilter,
+        DeploymentFilterId,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
     )
     from prefect.client.schemas.objects import StateType
     from prefect.client.schemas.sorting import FlowRunSort
@@ -157,7 +181,8 @@ def list_schedules(api_url: str) -> list[ScheduleRow]:
             last = past[0] if past else None
             rows.append(ScheduleRow(
                 name=deployment.name, schedule=text, active=active, source=params.get("source", ""),
-                dest=params.get("dest", ""), model=params.get("model") or ("untrained" if params.get("untrained") else ""),
+                dest=params.get("dest", ""),
+                model=params.get("model") or ("untrained" if params.get("untrained") else ""),
                 next_run=_iso(upcoming[0].expected_start_time) if upcoming else None,
                 last_run=_iso(last.start_time or last.expected_start_time) if last else None,
                 last_state=last.state_name if last else None, deployment_id=str(deployment.id),
@@ -197,7 +222,7 @@ def run_schedule(api_url: str, name: str, wait: bool = False, poll_s: float = 2.
                               tags=["manual"])
 
 
-def run_summary(api_url: str, flow_run: Any) -> Optional[dict[str, Any]]:
+def run_summary(api_url: str, flow_run: Any) -> dict[str, Any] | None:
     """The summary a completed schedule run returned (its persisted result), if readable here."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 

@@ -11,7 +11,8 @@ has to be listening when the event arrives, only a worker to execute the run.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Optional
+from datetime import timedelta
+from typing import Any
 
 DRIFT_EVENT = "mvarchive.drift.detected"
 ARCHIVE_RESOURCE_PREFIX = "mvarchive.archive."
@@ -26,8 +27,8 @@ def archive_resource_id(archive_url: str) -> str:
 
 
 def drift_payload(
-    archive_url: str, codec: str, figures: dict[str, float], *, model: Optional[str], dataset: Optional[str],
-    eval_dataset: Optional[str] = None, triggered_by: Optional[str] = None,
+    archive_url: str, codec: str, figures: dict[str, float], *, model: str | None, dataset: str | None,
+    eval_dataset: str | None = None, triggered_by: str | None = None,
 ) -> dict[str, Any]:
     """What retraining needs from a drift event, as plain JSON (strings, numbers)."""
     return {
@@ -38,8 +39,8 @@ def drift_payload(
 
 
 def emit_drift_event(
-    archive_url: str, codec: str, figures: dict[str, float], *, model: Optional[str] = None,
-    dataset: Optional[str] = None, eval_dataset: Optional[str] = None, triggered_by: Optional[str] = None,
+    archive_url: str, codec: str, figures: dict[str, float], *, model: str | None = None,
+    dataset: str | None = None, eval_dataset: str | None = None, triggered_by: str | None = None,
     related_run_ids: Iterable[str] = (), related_flow_run_ids: Iterable[str] = (), flush: bool = True,
 ) -> Any:
     """Emit ``mvarchive.drift.detected`` for an archive (to PREFECT_API_URL); returns the Event.
@@ -70,10 +71,10 @@ def emit_drift_event(
     return event
 
 
-def drift_trigger(parameter_names: Iterable[str], name: Optional[str] = None) -> Any:
+def drift_trigger(parameter_names: Iterable[str], name: str | None = None) -> Any:
     """A deployment trigger: each drift event starts one run, with every accepted payload key
     (see :data:`PAYLOAD_PARAMETERS`) passed as the parameter of the same name."""
-    from prefect.events import DeploymentEventTrigger
+    from prefect.events import DeploymentEventTrigger, Posture
 
     accepted = [p for p in PAYLOAD_PARAMETERS if p in set(parameter_names)]
     return DeploymentEventTrigger(
@@ -81,9 +82,9 @@ def drift_trigger(parameter_names: Iterable[str], name: Optional[str] = None) ->
         description="retrain when an archive's rate-distortion cost drifts from the champion's",
         expect={DRIFT_EVENT},
         match={"prefect.resource.id": f"{ARCHIVE_RESOURCE_PREFIX}*"},
-        posture="Reactive",
+        posture=Posture.Reactive,
         threshold=1,
-        within=0,
+        within=timedelta(0),
         parameters={p: "{{ event.payload." + p + " }}" for p in accepted},
     )
 

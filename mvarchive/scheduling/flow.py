@@ -11,28 +11,34 @@ Importing this module imports only Prefect: the archive flow (and torch) load wh
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from prefect import flow
 
 from mvarchive.scheduling.spec import ARCHIVE_FLOW_NAME
 
+if TYPE_CHECKING:
+    from mvarchive.storage.options import StorageOptions
 
-def _options_for(url: str, storage_options: dict[str, Any]) -> dict[str, Any]:
-    return dict(storage_options) if "://" in url and not url.startswith("file://") else {}
+
+def _options_for(url: str, storage_options: Mapping[str, Any]) -> StorageOptions:
+    from mvarchive.storage.options import StorageOptions
+
+    return StorageOptions(storage_options) if "://" in url and not url.startswith("file://") else StorageOptions()
 
 
 @flow(name=ARCHIVE_FLOW_NAME, log_prints=True, persist_result=True)  # summary readable in the UI and by `run --wait`
 def scheduled_archive(
     source: str,
     dest: str,
-    model: Optional[str] = None,
+    model: str | None = None,
     untrained: bool = False,
     codec: str = "ldmic-fast",
     preset: str = "paper",
     layout: str = "auto",
     shard_size: int = 4,
-    schedule: Optional[str] = None,
+    schedule: str | None = None,
 ) -> dict[str, Any]:
     """Archive SOURCE into DEST with MODEL (a schedule's run); returns a small summary."""
     from mvarchive.flows.archive import ArchiveConfig, archive_dataset, plan_archive

@@ -43,6 +43,7 @@ def triggered_retrain(
     )
     with prefect_session(services):
         report = retrain(config, TrackingConfig(services.resolved_mlflow_uri(), services.mlflow_experiment))
-    summary = {key: str(getattr(report, key, None)) for key in ("parent", "candidate", "decision", "promoted", "mlflow_run_id")}
+    keys = ("parent", "candidate", "decision", "promoted", "mlflow_run_id")
+    summary = {key: str(getattr(report, key, None)) for key in keys}
     print(f"retrain after drift on {archive or dataset}: {summary}")
     return summary

@@ -25,7 +25,7 @@ import signal
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 from uuid import UUID
 
 from mvarchive.infra.settings import ServicesConfig, offline_environment
@@ -42,10 +42,10 @@ class ServeConfig:
     """How ``serve`` executes runs."""
 
     pool: str = WORK_POOL
-    limit: Optional[int] = 1  # flow runs at once; each archive run already uses every Dask worker
+    limit: int | None = 1  # flow runs at once; each archive run already uses every Dask worker
     poll_seconds: float = 10.0  # how often the pool is polled for due runs (PREFECT_WORKER_QUERY_SECONDS)
     retrain: bool = True  # also deploy retrain/auto with its drift trigger
-    name: Optional[str] = None  # worker name shown in the UI; default mvarchive-serve-<host>
+    name: str | None = None  # worker name shown in the UI; default mvarchive-serve-<host>
     retrain_parameters: dict[str, Any] = field(default_factory=dict)  # defaults of retrain/auto (steps, crop, ...)
 
     def __post_init__(self) -> None:
@@ -78,9 +78,8 @@ def apply_triggered_deployment(api_url: str, flow: Any, name: str, pool: str = W
     payload keys become parameters; ``parameters`` are the deployment's defaults for the
     others). Used for retrain/auto, and by tests with a tiny flow."""
     from prefect.deployments.runner import EntrypointType, RunnerDeployment
-    from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from mvarchive.scheduling.deployments import ensure_work_pool, prefect_api
+    from mvarchive.scheduling.deployments import ensure_work_pool, prefect_api, register_deployment
     from mvarchive.scheduling.events import drift_trigger, flow_parameter_names
 
     with prefect_api(api_url) as client:
@@ -91,8 +90,7 @@ def apply_triggered_deployment(api_url: str, flow: Any, name: str, pool: str = W
         parameters=dict(parameters or {}),
         description="runs on every mvarchive.drift.detected event, with the event's payload as parameters",
     )
-    with temporary_settings({PREFECT_API_URL: api_url}):
-        return deployment.apply()
+    return register_deployment(api_url, deployment)
 
 
 def find_retrain_flow() -> Any | None:
@@ -108,7 +106,9 @@ def find_retrain_flow() -> Any | None:
     return triggered_retrain
 
 
-STOPPED_MESSAGE = "`mvarchive serve` stopped while this run was in flight; the next run resumes from its finished shards"
+STOPPED_MESSAGE = (
+    "`mvarchive serve` stopped while this run was in flight; the next run resumes from its finished shards"
+)
 
 
 async def _mark_interrupted(pool: str, pids: set[int]) -> list[str]:
@@ -116,7 +116,11 @@ async def _mark_interrupted(pool: str, pids: set[int]) -> list[str]:
     proposed Crashed, so none stays "Running" in the UI and holds its deployment's slot."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
-        FlowRunFilter, FlowRunFilterParentFlowRunId, FlowRunFilterState, FlowRunFilterStateType, WorkPoolFilter,
+        FlowRunFilter,
+        FlowRunFilterParentFlowRunId,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+        WorkPoolFilter,
         WorkPoolFilterName,
     )
     from prefect.client.schemas.objects import StateType
@@ -127,7 +131,8 @@ async def _mark_interrupted(pool: str, pids: set[int]) -> list[str]:
     async with get_client() as client:
         runs = await client.read_flow_runs(flow_run_filter=FlowRunFilter(state=live),
                                            work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[pool])))
-        ours = [r for r in runs if r.infrastructure_pid and r.infrastructure_pid.split(":")[-1] in {str(p) for p in pids}]
+        ours = [r for r in runs
+                if r.infrastructure_pid and r.infrastructure_pid.split(":")[-1] in {str(p) for p in pids}]
         if ours:
             children = await client.read_flow_runs(flow_run_filter=FlowRunFilter(
                 state=live, parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[r.id for r in ours])))

@@ -12,7 +12,6 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-
 ARCHIVE_FLOW_NAME = "archive-dataset"
 WORK_POOL = "mvarchive"
 TAG = "mvarchive"
@@ -85,7 +84,9 @@ class ScheduleSpec:
         if (self.cron is None) == (self.every is None):
             raise ScheduleError(f"schedule {self.name!r}: give exactly one of --cron or --every")
         if self.model is None and not self.untrained:
-            raise ScheduleError(f"schedule {self.name!r}: no model given: pass --model CHECKPOINT or models:/NAME@champion")
+            raise ScheduleError(
+                f"schedule {self.name!r}: no model given: pass --model CHECKPOINT or models:/NAME@champion"
+            )
         if self.model is not None and self.untrained:
             raise ScheduleError(f"schedule {self.name!r}: pass either --model or --untrained, not both")
         if self.shard_size < 1:
@@ -120,6 +121,7 @@ class ScheduleSpec:
         try:
             if self.cron is not None:
                 return CronSchedule(cron=self.cron, timezone=self.timezone or "UTC")
+            assert self.every is not None  # __post_init__: exactly one of cron and every
             return IntervalSchedule(interval=self.every, timezone=self.timezone or "UTC")
         except ValueError as exc:
             first = str(exc).splitlines()
@@ -135,7 +137,8 @@ class ScheduleSpec:
 
         spec = get_spec(self.codec)
         if self.preset not in spec.presets:
-            raise ScheduleError(f"codec {self.codec!r} has no preset {self.preset!r}; presets: {', '.join(spec.presets)}")
+            presets = ", ".join(spec.presets)
+            raise ScheduleError(f"codec {self.codec!r} has no preset {self.preset!r}; presets: {presets}")
         source = absolute_url(self.source)
         index = discover_dataset(source, self.layout, storage_options if not _is_local(source) else None)
         if self.model is not None and not self.model.startswith("models:") and _is_local(self.model):

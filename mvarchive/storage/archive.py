@@ -22,9 +22,10 @@ import dataclasses
 import json
 import uuid
 import warnings
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import zarr
@@ -69,7 +70,7 @@ def _quiet() -> Iterator[None]:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,7 @@ class ArchiveMeta:
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "ArchiveMeta":
+    def from_json(cls, data: dict[str, Any]) -> ArchiveMeta:
         data = dict(data)
         data["codec"] = CodecRecord(**data["codec"])
         data["cameras"] = tuple(data["cameras"])
@@ -166,7 +167,7 @@ class ArchiveMeta:
         return {"format": self.format, "codec": self.codec.name, "cameras": list(self.cameras),
                 "layout": self.layout, "metrics": list(self.metrics)}
 
-    def identity_difference(self, other: "ArchiveMeta") -> str | None:
+    def identity_difference(self, other: ArchiveMeta) -> str | None:
         """The first identity field that differs, in words; None for the same archive."""
         mine, theirs = self.identity(), other.identity()
         for name in IDENTITY_FIELDS:
@@ -283,7 +284,7 @@ class ArchiveWriter:
 
     @classmethod
     def create_or_resume(cls, location: Location, meta: ArchiveMeta, names: Sequence[str] | None = None,
-                         files: Sequence[Sequence[str]] | None = None) -> "ArchiveWriter":
+                         files: Sequence[Sequence[str]] | None = None) -> ArchiveWriter:
         """Make the skeleton, or check that an existing archive is the same one and reopen it
         under its own record (models and runs kept). ``names``/``files`` are accepted for
         format-2 callers and unused: groups are recorded as they are encoded."""

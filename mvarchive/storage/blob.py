@@ -18,8 +18,9 @@ from __future__ import annotations
 import io
 import json
 import struct
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -89,7 +90,7 @@ def unpack_latents(data: bytes) -> dict[str, np.ndarray]:
 def pack_blob(groups: Sequence[BlobGroup], info: Mapping[str, Any]) -> tuple[bytes, dict[str, Any]]:
     """The blob's bytes and its header (``info`` plus the group table, offsets absolute)."""
     parts: list[bytes] = []
-    table = []
+    table: list[dict[str, Any]] = []
     pos = 0
     for g in groups:
         record, latents = pack_record(g.stream, g.fingerprint), pack_latents(g.latents)

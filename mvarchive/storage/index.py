@@ -9,11 +9,14 @@ new row, and the newest row of a name wins.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import zarr
+
+from .zarr_nodes import array_at, group_at, int_attr, read, str_list_attr
 
 ROW_CHUNK = 4096
 INDEX = "index"
@@ -35,7 +38,7 @@ class IndexRow:
     run: str
 
     @classmethod
-    def from_header(cls, header: dict[str, Any], blob: str) -> list["IndexRow"]:
+    def from_header(cls, header: dict[str, Any], blob: str) -> list[IndexRow]:
         return [cls(name=g["name"], files=tuple(g["files"]), sizes=tuple((int(h), int(w)) for h, w in g["sizes"]),
                     blob=blob, record=(int(g["record"][0]), int(g["record"][1])),
                     latents=(int(g["latents"][0]), int(g["latents"][1])), metrics=dict(g["metrics"]),
@@ -70,8 +73,8 @@ def _strings(values: Sequence[Any], shape: tuple[int, ...]) -> np.ndarray:
 
 def append_rows(root: zarr.Group, rows: Sequence[IndexRow], metric_names: Sequence[str]) -> int:
     """Append rows after the committed ones; returns the new row count."""
-    group = root[INDEX]
-    start = int(group.attrs.get("rows", 0))
+    group = group_at(root, INDEX)
+    start = int_attr(group, "rows", 0)
     if not rows:
         return start
     stop = start + len(rows)
@@ -89,10 +92,10 @@ def append_rows(root: zarr.Group, rows: Sequence[IndexRow], metric_names: Sequen
         "run": _strings([r.run for r in rows], (n,)),
     }
     for name, values in columns.items():
-        arr = group[name]
+        arr = array_at(group, name)
         arr.resize((stop, *arr.shape[1:]))
         arr[start:stop] = values
-    blobs = list(dict.fromkeys([*group.attrs.get("blobs", []), *(r.blob for r in rows)]))
+    blobs = list(dict.fromkeys([*(str_list_attr(group, "blobs") or []), *(r.blob for r in rows)]))
     group.attrs.update({"rows": stop, "blobs": blobs})  # the commit point (one attribute write)
     return stop
 
@@ -108,18 +111,18 @@ class IndexColumns:
 
     def column(self, name: str) -> np.ndarray:
         if name not in self._cache:
-            self._cache[name] = np.asarray(self.group[name][: self.rows]) if self.rows else np.zeros((0,))
+            self._cache[name] = read(array_at(self.group, name), slice(0, self.rows)) if self.rows else np.zeros((0,))
         return self._cache[name]
 
     def value(self, name: str, i: int) -> Any:
         """One row of a column: from the cached column, else one chunk read."""
         if name in self._cache:
             return self._cache[name][i]
-        return np.asarray(self.group[name][i : i + 1])[0]
+        return read(array_at(self.group, name), slice(i, i + 1))[0]
 
     def blobs(self) -> set[str]:
         """Blob ids with committed rows (from the attributes; older archives: the column)."""
-        listed = self.group.attrs.get("blobs")
+        listed = str_list_attr(self.group, "blobs")
         if listed is not None:
             return set(listed)
         return {str(b) for b in self.column("blob")} if self.rows else set()
@@ -137,6 +140,6 @@ class IndexColumns:
 
 
 def read_index(root: zarr.Group, metric_names: Sequence[str]) -> IndexColumns:
-    group = root[INDEX]
-    rows = min(int(group.attrs.get("rows", 0)), int(group["name"].shape[0]))
+    group = group_at(root, INDEX)
+    rows = min(int_attr(group, "rows", 0), array_at(group, "name").shape[0])
     return IndexColumns(group, rows, tuple(metric_names))

@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from .errors import ArchiveError
@@ -38,7 +38,7 @@ class LeaseInfo:
     expires: float
 
     def describe(self, location: Location) -> str:
-        since = datetime.fromtimestamp(self.acquired, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        since = datetime.fromtimestamp(self.acquired, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
         return (f"{location} is being written by run {self.owner} on host {self.host} (pid {self.pid}) "
                 f"since {since}; try again later, or pass --wait")
 
@@ -146,7 +146,7 @@ class Lease:
         self.held = True
         return None
 
-    def acquire(self, wait: bool = False, timeout_s: float | None = None) -> "Lease":
+    def acquire(self, wait: bool = False, timeout_s: float | None = None) -> Lease:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
             holder = self.try_acquire()
@@ -199,7 +199,7 @@ class Lease:
                     pass
         self.held = False
 
-    def __enter__(self) -> "Lease":
+    def __enter__(self) -> Lease:
         return self
 
     def __exit__(self, *exc: object) -> None:

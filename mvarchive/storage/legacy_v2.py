@@ -30,16 +30,19 @@ import contextlib
 import dataclasses
 import json
 import warnings
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import zarr
+from zarr.dtype import VariableLengthBytes
 
 from mvarchive.integrity import Fingerprint
 
 from .errors import ArchiveError
 from .location import Location
+from .zarr_nodes import array_at, group_at, read
 
 ARCHIVE_FORMAT = 2
 METRIC_COLUMNS = ("bytes", "bpp", "psnr", "ms_ssim", "encode_s")
@@ -109,7 +112,7 @@ class ArchiveMeta:
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "ArchiveMeta":
+    def from_json(cls, data: dict[str, Any]) -> ArchiveMeta:
         data = dict(data)
         data["codec"] = CodecRecord(**data["codec"])
         data["cameras"] = tuple(data["cameras"])
@@ -125,7 +128,7 @@ class ArchiveMeta:
             "shard_size": self.shard_size, "metrics": list(self.metrics),
         }
 
-    def identity_difference(self, other: "ArchiveMeta") -> str | None:
+    def identity_difference(self, other: ArchiveMeta) -> str | None:
         """The first identity field that differs, in words; None for the same job."""
         mine, theirs = self.identity(), other.identity()
         for name in IDENTITY_FIELDS:
@@ -202,7 +205,7 @@ class ArchiveWriter:
     @classmethod
     def create_or_resume(
         cls, location: Location, meta: ArchiveMeta, names: Sequence[str], files: Sequence[Sequence[str]]
-    ) -> "ArchiveWriter":
+    ) -> ArchiveWriter:
         """Make the skeleton, or check that an existing archive is the same job and resume it."""
         store = location.zarr_store(read_only=False)
         with _quiet():
@@ -227,14 +230,14 @@ class ArchiveWriter:
             name_arr = groups.create_array("name", shape=(g,), chunks=(s,), dtype=str)
             file_arr = groups.create_array("files", shape=(g, k), chunks=(s, k), dtype=str)
             groups.create_array("size", shape=(g, k, 2), chunks=(s, k, 2), dtype="int32", fill_value=0)
-            groups.create_array("stream", shape=(g,), chunks=(s,), dtype=zarr.dtype.VariableLengthBytes())
+            groups.create_array("stream", shape=(g,), chunks=(s,), dtype=VariableLengthBytes())
             groups.create_array(
                 "metrics", shape=(g, len(meta.metrics)), chunks=(s, len(meta.metrics)), dtype="float64",
                 fill_value=np.nan,
             )
             groups.create_array("pixels_sha256", shape=(g, k), chunks=(s, k), dtype=str)
             groups.create_array("symbols_sha256", shape=(g, k), chunks=(s, k), dtype=str)
-            groups.create_array("thumbnail", shape=(g,), chunks=(s,), dtype=zarr.dtype.VariableLengthBytes())
+            groups.create_array("thumbnail", shape=(g,), chunks=(s,), dtype=VariableLengthBytes())
             groups.create_array("threads", shape=(g,), chunks=(s,), dtype="int16", fill_value=0)
             root.create_group("latents")
             shards = root.create_group("shards")
@@ -249,7 +252,7 @@ class ArchiveWriter:
 
     def completed_shards(self) -> set[int]:
         with _quiet():
-            done = self._root()["shards/complete"][:]
+            done = read(array_at(self._root(), "shards/complete"))
         return {int(i) for i in np.flatnonzero(done)}
 
     def write_shard(self, shard_id: int, records: Iterable[GroupRecord]) -> None:
@@ -268,23 +271,24 @@ class ArchiveWriter:
                         dtype="int32", overwrite=True,
                     )
                     arr[...] = array.astype(np.int32)
-            root["groups/size"][start:stop] = np.array([r.sizes for r in records], dtype=np.int32)
+            array_at(root, "groups/size")[start:stop] = np.array([r.sizes for r in records], dtype=np.int32)
             streams = np.empty(len(records), dtype=object)
             streams[:] = [bytes(r.stream) for r in records]
-            root["groups/stream"][start:stop] = streams  # slice write keeps trailing NUL bytes
-            root["groups/metrics"][start:stop] = np.array(
+            array_at(root, "groups/stream")[start:stop] = streams  # slice write keeps trailing NUL bytes
+            array_at(root, "groups/metrics")[start:stop] = np.array(
                 [[r.metrics.get(col, np.nan) for col in self.meta.metrics] for r in records], dtype=np.float64
             )
             k = len(self.meta.cameras)
-            root["groups/pixels_sha256"][start:stop] = np.array(
+            array_at(root, "groups/pixels_sha256")[start:stop] = np.array(
                 [list(r.fingerprint.pixels) for r in records], dtype=object).reshape(len(records), k)
-            root["groups/symbols_sha256"][start:stop] = np.array(
+            array_at(root, "groups/symbols_sha256")[start:stop] = np.array(
                 [list(r.fingerprint.symbols) for r in records], dtype=object).reshape(len(records), k)
             thumbs = np.empty(len(records), dtype=object)
             thumbs[:] = [_pack_thumbnails(r.fingerprint.thumbnails) for r in records]
-            root["groups/thumbnail"][start:stop] = thumbs
-            root["groups/threads"][start:stop] = np.array([r.fingerprint.threads for r in records], dtype=np.int16)
-            root["shards/complete"][shard_id : shard_id + 1] = np.array([True])
+            array_at(root, "groups/thumbnail")[start:stop] = thumbs
+            threads = np.array([r.fingerprint.threads for r in records], dtype=np.int16)
+            array_at(root, "groups/threads")[start:stop] = threads
+            array_at(root, "shards/complete")[shard_id : shard_id + 1] = np.array([True])
 
     def finalize(self) -> None:
         """Consolidate metadata once all shards are written (readers then open it in one request)."""
@@ -323,10 +327,8 @@ def _read_meta(raw: Any, location: Location) -> ArchiveMeta:
         raise ArchiveError(f"{location}: archive metadata is not an object")
     version = raw.get("format")
     if version != ARCHIVE_FORMAT:
-        raise ArchiveError(
-            f"{location}: archive format {version}, this build reads format {ARCHIVE_FORMAT}"
-            + (" (format 1 archives have no integrity digests: restore them with mvarchive 0.1)" if version == 1 else "")
-        )
+        hint = " (format 1 archives have no integrity digests: restore them with mvarchive 0.1)" if version == 1 else ""
+        raise ArchiveError(f"{location}: archive format {version}, this build reads format {ARCHIVE_FORMAT}{hint}")
     try:
         return ArchiveMeta.from_json(raw)
     except (TypeError, KeyError) as exc:
@@ -360,8 +362,8 @@ class ArchiveReader:
             if raw is None:
                 raise ArchiveError(f"{location}: not an mvarchive archive (no 'mvarchive' attributes)")
             self.meta = _read_meta(raw, location)
-            self.names: list[str] = [str(n) for n in self.root["groups/name"][:]]
-            self.complete = np.asarray(self.root["shards/complete"][:], dtype=bool)
+            self.names: list[str] = [str(n) for n in read(array_at(self.root, "groups/name"))]
+            self.complete = read(array_at(self.root, "shards/complete")).astype(bool)
 
     @property
     def cameras(self) -> tuple[str, ...]:
@@ -399,15 +401,16 @@ class ArchiveReader:
         """Read groups by index, one slice per contiguous run (few requests on object stores)."""
         out: list[StoredGroup] = []
         with _quiet():
-            files = self.root["groups/files"]
-            sizes = self.root["groups/size"]
-            streams = self.root["groups/stream"]
-            metrics = self.root["groups/metrics"]
-            pixels, symbols = self.root["groups/pixels_sha256"], self.root["groups/symbols_sha256"]
-            thumbs, threads = self.root["groups/thumbnail"], self.root["groups/threads"]
+            files = array_at(self.root, "groups/files")
+            sizes = array_at(self.root, "groups/size")
+            streams = array_at(self.root, "groups/stream")
+            metrics = array_at(self.root, "groups/metrics")
+            pixels, symbols = array_at(self.root, "groups/pixels_sha256"), array_at(self.root, "groups/symbols_sha256")
+            thumbs, threads = array_at(self.root, "groups/thumbnail"), array_at(self.root, "groups/threads")
             for start, stop in _runs(sorted(set(indices))):
-                f, s, b, m = files[start:stop], sizes[start:stop], streams[start:stop], metrics[start:stop]
-                px, sy, th, nt = pixels[start:stop], symbols[start:stop], thumbs[start:stop], threads[start:stop]
+                run = slice(start, stop)
+                f, s, b, m = read(files, run), read(sizes, run), read(streams, run), read(metrics, run)
+                px, sy, th, nt = read(pixels, run), read(symbols, run), read(thumbs, run), read(threads, run)
                 for offset, index in enumerate(range(start, stop)):
                     out.append(StoredGroup(
                         index=index,
@@ -429,16 +432,16 @@ class ArchiveReader:
     def read_names(self, indices: Sequence[int]) -> list[tuple[str, tuple[str, ...]]]:
         """(group name, file names) of the given groups, without reading their streams."""
         with _quiet():
-            files = self.root["groups/files"]
+            files = array_at(self.root, "groups/files")
             rows: dict[int, tuple[str, ...]] = {}
             for start, stop in _runs(sorted(set(indices))):
-                for offset, row in enumerate(files[start:stop]):
+                for offset, row in enumerate(read(files, slice(start, stop))):
                     rows[start + offset] = tuple(str(x) for x in row)
         return [(self.names[i], rows[i]) for i in indices]
 
     def read_latents(self, index: int) -> dict[str, np.ndarray]:
         with _quiet():
-            group = self.root[f"latents/{index:08d}"]
+            group = group_at(self.root, f"latents/{index:08d}")
             return {name: np.asarray(arr[...]) for name, arr in group.arrays()}
 
     def read_embedded_checkpoint(self) -> bytes | None:
@@ -453,7 +456,7 @@ class ArchiveReader:
 
     def metrics_table(self) -> np.ndarray:
         with _quiet():
-            return np.asarray(self.root["groups/metrics"][:])
+            return read(array_at(self.root, "groups/metrics"))
 
 
 def _runs(indices: Sequence[int]) -> list[tuple[int, int]]:

@@ -45,7 +45,7 @@ class Location:
             raise ValueError(f"{self.url} is not a local path")
         return Path(self.url.removeprefix("file://")).expanduser().resolve()
 
-    def child(self, *parts: str) -> "Location":
+    def child(self, *parts: str) -> Location:
         if self.is_local:
             return Location(str(self.local_path.joinpath(*parts)), self.storage_options)
         return Location(posixpath.join(self.url.rstrip("/"), *parts), self.storage_options)
@@ -62,7 +62,8 @@ class Location:
         """A Zarr store for this location; local paths get a LocalStore."""
         if self.is_local:
             if self.storage_options:
-                raise ValueError(f"storage options {sorted(self.storage_options)} do not apply to local path {self.url}")
+                options = sorted(self.storage_options)
+                raise ValueError(f"storage options {options} do not apply to local path {self.url}")
             path = self.local_path
             if not read_only:
                 path.mkdir(parents=True, exist_ok=True)

@@ -39,8 +39,9 @@ def migrate_v2(old: Location, new: Location, shard_size: int = 64) -> MigrationR
     chunks = [indices[i : i + shard_size] for i in range(0, len(indices), shard_size)]
     for shard, chunk in enumerate(chunks):
         records = [
-            GroupRecord(index=n, name=g.name, sizes=list(g.sizes), stream=g.stream, latents=reader.read_latents(g.index),
-                        fingerprint=g.fingerprint, metrics=g.metrics, files=g.files, digest="")
+            GroupRecord(index=n, name=g.name, sizes=list(g.sizes), stream=g.stream,
+                        latents=reader.read_latents(g.index), fingerprint=g.fingerprint, metrics=g.metrics,
+                        files=g.files, digest="")
             for n, g in enumerate(reader.read_groups(chunk))
         ]
         rows += writer.write_shard(shard, records)

@@ -11,7 +11,8 @@ for them explicitly with :meth:`StorageOptions.reveal`.
 from __future__ import annotations
 
 import re
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 MASK = "**********"
 _SECRET_KEY = re.compile(r"(secret|token|password|passwd|credential|^key$|access_key|api_key|private)", re.I)
@@ -51,7 +52,7 @@ class StorageOptions:
 
     __slots__ = ("_values",)
 
-    def __init__(self, values: Mapping[str, Any] | "StorageOptions" | None = None) -> None:
+    def __init__(self, values: Mapping[str, Any] | StorageOptions | None = None) -> None:
         if isinstance(values, StorageOptions):
             values = values.reveal()
         self._values: dict[str, Any] = dict(values or {})
@@ -87,7 +88,7 @@ class StorageOptions:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self._values = dict(state["values"])
 
-    def __deepcopy__(self, memo: dict) -> "StorageOptions":
+    def __deepcopy__(self, memo: dict) -> StorageOptions:
         import copy
 
         return StorageOptions(copy.deepcopy(self._values, memo))

@@ -6,10 +6,11 @@ import contextlib
 import math
 import platform
 import subprocess
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from mlflow import MlflowClient
 
@@ -30,7 +31,9 @@ class TrackingConfig:
 class RunLogger:
     """Creates a run on construction; ``finish`` ends it (also usable as a context manager)."""
 
-    def __init__(self, tracking_uri: str, experiment: str, run_name: str, tags: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, tracking_uri: str, experiment: str, run_name: str, tags: Mapping[str, str] | None = None
+    ) -> None:
         self.tracking_uri = tracking_uri
         self.client = MlflowClient(tracking_uri=tracking_uri)
         experiment_id = ensure_experiment(self.client, experiment)
@@ -61,7 +64,7 @@ class RunLogger:
     def finish(self, failed: bool = False) -> None:
         self.client.set_terminated(self.run_id, status="FAILED" if failed else "FINISHED")
 
-    def __enter__(self) -> "RunLogger":
+    def __enter__(self) -> RunLogger:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -2,7 +2,13 @@
 
 from .data import CropSampler
 from .loop import (
-    RESUMABLE_FIELDS, TrainConfig, TrainingConfigMismatch, TrainResult, check_resume, run_settings, train_codec_loop,
+    RESUMABLE_FIELDS,
+    TrainConfig,
+    TrainingConfigMismatch,
+    TrainResult,
+    check_resume,
+    run_settings,
+    train_codec_loop,
 )
 from .loss import RateDistortionLoss, ecsic_lambda
 from .schedule import PAPER_SCHEDULES, SCHEDULES

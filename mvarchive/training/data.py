@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -29,10 +31,10 @@ class CropSampler:
         self.flips = flips
         self._cache: dict[int, np.ndarray] = {}
 
-    def rng_state(self) -> dict:
+    def rng_state(self) -> dict[str, Any]:
         """The random state as plain data (nested dicts of str/int), loadable with
         ``torch.load(weights_only=True)`` unlike the ``Generator`` object itself."""
-        return self.rng.bit_generator.state
+        return dict(self.rng.bit_generator.state)
 
     def set_rng_state(self, state: dict) -> None:
         """Continue exactly where the sampler that produced ``state`` left off."""

@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import os
 import logging
+import os
 import socket
 import time
 import traceback
-from contextlib import nullcontext
-from typing import Any, Callable
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -75,11 +76,20 @@ def wrap(model: torch.nn.Module, rank: Rank, device: torch.device) -> torch.nn.M
     return DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False, find_unused_parameters=True)
 
 
-def no_sync(model: torch.nn.Module, last_micro_step: bool) -> Any:
+def no_sync(model: torch.nn.Module, last_micro_step: bool) -> AbstractContextManager[object]:
     """Skip the all-reduce on all but the last micro-batch of a gradient-accumulation step."""
-    if last_micro_step or not hasattr(model, "no_sync"):
+    from torch.nn.parallel import DistributedDataParallel
+
+    if last_micro_step or not isinstance(model, DistributedDataParallel):
         return nullcontext()
     return model.no_sync()
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The model inside a DistributedDataParallel wrapper (or the model itself)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    return model.module if isinstance(model, DistributedDataParallel) else model
 
 
 def average_gradients(params: list[torch.nn.Parameter], rank: Rank) -> None:

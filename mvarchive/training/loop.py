@@ -39,9 +39,10 @@ import numbers
 import os
 import pickle
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -49,7 +50,11 @@ from mvarchive.codecs import MultiViewCodec, save_checkpoint, weights_digest
 from mvarchive.datasets import discover_dataset
 
 from .accelerate import (
-    autocast_dtype, compiled_forward, fp32_entropy_models, to_channels_last, use_channels_last,
+    autocast_dtype,
+    compiled_forward,
+    fp32_entropy_models,
+    to_channels_last,
+    use_channels_last,
 )
 from .distributed import Rank, device_for, gather, launch, wrap
 from .init import initial_model
@@ -71,10 +76,11 @@ RESUME_FORMAT = 2
 #: kept on the same device); ``output_dir`` is where ``last.pt`` was found (the folder may
 #: have been moved); ``storage_options`` are credentials and endpoints, never written to disk.
 #: Validation (``val_*``) only reads the weights (but holding groups out of training does
-#: change the run: that is recorded as ``held_out_groups``, see :func:`run_settings`); ``precision``, ``channels_last``, ``compile``
-#: and ``loader_workers`` change how fast (and, like the device, in which rounding) the same
-#: run is computed, not what it trains on: a run may resume with other values, exactly only
-#: with the same ones (and ``loader_workers=0``, see :mod:`.loader`).
+#: change the run: that is recorded as ``held_out_groups``, see :func:`run_settings`);
+#: ``precision``, ``channels_last``, ``compile`` and ``loader_workers`` change how fast (and,
+#: like the device, in which rounding) the same run is computed, not what it trains on: a run
+#: may resume with other values, exactly only with the same ones (and ``loader_workers=0``,
+#: see :mod:`.loader`).
 RESUMABLE_FIELDS = frozenset({"steps", "checkpoint_every", "log_every", "device", "output_dir", "storage_options",
                               "eval_dataset", "eval_groups", "eval_baselines", "val_every", "val_dataset",
                               "val_groups", "precision", "channels_last", "compile", "loader_workers"})
@@ -221,7 +227,8 @@ def run_settings(config: TrainConfig) -> dict[str, Any]:
     settings = {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name not in RESUMABLE_FIELDS}
     settings["dataset"] = _dataset_key(config.dataset)
     # validating on the default split trains on fewer groups (at most this many fewer)
-    settings["held_out_groups"] = config.val_groups if config.val_every is not None and config.val_dataset is None else 0
+    holds_out = config.val_every is not None and config.val_dataset is None
+    settings["held_out_groups"] = config.val_groups if holds_out else 0
     for name, legacy in _LEGACY_VALUES.items():
         if name in settings and settings[name] == legacy:
             settings.pop(name)  # runs at the old behaviour keep the settings older last.pt files recorded
@@ -419,7 +426,8 @@ def _train(
                 raise FloatingPointError(f"training diverged at step {step}: loss {losses['loss']}")
             final = {**losses, "psnr": -10.0 * math.log10(max(losses["mse"], 1e-10)), "aux_loss": aux_loss, "lr": lr}
             validated: dict[str, float] = {}
-            if validator is not None and (step % config.val_every == 0 or step == config.steps):
+            due = config.val_every is not None and (step % config.val_every == 0 or step == config.steps)
+            if validator is not None and due:
                 validated = val_metrics = validator(model, step)
             if rank.main and on_log and (validated or step % config.log_every == 0 or step == config.steps):
                 on_log(step, {**final, **validated})

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import torch
 
 from .accelerate import autocast, first_call
-from .distributed import Rank, average_gradients, no_sync
+from .distributed import Rank, average_gradients, no_sync, unwrap
 from .loss import RateDistortionLoss
 
 if TYPE_CHECKING:
@@ -18,6 +18,13 @@ if TYPE_CHECKING:
 
 class Batches(Protocol):
     def next(self) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class HasAuxLoss(Protocol):
+    """A codec with entropy bottlenecks: CompressAI's auxiliary loss trains their quantiles."""
+
+    def aux_loss(self) -> torch.Tensor: ...
 
 
 def compute_gradients(
@@ -46,7 +53,9 @@ def compute_gradients(
             sums[key] = sums.get(key, 0) + value.detach()
     if config.clip_grad_norm > 0:
         torch.nn.utils.clip_grad_norm_(main, config.clip_grad_norm)
-    model = trained.module if rank.distributed else trained
+    model = unwrap(trained)
+    if not isinstance(model, HasAuxLoss):
+        raise TypeError(f"{type(model).__name__} has no aux_loss(): not a CompressAI-based codec")
     aux_loss = model.aux_loss()
     if aux_optimizer:
         aux_loss.backward()

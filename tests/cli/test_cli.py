@@ -36,10 +36,10 @@ def test_codecs_json_lists_presets_views_and_parameter_counts(tmp_path):
 
 
 def test_info_json_reads_an_archive(tmp_path, sample_data):
-    from tests.storage.test_archive import create, make_meta, record
     import numpy as np
 
     from mvarchive.storage import Location
+    from tests.storage.test_archive import create, make_meta, record
 
     meta = make_meta(num_groups=2, shard_size=2)
     writer = create(Location(str(tmp_path / "a")), meta)
@@ -62,6 +62,8 @@ def test_errors_are_one_clear_line_with_exit_code_2(tmp_path):
 
 @pytest.mark.slow
 def test_installed_script_runs():
-    result = subprocess.run([sys.executable, "-m", "mvarchive.cli", "codecs"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "mvarchive.cli", "codecs"], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert "ldmic-fast" in result.stdout

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from mvarchive import codec_catalog
-from mvarchive.codec_catalog import catalog, catalog_digest
+from mvarchive.cli import codec_catalog
+from mvarchive.cli.codec_catalog import catalog, catalog_digest
 
 
 @pytest.fixture(scope="module")
@@ -30,15 +30,14 @@ def test_catalog_is_cached_and_rebuilt_when_stale(tmp_path, monkeypatch, built) 
     assert [p.name for p in tmp_path.glob("codecs-*.json")] == ["codecs-ffffffffffffffff.json"]
 
 
-def test_digest_follows_the_codec_sources(tmp_path, monkeypatch) -> None:
+def test_digest_follows_the_codec_sources(tmp_path) -> None:
     before = catalog_digest()
-    fake = tmp_path / "mvarchive"
-    (fake / "codecs").mkdir(parents=True)
-    (fake / "codecs" / "ldmic.py").write_text("x = 1\n")
-    monkeypatch.setattr(codec_catalog, "__file__", str(fake / "codec_catalog.py"))
-    one = catalog_digest()
-    (fake / "codecs" / "ldmic.py").write_text("x = 2\n")
-    assert len({before, one, catalog_digest()}) == 3
+    fake = tmp_path / "codecs"
+    fake.mkdir()
+    (fake / "ldmic.py").write_text("x = 1\n")
+    one = catalog_digest(fake)
+    (fake / "ldmic.py").write_text("x = 2\n")
+    assert len({before, one, catalog_digest(fake)}) == 3
 
 
 def test_catalog_counts_are_the_models(built) -> None:

@@ -61,7 +61,8 @@ def test_archive_and_restore_are_quiet_and_verbose_shows_the_services(user, samp
     verbose = lines(verbose_run)
 
     for line in archived + restored:
-        assert not NOISE.search(line), f"third-party line on a quiet command: {line!r}\n" + "\n".join(archived + restored)
+        context = "\n".join(archived + restored)
+        assert not NOISE.search(line), f"third-party line on a quiet command: {line!r}\n{context}"
     assert any("4 group(s) encoded" in line for line in archived)
     assert any("restored 8 images of 4 groups" in line for line in restored)
     assert len(list((tmp_path / "out").rglob("*.png"))) == 8
@@ -86,9 +87,9 @@ def test_only_the_named_warnings_are_ignored():
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         quiet_warnings()
-        warnings.warn("`torch.jit.script` is deprecated. Please switch to `torch.compile`", FutureWarning)
-        warnings.warn("`torch.jit.script` is deprecated, but as a UserWarning", UserWarning)
-        warnings.warn("some other FutureWarning", FutureWarning)
+        warnings.warn("`torch.jit.script` is deprecated. Please switch to `torch.compile`", FutureWarning, stacklevel=1)
+        warnings.warn("`torch.jit.script` is deprecated, but as a UserWarning", UserWarning, stacklevel=1)
+        warnings.warn("some other FutureWarning", FutureWarning, stacklevel=1)
     assert [(w.category, str(w.message)) for w in seen] == [
         (UserWarning, "`torch.jit.script` is deprecated, but as a UserWarning"),
         (FutureWarning, "some other FutureWarning"),

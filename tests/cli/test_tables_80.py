@@ -74,7 +74,7 @@ def test_summary_table_fits_80_columns(name: str) -> None:
 
 
 def test_models_list_fits_80_columns() -> None:
-    from mvarchive.cli_models import versions_table
+    from mvarchive.cli.models import versions_table
 
     rows = [{"name": "mvarchive-single-view-mbt2018-mean", "version": "12", "aliases": ["champion", "previous"],
              "created": "2026-12-02 08:41:07",
@@ -86,7 +86,7 @@ def test_models_list_fits_80_columns() -> None:
 
 
 def test_schedules_list_fits_80_columns() -> None:
-    from mvarchive.cli_schedule import schedules_table
+    from mvarchive.cli.schedule import schedules_table
     from mvarchive.scheduling.deployments import ScheduleRow
 
     row = ScheduleRow("nightly-fleet", "cron 0 2 * * * (Europe/Berlin)", True, "s3://fleet/recordings/stereo",
@@ -99,7 +99,7 @@ def test_schedules_list_fits_80_columns() -> None:
 def test_sweep_table_fits_80_columns() -> None:
     from types import SimpleNamespace
 
-    from mvarchive.cli_train import sweep_table
+    from mvarchive.cli.train import sweep_table
 
     points = [SimpleNamespace(lmbda=4096.0, figures={"bpp": 0.28561, "psnr": 23.514, "ms_ssim": 0.83512},
                               model_uri="models:/mvarchive-single-view-mbt2018-mean/13", reused=True,

@@ -125,9 +125,9 @@ def test_checkpoints_are_rate_points_of_the_codec_they_hold(tmp_path):
 def test_flow_on_dask_writes_json_plots_and_mlflow_artifacts(flow_env, small_dataset, tmp_path, mlflow_uri):
     from mlflow import MlflowClient
 
-    from mvarchive.tracking import TrackingConfig
     from mvarchive.flows.evaluate import EvaluateConfig, evaluate_dataset
     from mvarchive.flows.runtime import run_on_dask
+    from mvarchive.tracking import TrackingConfig
 
     services, api_url = flow_env
     out = tmp_path / "eval"

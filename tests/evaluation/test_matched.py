@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from mvarchive.datasets import discover_dataset
+from mvarchive.datasets import discover_dataset, load_group
 from mvarchive.evaluation.baselines import get_baseline
 from mvarchive.evaluation.matched import _bpp, match_rate, setting_grid
-from mvarchive.datasets import load_group
 
 
 def test_setting_grid_covers_the_sweep_in_rate_order() -> None:

@@ -16,8 +16,10 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterable
+from datetime import UTC
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pytest
 from PIL import Image, ImageOps
@@ -279,9 +281,9 @@ def encode_attempts(marker: str) -> dict[str, int]:
     from prefect.client.orchestration import get_client
 
     with get_client(sync_client=True) as client:
-        flow_runs = {r.id for r in _pages(lambda l, o: client.read_flow_runs(limit=l, offset=o))
+        flow_runs = {r.id for r in _pages(lambda n, o: client.read_flow_runs(limit=n, offset=o))
                      if marker in json.dumps(r.parameters, default=str)}
-        runs = [r for r in _pages(lambda l, o: client.read_task_runs(limit=l, offset=o))
+        runs = [r for r in _pages(lambda n, o: client.read_task_runs(limit=n, offset=o))
                 if r.flow_run_id in flow_runs and r.name.startswith("encode-shard")]
     return {r.name: r.run_count for r in runs if r.run_count > 1}
 
@@ -299,7 +301,7 @@ def _pages(read: Any, limit: int = 200) -> list[Any]:
 
 def prefect_records(since_s: float) -> dict[str, list[str]]:
     """Text of every flow run, task run, log, artifact and recent event in the Prefect API."""
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from prefect.client.orchestration import get_client
     from prefect.events.filters import EventFilter, EventOccurredFilter
@@ -309,20 +311,20 @@ def prefect_records(since_s: float) -> dict[str, list[str]]:
         previous, stable_since = (-1, -1), time.monotonic()
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            counts = (len(_pages(lambda l, o: client.read_task_runs(limit=l, offset=o))),
-                      len(_pages(lambda l, o: client.read_logs(limit=l, offset=o))))
+            counts = (len(_pages(lambda n, o: client.read_task_runs(limit=n, offset=o))),
+                      len(_pages(lambda n, o: client.read_logs(limit=n, offset=o))))
             if counts != previous:
                 previous, stable_since = counts, time.monotonic()
             elif time.monotonic() - stable_since > 3:
                 break
             time.sleep(0.5)
         records = {
-            "flow_runs": [r.model_dump_json() for r in _pages(lambda l, o: client.read_flow_runs(limit=l, offset=o))],
-            "task_runs": [r.model_dump_json() for r in _pages(lambda l, o: client.read_task_runs(limit=l, offset=o))],
-            "logs": [r.model_dump_json() for r in _pages(lambda l, o: client.read_logs(limit=l, offset=o))],
+            "flow_runs": [r.model_dump_json() for r in _pages(lambda n, o: client.read_flow_runs(limit=n, offset=o))],
+            "task_runs": [r.model_dump_json() for r in _pages(lambda n, o: client.read_task_runs(limit=n, offset=o))],
+            "logs": [r.model_dump_json() for r in _pages(lambda n, o: client.read_logs(limit=n, offset=o))],
             "artifacts": [r.model_dump_json() for r in client.read_artifacts()],
         }
-        since = datetime.now(timezone.utc) - timedelta(seconds=since_s + 60)
+        since = datetime.now(UTC) - timedelta(seconds=since_s + 60)
         page = client.read_events(EventFilter(occurred=EventOccurredFilter(since=since)), limit=50)
         events = list(page.events)
         while page.next_page:

@@ -11,11 +11,11 @@ from mlflow import MlflowClient
 from mvarchive.codecs import load_codec
 from mvarchive.datasets import DatasetError, discover_dataset, load_group, load_image
 from mvarchive.flows.archive import ArchiveConfig, archive_dataset
-from mvarchive.tracking import TrackingConfig
 from mvarchive.flows.restore import RestoreConfig, restore_dataset
 from mvarchive.flows.runtime import run_on_dask
 from mvarchive.metrics import to_tensor, to_uint8
 from mvarchive.storage import ArchiveError, ArchiveReader, Location
+from mvarchive.tracking import TrackingConfig
 from tests.archive_helpers import archive_in_process, archive_snapshot
 
 pytestmark = pytest.mark.slow
@@ -39,7 +39,9 @@ def run(flow, flow_env, **params):
     return run_on_dask(flow, services, api_url, show_progress=False, **params)
 
 
-def test_archive_then_restore_reproduces_encoder_reconstruction(flow_env, sample_data, trained_checkpoint, tmp_path, mlflow_uri):
+def test_archive_then_restore_reproduces_encoder_reconstruction(
+    flow_env, sample_data, trained_checkpoint, tmp_path, mlflow_uri
+):
     source_bytes = {p: p.read_bytes() for p in sample_data.rig.rglob("*.png")}
     dest, out = tmp_path / "archive", tmp_path / "restored"
     report = run(archive_dataset, flow_env, config=ArchiveConfig(
@@ -78,7 +80,9 @@ def test_archive_then_restore_reproduces_encoder_reconstruction(flow_env, sample
     assert [r.id for r in ArchiveReader(Location(str(dest))).runs] == [report.run_id]
 
 
-def test_interrupted_archive_resumes_to_the_same_archive(flow_env, sample_data, trained_checkpoint, tmp_path, monkeypatch):
+def test_interrupted_archive_resumes_to_the_same_archive(
+    flow_env, sample_data, trained_checkpoint, tmp_path, monkeypatch
+):
     config = dict(source=str(sample_data.stereo), codec="ldmic-fast", preset="tiny",
                   checkpoint=trained_checkpoint, shard_size=1)
     run(archive_dataset, flow_env, config=ArchiveConfig(dest=str(tmp_path / "full"), **config))
@@ -129,7 +133,8 @@ def test_restore_refuses_the_source_and_unknown_names(flow_env, sample_data, tmp
     with pytest.raises(ArchiveError, match="overlaps the source"):
         run(restore_dataset, flow_env, config=RestoreConfig(archive=str(dest), out=str(sample_data.stereo)))
     with pytest.raises(ArchiveError, match="no camera"):
-        run(restore_dataset, flow_env, config=RestoreConfig(archive=str(dest), out=str(tmp_path / "o"), cameras=["top"]))
+        run(restore_dataset, flow_env,
+            config=RestoreConfig(archive=str(dest), out=str(tmp_path / "o"), cameras=["top"]))
     with pytest.raises(ArchiveError, match="no group"):
         run(restore_dataset, flow_env, config=RestoreConfig(archive=str(dest), out=str(tmp_path / "o"), groups=["zzz"]))
     with pytest.raises(ArchiveError, match="different archive job: codec differs"):

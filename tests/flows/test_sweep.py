@@ -85,7 +85,8 @@ def test_sweep_trains_each_lambda_on_a_worker_under_one_parent_run(sample_data, 
     for lmbda, model_uri in reused.items():
         assert version_tags(model_uri, uri)["lmbda"] == f"{lmbda:g}"
         assert (cwd / "sweep" / f"lmbda-{lmbda:g}" / "last.pt").is_file()
-    assert reusable_version(SweepConfig(TrainConfig(**{**base.__dict__, "steps": 4}), (16.0, 32.0)).point(16.0), uri) is None
+    other_steps = SweepConfig(TrainConfig(**{**base.__dict__, "steps": 4}), (16.0, 32.0))
+    assert reusable_version(other_steps.point(16.0), uri) is None
     assert reusable_version(sweep.point(16.0), f"sqlite:///{tmp_path / 'other.db'}") is None
     # the re-run's task for a finished λ: measured again (same bytes), nothing trained or registered
     again = sweep_point_task.fn(sweep.point(16384.0), TrackingConfig(uri), parent.info.run_id)

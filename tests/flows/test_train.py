@@ -7,9 +7,9 @@ import torch
 from mlflow import MlflowClient
 
 from mvarchive.codecs import load_codec, weights_digest
+from mvarchive.flows.train import train_codec
 from mvarchive.models.registry import checkpoint_path, version_tags
 from mvarchive.tracking import TrackingConfig
-from mvarchive.flows.train import train_codec
 from mvarchive.training import CropSampler, TrainConfig, TrainingConfigMismatch
 from tests.training.odd_sizes import LAYOUT, make_odd_dataset
 

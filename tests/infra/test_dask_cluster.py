@@ -112,7 +112,9 @@ def fake_nvidia_smi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
 
 
-def test_gpu_hosts_advertise_gpu_resources(fake_nvidia_smi: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gpu_hosts_advertise_gpu_resources(
+    fake_nvidia_smi: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from mvarchive.infra.gpu import cuda_device_count, visible_gpus, worker_resources
 
     assert cuda_device_count() == 2 and worker_resources() == {"GPU": 2.0}

@@ -35,7 +35,7 @@ def _clean_env() -> dict[str, str]:
 
 def _cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "mvarchive.cli_services", *args],
+        [sys.executable, "-m", "mvarchive.cli", "services", *args],
         capture_output=True, text=True, timeout=timeout, env=_clean_env(),
     )  # fmt: skip
 
@@ -271,7 +271,7 @@ def test_per_command_prefect_server_knows_its_url(tmp_path: Path) -> None:
 
 def test_help_imports_nothing_heavy() -> None:
     code = (
-        "import sys; from mvarchive.cli_services import services_app; "
+        "import sys; from mvarchive.cli.services import services_app; "
         "heavy = [m for m in ('prefect', 'mlflow', 'distributed', 'torch') if m in sys.modules]; "
         "print(heavy)"
     )

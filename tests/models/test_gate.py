@@ -41,7 +41,8 @@ def test_bd_rate_when_versions_carry_curves():
     cheaper = [{**p, "bpp": p["bpp"] * 0.8} for p in curve]
     champion = _figures("1", 0.4, 31.0, points=curve)
     better = decide(_figures("2", 0.32, 31.0, points=cheaper), champion)
-    assert better.promote and better.method == "bd-rate" and better.candidate["bd_rate_psnr"] == pytest.approx(-20, abs=1)
+    assert better.promote and better.method == "bd-rate"
+    assert better.candidate["bd_rate_psnr"] == pytest.approx(-20, abs=1)
     worse = decide(champion | {"version": "3"}, _figures("2", 0.32, 31.0, points=cheaper))
     assert not worse.promote and "rejected: BD-rate +" in worse.reason
 
@@ -59,7 +60,8 @@ def test_models_cli_imports_nothing_heavy():
 
     code = ("import sys; from typer.testing import CliRunner; from mvarchive.cli_models import models_app; "
             "r = CliRunner().invoke(models_app, ['promote', '--help']); assert r.exit_code == 0, r.output; "
-            "assert '--force' in r.output; print(sorted(m for m in ('torch', 'mlflow', 'prefect') if m in sys.modules))")
+            "assert '--force' in r.output; "
+            "print(sorted(m for m in ('torch', 'mlflow', 'prefect') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"

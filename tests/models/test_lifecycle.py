@@ -13,9 +13,9 @@ import pytest
 from mlflow import MlflowClient
 
 from mvarchive.codecs import codec_from_checkpoint_bytes, read_checkpoint_bytes, weights_digest
+from mvarchive.flows.evaluate import registry_checkpoints
 from mvarchive.flows.train import train_task
 from mvarchive.models.evaluate import EvalSet
-from mvarchive.flows.evaluate import registry_checkpoints
 from mvarchive.models.lifecycle import promote_version, record_evaluation
 from mvarchive.models.registry import ModelRegistryError, resolve_model_uri, version_tags
 from mvarchive.tracking import TrackingConfig
@@ -39,8 +39,8 @@ def store(sample_data, tmp_path_factory):
     tracking = TrackingConfig(uri, "tests")
     common = dict(dataset=str(sample_data.stereo), codec="ldmic-fast", preset="tiny", batch_size=2, crop=64,
                   learning_rate=5e-4, checkpoint_every=1000)
-    v1 = train_task.fn(TrainConfig(output_dir=str(home / "v1"), steps=20, eval_baselines="jpeg", eval_groups=2, **common),
-                       tracking, False)
+    v1 = train_task.fn(TrainConfig(output_dir=str(home / "v1"), steps=20, eval_baselines="jpeg", eval_groups=2,
+                                   **common), tracking, False)
     v2 = train_task.fn(TrainConfig(output_dir=str(home / "v2"), steps=2, lmbda=4096, eval_baselines="none",
                                    eval_groups=2, **common),
                        tracking, False)
@@ -94,7 +94,7 @@ def test_versions_champion_gate_and_fetch(store, sample_data):
     assert [(r["version"], r["aliases"]) for r in listed] == [("1", ["champion"]), ("2", [])]
     assert listed[1]["tags"]["gate.rig"].startswith("rejected")
     promote_runs = client.search_runs([client.get_experiment_by_name("mvarchive").experiment_id],
-                                      f"tags.mvarchive.job = 'promote'")
+                                      "tags.mvarchive.job = 'promote'")
     rejected = next(r for r in promote_runs if r.info.run_name == f"promote {NAME} v2 → champion")
     assert rejected.data.params["promote"] == "False" and rejected.data.params["method"] == "rd-cost"
     assert rejected.data.metrics["candidate/rd_cost"] > rejected.data.metrics["champion/rd_cost"]
@@ -107,7 +107,8 @@ def test_versions_champion_gate_and_fetch(store, sample_data):
     # models:/ wherever checkpoints are read: the exact bytes, digest as tagged, cached per digest
     data = read_checkpoint_bytes(f"models:/{NAME}@champion")
     assert data == Path(v2.result.checkpoint).read_bytes()
-    assert weights_digest(codec_from_checkpoint_bytes(data, "champion")) == version_tags(pinned.uri, uri)["weights_digest"]
+    champion = codec_from_checkpoint_bytes(data, "champion")
+    assert weights_digest(champion) == version_tags(pinned.uri, uri)["weights_digest"]
     run = client.get_run(v2.mlflow_run_id)
     stored = Path(run.info.artifact_uri.removeprefix("file://")) / "checkpoint" / Path(v2.result.checkpoint).name
     stored.unlink()  # a second fetch (another worker process) must not download again
@@ -119,7 +120,8 @@ def test_versions_champion_gate_and_fetch(store, sample_data):
     figures, run_id = record_evaluation(f"models:/{NAME}@champion", rig, uri, "tests")
     assert client.get_run(run_id).info.run_name == f"evaluate {NAME} v2 on rig"
     kept = json.loads(version_tags(pinned.uri, uri)["eval.rig"])
-    assert kept["bpp"] == pytest.approx(figures["bpp"], rel=1e-5) and kept["run_id"] == run_id and figures["groups"] == 2
+    assert kept["bpp"] == pytest.approx(figures["bpp"], rel=1e-5)
+    assert kept["run_id"] == run_id and figures["groups"] == 2
 
     # `mvarchive eval --model models:/…`: planned from the cached file, sent to workers pinned
     checkpoints, pinned_files = registry_checkpoints([f"models:/{NAME}@champion", "other.pt"], uri)
@@ -142,7 +144,8 @@ def test_retrain_registers_child_and_logs_gate(store, sample_data, flow_env, tmp
     parent_run = client.get_run(report.mlflow_run_id)
     assert parent_run.info.run_name == f"retrain {NAME} v1"
     assert parent_run.data.tags["mvarchive.triggered_by"] == "drift check 42"
-    assert parent_run.data.params["reason"] == report.decision.reason and report.decision.method in ("rd-cost", "no-champion")
+    assert parent_run.data.params["reason"] == report.decision.reason
+    assert report.decision.method in ("rd-cost", "no-champion")
     for child in (report.train_run_id, report.promote_run_id):
         assert client.get_run(child).data.tags["mvarchive.parent_run"] == report.mlflow_run_id
     champion = resolve_model_uri(f"models:/{NAME}@champion", uri)

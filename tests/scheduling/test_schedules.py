@@ -19,7 +19,6 @@ import pytest
 from typer.testing import CliRunner
 
 from mvarchive.cli_schedule import schedule_app
-
 from mvarchive.scheduling.deployments import NO_SERVER, prefect_api
 from tests.scheduling.trigger_flows import RECORD_ENV
 
@@ -44,7 +43,8 @@ def served(home: Path, serve_env: dict[str, str]) -> Iterator[subprocess.Popen]:
     """`mvarchive serve` in its own process, polling every second, two runs at a time."""
     log = open(home / "serve.log", "w")
     process = subprocess.Popen(
-        [sys.executable, "-u", "-c", "import typer; from mvarchive.cli_schedule import serve_command; typer.run(serve_command)",
+        [sys.executable, "-u", "-c",
+         "import typer; from mvarchive.cli_schedule import serve_command; typer.run(serve_command)",
          "--poll-seconds", "1", "--limit", "2"],
         env=serve_env, stdout=log, stderr=subprocess.STDOUT, cwd=home,
     )
@@ -67,7 +67,8 @@ def wait_for(check, timeout_s: float, what: str, process: subprocess.Popen | Non
         if value:
             return value
         if process is not None and process.poll() is not None:
-            pytest.fail(f"serve exited ({process.returncode}) while waiting for {what}:\n{log.read_text()[-3000:] if log else ''}")
+            tail = log.read_text()[-3000:] if log else ""
+            pytest.fail(f"serve exited ({process.returncode}) while waiting for {what}:\n{tail}")
         time.sleep(0.5)
     pytest.fail(f"timed out after {timeout_s} s waiting for {what}" + (f"\n{log.read_text()[-3000:]}" if log else ""))
 
@@ -100,7 +101,8 @@ def test_add_refuses_bad_requests_in_one_line(
     ]
     for extra, message in cases:
         result = cli("add", "bad", "--source", src, "--dest", str(tmp_path / "a"), *extra, api_url=api_url, home=home)
-        assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output, (extra, result.output)
+        assert result.exit_code == 2, (extra, result.output)
+        assert message in result.output and "Traceback" not in result.output, (extra, result.output)
     missing = cli("add", "bad", "--source", str(tmp_path / "nothing"), "--dest", str(tmp_path / "a"), "--untrained",
                   "--every", "1h", api_url=api_url, home=home)
     assert missing.exit_code == 2 and "nothing" in missing.output
@@ -170,7 +172,8 @@ def test_served_schedule_runs_twice_and_appends_only_new_groups(
     assert deployment.entrypoint == "mvarchive.scheduling.flow.scheduled_archive"
 
     listed = json.loads(cli("list", "--json", api_url=api_url, home=home).output)
-    assert [(r["name"], r["schedule"], r["active"], r["dest"]) for r in listed] == [("fleet", "every 5s", True, str(dest))]
+    rows = [(r["name"], r["schedule"], r["active"], r["dest"]) for r in listed]
+    assert rows == [("fleet", "every 5s", True, str(dest))]
     # the server's scheduler service creates the runs on its next loop (every second here)
     wait_for(lambda: json.loads(cli("list", "--json", api_url=api_url, home=home).output)[0]["next_run"], 60,
              "the schedule's next run")
@@ -184,7 +187,8 @@ def test_served_schedule_runs_twice_and_appends_only_new_groups(
     first = wait_for(lambda: finished_runs(), 150, "the first scheduled run", served, log)[-1]
     assert first.state_type.value == "COMPLETED", (first.state_name, log.read_text()[-3000:])
     first_summary = _summary(api_url, first.id)
-    assert (first_summary["groups"], first_summary["groups_added"], first_summary["shards_written"]) == (2, 2, 2), first_summary
+    counts = (first_summary["groups"], first_summary["groups_added"], first_summary["shards_written"])
+    assert counts == (2, 2, 2), first_summary
 
     grown_at = time.time()
     copy_groups(Path(sample_data.stereo), source, names[2:])
@@ -193,7 +197,8 @@ def test_served_schedule_runs_twice_and_appends_only_new_groups(
     second_summary = _summary(api_url, second.id)
     new = len(names) - 2
     assert second_summary["groups"] == len(names), second_summary
-    assert (second_summary["groups_added"], second_summary["shards_written"]) == (new, new), second_summary  # only new groups
+    # only the new groups
+    assert (second_summary["groups_added"], second_summary["shards_written"]) == (new, new), second_summary
 
 
 

@@ -45,7 +45,9 @@ def test_parameters_are_absolute_json_and_hold_no_storage_options(tmp_path: Path
     params = spec.parameters()
     assert params["source"] == str(tmp_path / "data" / "cam") and params["dest"] == "s3://bucket/arch"
     assert params["model"] == "models:/mvarchive-ldmic-fast@champion"  # resolved at each run, not at add
-    assert set(params) == {"source", "dest", "model", "untrained", "codec", "preset", "layout", "shard_size", "schedule"}
+    assert set(params) == {
+        "source", "dest", "model", "untrained", "codec", "preset", "layout", "shard_size", "schedule",
+    }
     local = ScheduleSpec("n", "d", "a", model="ck/model.pt", every=dt.timedelta(minutes=5)).parameters()
     assert local["model"] == str(tmp_path / "ck" / "model.pt")
     schedule = spec.prefect_schedule()

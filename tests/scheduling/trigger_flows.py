@@ -16,7 +16,9 @@ RECORD_ENV = "MVARCHIVE_TEST_TRIGGER_RECORD"
 
 
 @flow(name="record-drift")
-def record_drift(codec: str, model: str, dataset: str, eval_dataset: str = "", triggered_by: str = "") -> dict[str, Any]:
+def record_drift(
+    codec: str, model: str, dataset: str, eval_dataset: str = "", triggered_by: str = ""
+) -> dict[str, Any]:
     """Write the parameters this run received (from the event payload) and return them."""
     received = {"codec": codec, "model": model, "dataset": dataset, "eval_dataset": eval_dataset,
                 "triggered_by": triggered_by}

@@ -9,13 +9,20 @@ import pytest
 
 from mvarchive.integrity import Fingerprint
 from mvarchive.storage import (
-    ArchiveError, ArchiveMeta, ArchiveReader, ArchiveWriter, CodecRecord, GroupRecord, Location,
+    ArchiveError,
+    ArchiveMeta,
+    ArchiveReader,
+    ArchiveWriter,
+    CodecRecord,
+    GroupRecord,
+    Location,
 )
 from mvarchive.storage.archive import list_blobs
 
 
 def make_meta(num_groups: int = 5, shard_size: int = 2, digest: str = "d" * 64, dataset_url: str = "/data/set",
-              content: str = "c" * 64, codec: str = "ldmic-fast", cameras: tuple[str, ...] = ("left", "right")) -> ArchiveMeta:
+              content: str = "c" * 64, codec: str = "ldmic-fast",
+              cameras: tuple[str, ...] = ("left", "right")) -> ArchiveMeta:
     return ArchiveMeta(
         codec=CodecRecord(codec, 2, "tiny", {"N": 32}, digest),
         dataset_url=dataset_url, layout="group-folders", cameras=cameras,
@@ -72,10 +79,11 @@ def test_round_trip_index_and_unindexed_blobs(tmp_path):
     again = ArchiveReader(location)
     assert again.names == ["g0", "g1", "g4"] and again.indexed_rows == 3 and again.orphans == []
     # a retried shard task finds its blob and does not write it again
-    before = (tmp_path / "a" / "shards").stat().st_mtime_ns, sorted(p.name for p in (tmp_path / "a" / "shards").iterdir())
+    shards = tmp_path / "a" / "shards"
+    before = shards.stat().st_mtime_ns, sorted(p.name for p in shards.iterdir())
     assert [(r.blob, r.record, r.latents) for r in writer.write_shard(0, [records[0], records[1]])] == \
         [(r.blob, r.record, r.latents) for r in rows]
-    assert (((tmp_path / "a" / "shards").stat().st_mtime_ns), sorted(p.name for p in (tmp_path / "a" / "shards").iterdir())) == before
+    assert (shards.stat().st_mtime_ns, sorted(p.name for p in shards.iterdir())) == before
 
 
 def test_reencoded_group_newest_row_wins_and_old_bytes_stay(tmp_path):
@@ -106,7 +114,8 @@ def test_identity_is_cameras_codec_layout_and_metrics_not_content(tmp_path):
     create(location, make_meta())
     # growth: other group counts, content, weights, shard sizes and paths are the same archive
     create(location, make_meta(num_groups=9, content="f" * 64, digest="e" * 64, shard_size=3, dataset_url="../x"))
-    with pytest.raises(ArchiveError, match=r"different archive job: codec differs \(archive: ldmic-fast, this run: ldmic\)"):
+    differs = r"different archive job: codec differs \(archive: ldmic-fast, this run: ldmic\)"
+    with pytest.raises(ArchiveError, match=differs):
         create(location, make_meta(codec="ldmic"))
     with pytest.raises(ArchiveError, match="cameras differs") as info:
         create(location, make_meta(cameras=("a", "b")))

@@ -107,9 +107,8 @@ def test_a_torn_lease_object_does_not_block(tmp_path):
 
 
 def test_a_new_archive_is_created_under_its_lease(tmp_path, s3_bucket):
-    from tests.storage.test_archive import make_meta
-
     from mvarchive.storage import ArchiveReader, ArchiveWriter
+    from tests.storage.test_archive import make_meta
 
     url, options = s3_bucket
     for location in (Location(str(tmp_path / "new")), Location(f"{url}/new", options)):

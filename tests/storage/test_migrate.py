@@ -25,19 +25,23 @@ def format2_copy(reader: ArchiveReader, dest: Location, shard_size: int = 3) -> 
         environment=reader.meta.environment,
     )
     groups = reader.read_groups(range(len(reader.names)))
-    writer = legacy_v2.ArchiveWriter.create_or_resume(dest, meta, [g.name for g in groups], [list(g.files) for g in groups])
+    writer = legacy_v2.ArchiveWriter.create_or_resume(
+        dest, meta, [g.name for g in groups], [list(g.files) for g in groups]
+    )
     for shard in range(meta.num_shards):
         writer.write_shard(shard, [
             legacy_v2.GroupRecord(index=i, name=groups[i].name, sizes=list(groups[i].sizes), stream=groups[i].stream,
-                                  latents=reader.read_latents(i), fingerprint=groups[i].fingerprint, metrics=groups[i].metrics)
+                                  latents=reader.read_latents(i), fingerprint=groups[i].fingerprint,
+                                  metrics=groups[i].metrics)
             for i in meta.shard_range(shard)])
     writer.finalize()
     return meta
 
 
 def test_migrated_archive_holds_the_same_groups_and_verifies(sample_data, tmp_path):
-    plan = archive_in_process(ArchiveConfig(str(sample_data.stereo), str(tmp_path / "v3"), codec="single-view-mbt2018-mean",
-                                            preset="tiny", untrained=True, shard_size=4))
+    plan = archive_in_process(ArchiveConfig(str(sample_data.stereo), str(tmp_path / "v3"),
+                                            codec="single-view-mbt2018-mean", preset="tiny", untrained=True,
+                                            shard_size=4))
     original = ArchiveReader(plan.location)
     old = Location(str(tmp_path / "v2"))
     format2_copy(original, old)
@@ -50,7 +54,8 @@ def test_migrated_archive_holds_the_same_groups_and_verifies(sample_data, tmp_pa
     new = ArchiveReader(Location(str(tmp_path / "new")))
     assert new.names == original.names and new.meta.format == 3
     for a, b in zip(new.read_groups(range(4)), original.read_groups(range(4))):
-        assert (a.name, a.files, a.sizes, a.stream, a.fingerprint) == (b.name, b.files, b.sizes, b.stream, b.fingerprint)
+        assert (a.name, a.files, a.sizes, a.stream, a.fingerprint) == (
+            b.name, b.files, b.sizes, b.stream, b.fingerprint)
         np.testing.assert_array_equal(new.read_latents(a.index)["y"], original.read_latents(b.index)["y"])
     assert len(list((tmp_path / "new" / "shards").glob("*.bin"))) == 2
     # the migrated archive decodes and verifies like the original

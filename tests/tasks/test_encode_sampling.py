@@ -17,7 +17,9 @@ from mvarchive.storage import ArchiveReader, ArchiveWriter
 from mvarchive.tasks.encode import EncodeShardJob, encode_shard_fn
 
 
-@pytest.mark.parametrize("groups,shard_size,slots", [(52, 4, 2), (13, 4, 2), (6, 4, 2), (5, 1, 2), (3, 8, 4), (9, 2, 1)])
+@pytest.mark.parametrize(
+    "groups,shard_size,slots", [(52, 4, 2), (13, 4, 2), (6, 4, 2), (5, 1, 2), (3, 8, 4), (9, 2, 1)]
+)
 def test_shards_cover_the_groups_in_order_balanced_over_the_workers(groups, shard_size, slots):
     todo = list(range(100, 100 + groups))
     shards = plan_shards(todo, shard_size, slots)

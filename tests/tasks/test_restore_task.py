@@ -15,8 +15,9 @@ from tests.archive_helpers import archive_in_process
 
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
 def test_damaged_stream_is_reported_by_group_and_not_written(sample_data, tmp_path, damage):
-    plan = archive_in_process(ArchiveConfig(str(sample_data.stereo), str(tmp_path / "a"), codec="single-view-mbt2018-mean",
-                                            preset="tiny", untrained=True, shard_size=4))
+    plan = archive_in_process(ArchiveConfig(str(sample_data.stereo), str(tmp_path / "a"),
+                                            codec="single-view-mbt2018-mean", preset="tiny", untrained=True,
+                                            shard_size=4))
     reader = ArchiveReader(plan.location)
     row = reader.row(1)
     blob = tmp_path / "a" / "shards" / f"{row.blob}.bin"

@@ -14,9 +14,11 @@ from mvarchive.tasks.restore import RestoreJob, restore_groups_fn
 from tests.archive_helpers import archive_in_process
 
 
-def test_restore_with_two_threads_reproduces_a_one_thread_encode(sample_data, trained_checkpoint, tmp_path, monkeypatch):
-    plan = archive_in_process(ArchiveConfig(str(sample_data.rig), str(tmp_path / "a"), codec="ldmic-fast", preset="tiny",
-                                            checkpoint=trained_checkpoint, shard_size=4))
+def test_restore_with_two_threads_reproduces_a_one_thread_encode(
+    sample_data, trained_checkpoint, tmp_path, monkeypatch
+):
+    plan = archive_in_process(ArchiveConfig(str(sample_data.rig), str(tmp_path / "a"), codec="ldmic-fast",
+                                            preset="tiny", checkpoint=trained_checkpoint, shard_size=4))
     reader = ArchiveReader(plan.location)
     stored = reader.read_groups(range(reader.meta.num_groups))
     assert {g.fingerprint.threads for g in stored} == {1}  # encoded by a 1-thread "worker"

@@ -14,8 +14,8 @@ from mvarchive.training import TrainConfig, train_codec_loop
 from mvarchive.training.accelerate import CompileError, first_call, fp32_entropy_models, to_channels_last
 from mvarchive.training.distributed import Rank
 from mvarchive.training.loader import sampler_seed
-from mvarchive.training.loss import RateDistortionLoss
 from mvarchive.training.loop import split_parameters
+from mvarchive.training.loss import RateDistortionLoss
 from mvarchive.training.step import compute_gradients
 
 from .odd_sizes import LAYOUT

@@ -40,7 +40,8 @@ def test_two_gloo_ranks_train_identical_weights_on_twice_the_data(odd_data, tmp_
     resumed = train_codec_loop(_config(odd_data, tmp_path / "ddp", world_size=2, steps=3), on_resume=seen.append)
     assert resumed.resumed_from == 2 and seen == [2] and resumed.steps == 3
     state = torch.load(tmp_path / "ddp" / "last.pt", map_location="cpu", weights_only=True)
-    assert len(state["rng"]["ranks"]) == 2 and state["rng"]["ranks"][0]["sampler"] != state["rng"]["ranks"][1]["sampler"]
+    ranks = state["rng"]["ranks"]
+    assert len(ranks) == 2 and ranks[0]["sampler"] != ranks[1]["sampler"]
     # another run's last.pt is refused before any process starts
     with pytest.raises(TrainingConfigMismatch, match=r"with world_size=1, this run asks world_size=2;"):
         train_codec_loop(_config(odd_data, tmp_path / "single", world_size=2, steps=3))

@@ -77,7 +77,8 @@ def test_camsic_starts_from_elic_transforms(sample_data, single_view, tmp_path):
 
 def test_other_combinations_are_refused_in_one_line(sample_data, single_view, tmp_path):
     mlicpp = single_view["single-view-mlicpp"]
-    for codec, preset, held in (("camsic", "tiny", "single-view-mlicpp:tiny"), ("ldmic-fast", "tiny", "single-view-mlicpp:tiny"),
+    for codec, preset, held in (("camsic", "tiny", "single-view-mlicpp:tiny"),
+                                ("ldmic-fast", "tiny", "single-view-mlicpp:tiny"),
                                 ("vemic", "paper", "single-view-mlicpp:tiny")):
         config = _config(sample_data, tmp_path / codec, codec, init=mlicpp)
         config.preset = preset

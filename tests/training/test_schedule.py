@@ -25,7 +25,8 @@ def test_vemic_drops_tenfold_at_its_papers_epochs():
 
 def test_ldmic_halves_every_quarter_and_ecsic_drops_once():
     rates = _rates("ldmic", 400)
-    assert [rates[i] for i in (0, 99, 100, 200, 300, 399)] == pytest.approx([1e-4, 1e-4, 5e-5, 2.5e-5, 1.25e-5, 1.25e-5])
+    expected = [1e-4, 1e-4, 5e-5, 2.5e-5, 1.25e-5, 1.25e-5]
+    assert [rates[i] for i in (0, 99, 100, 200, 300, 399)] == pytest.approx(expected)
     ecsic = _rates("ecsic", 1300)
     assert ecsic[999] == 1e-4 and ecsic[1000] == pytest.approx(1e-5) and ecsic[-1] == pytest.approx(1e-5)
     assert set(_rates("ecsic", 1300, "constant")) == {1e-4}
