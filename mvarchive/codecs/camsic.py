@@ -57,7 +57,17 @@ from compressai.models.utils import conv, deconv
 
 from .base import CodedStreams, MultiViewCodec
 from .elic import elic_analysis, elic_synthesis
-from .entropy import HYPERPRIOR_MULTIPLE, CdfTables, Hyperprior, SymbolCoder, single_threaded, ste_round
+from .entropy import (
+    HYPERPRIOR_MULTIPLE,
+    CdfTables,
+    Hyperprior,
+    Quantizer,
+    RansQuantizer,
+    STEQuantizer,
+    SymbolCoder,
+    single_threaded,
+    ste_round,
+)
 from .registry import create_codec, register_codec
 from .vemic import LoadReport
 
@@ -298,41 +308,40 @@ class CAMSIC(MultiViewCodec):
         scales, means = out.chunk(2, dim=1)
         return scales.contiguous(), means.contiguous()
 
-    def _iterate(self, content: torch.Tensor, y: torch.Tensor | None = None, coder: SymbolCoder | None = None):
-        """T-step masked coding of one view (batch 1).
+    def _iterate(
+        self, content: torch.Tensor, quantizer: Quantizer, y: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The T-step masked schedule of one view (batch 1), for estimating and coding alike.
 
-        With ``y`` and an encoding coder: encode; with ``y`` and no coder: only estimate;
-        without ``y``: decode from ``coder``. Returns symbols (M, h, w), ŷ, σ, μ (each (1, M, h, w)).
+        Each step runs the Transformer on the current composite tokens, picks the positions
+        to code (:func:`select_positions`) and hands their values (``y``, None when
+        decoding) with their (σ, μ) to ``quantizer`` (stream 0). Returns ŷ and what the
+        quantizer recorded, each (1, M, h, w).
         """
         _, m, height, width = content.shape
         n = height * width
-        tokens = content.detach().clone() if coder is not None else content.clone()
+        tokens = content.clone()
         decoded = torch.zeros(n, dtype=torch.bool, device=content.device)
-        symbols = torch.zeros(m, n, dtype=torch.int32)
-        scales_used = content.new_zeros(m, n)
-        means_used = content.new_zeros(m, n)
-        flat_y = y.reshape(m, n) if y is not None else None
+        recorded: torch.Tensor | None = None
+        flat_y = None if y is None else y.reshape(m, n)
         for k in sine_schedule(n, self.config.steps):
             if k == 0:
                 continue
             scales, means = self.entropy_parameters(tokens, decoded.reshape(1, height, width))
             scales, means = scales.reshape(m, n), means.reshape(m, n)
             chosen = select_positions(scales.detach(), decoded, k)
-            sigma, mu = scales[:, chosen], means[:, chosen]
-            if coder is not None:
-                indexes = self.gaussian_conditional.build_indexes(sigma)
-                q = coder.code_stream(0, indexes, mu, None if flat_y is None else flat_y[:, chosen])
-            else:
-                q = torch.round(flat_y[:, chosen] - mu).int()
-            symbols[:, chosen] = q.cpu()
+            values = None if flat_y is None else flat_y[:, chosen]
+            value, record = quantizer(values, scales[:, chosen], means[:, chosen], stream=0)
+            if recorded is None:
+                recorded = record.new_zeros(m, n)
+            recorded[:, chosen] = record
             new_tokens = tokens.reshape(m, n).clone()
-            new_tokens[:, chosen] = q.to(mu.dtype) + mu
+            new_tokens[:, chosen] = value
             tokens = new_tokens.reshape(1, m, height, width)
-            scales_used[:, chosen] = sigma
-            means_used[:, chosen] = mu
             decoded[chosen] = True
-        shape = (1, m, height, width)
-        return symbols.reshape(m, height, width), tokens, scales_used.reshape(shape), means_used.reshape(shape)
+        if recorded is None:
+            raise ValueError("an empty latent has nothing to code")
+        return tokens, recorded.reshape(1, m, height, width)
 
     # --- training ---------------------------------------------------------------------------
     def _train_view(self, y: torch.Tensor, content: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -352,8 +361,7 @@ class CAMSIC(MultiViewCodec):
         """Eval-mode rate: the T-step coding schedule without the coder, item by item."""
         y_hats, likelihoods = [], []
         for i in range(y.shape[0]):
-            _, y_hat, scales, means = self._iterate(content[i : i + 1], y[i : i + 1])
-            _, lik = self.gaussian_conditional(y[i : i + 1], scales, means=means)
+            y_hat, lik = self._iterate(content[i : i + 1], STEQuantizer(self.gaussian_conditional), y[i : i + 1])
             y_hats.append(y_hat)
             likelihoods.append(lik)
         return torch.cat(y_hats), torch.cat(likelihoods)
@@ -395,7 +403,8 @@ class CAMSIC(MultiViewCodec):
             coder = SymbolCoder(CdfTables.of(self.gaussian_conditional), 1)
             with single_threaded():
                 content = self._tokens(z.features, prior)
-                symbols, y_hat, _, _ = self._iterate(content, y_all[view : view + 1], coder)
+                quantizer = RansQuantizer(self.gaussian_conditional, coder)
+                y_hat, symbols = self._iterate(content, quantizer, y_all[view : view + 1])
             streams += [*z.strings, *coder.flush()]
             y_symbols.append(symbols)
             y_hats.append(y_hat)
@@ -412,7 +421,7 @@ class CAMSIC(MultiViewCodec):
             coder = SymbolCoder.reading(CdfTables.of(self.gaussian_conditional), [streams[2 * view + 1]])
             with single_threaded():
                 content = self._tokens(z.features, prior)
-                symbols, y_hat, _, _ = self._iterate(content, None, coder)
+                y_hat, symbols = self._iterate(content, RansQuantizer(self.gaussian_conditional, coder))
             y_symbols.append(symbols)
             y_hats.append(y_hat)
             z_symbols.append(z.symbols)
@@ -420,7 +429,7 @@ class CAMSIC(MultiViewCodec):
         return self._result(list(streams), y_symbols, y_hats, z_symbols)
 
     def _result(self, streams, y_symbols, y_hats, z_symbols, reconstruct: bool = True) -> CodedStreams:
-        latents = {"y": torch.stack(y_symbols), "z": torch.cat(z_symbols)}
+        latents = {"y": torch.cat(y_symbols), "z": torch.cat(z_symbols)}
         return CodedStreams(streams, latents, self.g_s(torch.cat(y_hats)) if reconstruct else None)
 
     def parameter_counts(self) -> dict[str, int]:
