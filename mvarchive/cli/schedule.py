@@ -1,6 +1,6 @@
 """``mvarchive schedule add|list|remove|run`` and ``mvarchive serve``.
 
-Registered in :mod:`mvarchive.cli` with ``app.add_typer(schedule_app, name="schedule")`` and
+Registered in :mod:`mvarchive.cli.app` with ``app.add_typer(schedule_app, name="schedule")`` and
 ``app.command("serve")(serve_command)``. Schedules live on a persistent Prefect server (the
 ``mvarchive services up`` stack, or PREFECT_API_URL); without one the commands refuse in one
 line. Prefect, torch and MLflow are imported inside the commands only.
@@ -13,6 +13,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from .common import call_or_exit, fail, services_of
+
 schedule_app = typer.Typer(
     help="Scheduled archive runs: Prefect deployments of the archive flow, executed by `mvarchive serve`.",
     no_args_is_help=True,
@@ -21,40 +23,10 @@ schedule_app = typer.Typer(
 )
 
 
-def _fail(message: str, code: int = 2) -> None:
-    from rich.console import Console
-    from rich.markup import escape
-
-    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False)
-    raise typer.Exit(code)
-
-
-def _services(ctx: typer.Context) -> Any:
-    """The global options' services config under ``mvarchive``; the environment's when run alone."""
-    obj = ctx.find_root().obj if ctx is not None else None
-    if isinstance(obj, dict) and "services" in obj:
-        return obj["services"]
-    from mvarchive.infra import ServicesConfig
-
-    return ServicesConfig.from_env()
-
-
-def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run a scheduling call; user errors become one line (exit 2)."""
-    from mvarchive.datasets import DatasetError
-    from mvarchive.scheduling.spec import ScheduleError
-
-    try:
-        return fn(*args, **kwargs)
-    except (ScheduleError, DatasetError, FileNotFoundError, KeyError, ValueError) as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        _fail(str(message))
-
-
 def _api_url(ctx: typer.Context) -> str:
     from mvarchive.scheduling.deployments import require_api_url
 
-    return _call(require_api_url, _services(ctx).prefect_api_url)
+    return call_or_exit(require_api_url, services_of(ctx).prefect_api_url)
 
 
 @schedule_app.command("add")
@@ -77,15 +49,15 @@ def add(
     from mvarchive.scheduling.deployments import apply_schedule
     from mvarchive.scheduling.spec import ScheduleSpec, parse_every
 
-    services = _services(ctx)
-    spec = _call(lambda: ScheduleSpec(
+    services = services_of(ctx)
+    spec = call_or_exit(lambda: ScheduleSpec(
         name=name, source=source, dest=dest, model=model, untrained=untrained, codec=codec, preset=preset,
         layout=layout, shard_size=shard_size, cron=cron, every=parse_every(every) if every else None, timezone=timezone,
     ))
-    _call(spec.prefect_schedule)
-    groups = _call(spec.check_inputs, services.storage_options)
+    call_or_exit(spec.prefect_schedule)
+    groups = call_or_exit(spec.check_inputs, services.storage_options)
     api_url = _api_url(ctx)
-    deployment_id = _call(apply_schedule, api_url, spec)
+    deployment_id = call_or_exit(apply_schedule, api_url, spec)
     when = f"cron {cron} ({timezone or 'UTC'})" if cron else f"every {every}"
     print(f"schedule {name} ({spec.deployment_name}, id {deployment_id}): {when}; source has {groups} groups; "
           f"runs execute while `mvarchive serve` runs; UI {api_url.removesuffix('/api')}/deployments/deployment/{deployment_id}")
@@ -99,7 +71,7 @@ def list_(
     """Schedules with their timing, source, destination, model, next run and last run's state."""
     from mvarchive.scheduling.deployments import list_schedules
 
-    rows = _call(list_schedules, _api_url(ctx))
+    rows = call_or_exit(list_schedules, _api_url(ctx))
     if json_output:
         print(json.dumps([row.as_json() for row in rows], indent=2))
         return
@@ -126,7 +98,7 @@ def remove(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Schedul
     """Delete a schedule's deployment; its past runs stay visible in Prefect."""
     from mvarchive.scheduling.deployments import remove_schedule
 
-    deployment_id = _call(remove_schedule, _api_url(ctx), name)
+    deployment_id = call_or_exit(remove_schedule, _api_url(ctx), name)
     print(f"removed schedule {name} (deployment {deployment_id}); its past runs stay on the Prefect server")
 
 
@@ -139,7 +111,7 @@ def run(
     """Start a run of a schedule now (executed by `mvarchive serve`)."""
     from mvarchive.scheduling.deployments import run_schedule, run_summary
 
-    flow_run = _call(run_schedule, _api_url(ctx), name, wait)
+    flow_run = call_or_exit(run_schedule, _api_url(ctx), name, wait)
     if not wait:
         print(f"started run {flow_run.name} ({flow_run.id}) of schedule {name}; `mvarchive serve` executes it")
         return
@@ -167,10 +139,10 @@ def serve_command(
     """Execute every schedule (and triggered retraining) until stopped; stopping never pauses schedules."""
     from mvarchive.scheduling.serve import ServeConfig, serve
 
-    services = _services(ctx)
+    services = services_of(ctx)
     if min(retrain_steps, retrain_batch_size, retrain_eval_groups) < 1 or retrain_crop < 64:
-        _fail("--retrain-steps, --retrain-batch-size and --retrain-eval-groups must be >= 1, --retrain-crop >= 64")
+        fail("--retrain-steps, --retrain-batch-size and --retrain-eval-groups must be >= 1, --retrain-crop >= 64")
     budget = {"steps": retrain_steps, "crop": retrain_crop, "batch_size": retrain_batch_size,
               "eval_groups": retrain_eval_groups, "eval_baselines": retrain_baselines}
-    config = _call(ServeConfig, limit=limit, poll_seconds=poll_seconds, retrain=retrain, retrain_parameters=budget)
+    config = call_or_exit(ServeConfig, limit=limit, poll_seconds=poll_seconds, retrain=retrain, retrain_parameters=budget)
     serve(config, services, _api_url(ctx), printer=lambda line: print(line, flush=True))

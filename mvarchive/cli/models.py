@@ -1,18 +1,19 @@
 """``mvarchive models …`` and ``mvarchive retrain``: the registry of trained codecs.
 
-Registered in :mod:`mvarchive.cli` with ``app.add_typer(models_app, name="models")`` and
-``app.command("retrain")(retrain_command)``; ``python -m mvarchive.cli_models`` runs the group on
-its own (services from the environment). Nothing heavy is imported before a command runs.
+Registered in :mod:`mvarchive.cli.app` with ``app.add_typer(models_app, name="models")`` and
+``app.command("retrain")(retrain_command)``. Nothing heavy is imported before a command runs.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+
+from .common import call_or_exit, fail, out, services_of, storage_options
 
 models_app = typer.Typer(
     help="Trained codec versions in the MLflow Model Registry: list, show, evaluate, promote to @champion.",
@@ -20,16 +21,6 @@ models_app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-
-
-def _services(ctx: typer.Context):
-    """The root command's services (``mvarchive --home … models …``), else the environment's."""
-    root = ctx.find_root()
-    if isinstance(root.obj, dict) and "services" in root.obj:
-        return root.obj["services"]
-    from mvarchive.infra import ServicesConfig
-
-    return ServicesConfig.from_env()
 
 
 def _model_name(name: str) -> str:
@@ -45,12 +36,6 @@ def _uri(name: str, version: str) -> str:
     return f"models:/{_model_name(name)}/{version.removeprefix('v')}"
 
 
-def _call(fn, *args, **kwargs) -> Any:
-    from mvarchive.cli import _run
-
-    return _run(fn, *args, **kwargs)
-
-
 def _number(text: str | None, digits: int) -> str:
     try:
         return f"{float(text):.{digits}f}"  # type: ignore[arg-type]
@@ -60,9 +45,8 @@ def _number(text: str | None, digits: int) -> str:
 
 def versions_table(rows: list[dict[str, Any]], title: str) -> Any:
     """``models list`` as an 80-column table (``--json`` has every tag)."""
-    from mvarchive.terminal import compact_table, number, text
-
     from mvarchive.models.registry import MODEL_NAME_PREFIX
+    from mvarchive.terminal import compact_table, number, text
 
     table = compact_table([text("codec"), number("ver-\nsion"), text("aliases"), number("λ"), number("bpp"),
                            number("PSNR"), text("measured\non"), number("digest"), number("created")], title=title)
@@ -89,7 +73,7 @@ def _version_rows(tracking_uri: str, name: str | None) -> list[dict[str, Any]]:
         for mv in sorted(client.search_model_versions(f"name='{model}'"), key=lambda v: int(v.version)):
             rows.append({
                 "name": mv.name, "version": str(mv.version), "aliases": sorted(aliases.get(str(mv.version), [])),
-                "created": datetime.fromtimestamp(mv.creation_timestamp / 1000, timezone.utc).isoformat(timespec="seconds"),
+                "created": datetime.fromtimestamp(mv.creation_timestamp / 1000, UTC).isoformat(timespec="seconds"),
                 "run_id": mv.run_id, "source": mv.source, "description": mv.description or "", "tags": dict(mv.tags),
             })
     return rows
@@ -102,12 +86,11 @@ def list_command(
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON (every tag) instead of a table.")] = False,
 ) -> None:
     """Every registered version: aliases, λ, RD point (bpp, PSNR) and the data it was measured on, weights digest, creation time."""
-    services = _services(ctx)
-    rows = _call(_version_rows, services.resolved_mlflow_uri(), _model_name(name) if name else None)
+    services = services_of(ctx)
+    rows = call_or_exit(_version_rows, services.resolved_mlflow_uri(), _model_name(name) if name else None)
     if json_output:
         print(json.dumps(rows, indent=2))
         return
-    from mvarchive.cli import out
 
     out.print(versions_table(rows, f"registered codec versions ({services.resolved_mlflow_uri()})") if rows else "no registered versions yet: `mvarchive train` registers one per run")
 
@@ -122,13 +105,12 @@ def show_command(
     """One version: its source run, aliases and every tag (RD point, evaluations, gate decisions)."""
     from mvarchive.models.registry import resolve_model_uri
 
-    uri = _services(ctx).resolved_mlflow_uri()
-    ref = _call(resolve_model_uri, _uri(name, version), uri)
-    row = next(r for r in _call(_version_rows, uri, ref.name) if r["version"] == ref.version)
+    uri = services_of(ctx).resolved_mlflow_uri()
+    ref = call_or_exit(resolve_model_uri, _uri(name, version), uri)
+    row = next(r for r in call_or_exit(_version_rows, uri, ref.name) if r["version"] == ref.version)
     if json_output:
         print(json.dumps(row, indent=2))
         return
-    from mvarchive.cli import out
 
     out.print(f"[bold]{ref.name} v{ref.version}[/] {' '.join('@' + a for a in row['aliases'])}")
     for key in ("created", "run_id", "source", "description"):
@@ -138,10 +120,9 @@ def show_command(
 
 
 def _eval_set(dataset: str, groups: int, layout: str, services):
-    from mvarchive.cli import _options
     from mvarchive.models.evaluate import EvalSet
 
-    return EvalSet(dataset, layout, groups, _options(None, dataset, services.storage_options))
+    return EvalSet(dataset, layout, groups, storage_options(None, dataset, services.storage_options))
 
 
 @models_app.command("evaluate")
@@ -155,11 +136,10 @@ def evaluate_command(
     json_output: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
 ) -> None:
     """Measure a version on a dataset with real bytes; log an MLflow run and tag the version."""
-    from mvarchive.cli import out
     from mvarchive.models.lifecycle import record_evaluation
 
-    services = _services(ctx)
-    figures, run_id = _call(record_evaluation, _uri(name, version), _eval_set(dataset, groups, layout, services),
+    services = services_of(ctx)
+    figures, run_id = call_or_exit(record_evaluation, _uri(name, version), _eval_set(dataset, groups, layout, services),
                             services.resolved_mlflow_uri(), services.mlflow_experiment)
     if json_output:
         print(json.dumps({**figures, "mlflow_run_id": run_id}, indent=2, default=str))
@@ -182,11 +162,10 @@ def promote_command(
 ) -> None:
     """Move @champion to a version if it beats the champion on the dataset (RD cost at the
     champion's λ, or BD-rate); the decision and its numbers go to an MLflow run."""
-    from mvarchive.cli import out
     from mvarchive.models.lifecycle import promote_version
 
-    services = _services(ctx)
-    report = _call(promote_version, _uri(name, version), _eval_set(dataset, groups, layout, services),
+    services = services_of(ctx)
+    report = call_or_exit(promote_version, _uri(name, version), _eval_set(dataset, groups, layout, services),
                    services.resolved_mlflow_uri(), services.mlflow_experiment, force=force,
                    min_improvement=min_improvement)
     out.print(report.line, highlight=False, soft_wrap=True)
@@ -213,14 +192,13 @@ def retrain_command(
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
 ) -> None:
     """Fine-tune a registered version on new data, register it, and promote it if it beats the champion."""
-    from mvarchive.cli import _fail, out
     from mvarchive.flows.retrain import RetrainConfig, retrain
     from mvarchive.flows.runtime import prefect_session
     from mvarchive.tracking import TrackingConfig
 
     if steps < 1 or batch_size < 1 or crop < 64 or eval_groups < 1:
-        _fail("--steps, --batch-size and --eval-groups must be >= 1 and --crop >= 64")
-    services = _services(ctx)
+        fail("--steps, --batch-size and --eval-groups must be >= 1 and --crop >= 64")
+    services = services_of(ctx)
     config = RetrainConfig(
         dataset=dataset, output_dir=str(output_dir), model=model, codec=codec, eval_dataset=eval_dataset, steps=steps,
         lmbda=lmbda, batch_size=batch_size, crop=crop, learning_rate=learning_rate, eval_groups=eval_groups,
@@ -228,10 +206,6 @@ def retrain_command(
         device=device,
     )
     with prefect_session(services):
-        report = _call(retrain, config, TrackingConfig(services.resolved_mlflow_uri(), services.mlflow_experiment))
+        report = call_or_exit(retrain, config, TrackingConfig(services.resolved_mlflow_uri(), services.mlflow_experiment))
     out.print(report.line, highlight=False, soft_wrap=True)
 
-
-if __name__ == "__main__":
-    models_app.command("retrain")(retrain_command)
-    models_app()

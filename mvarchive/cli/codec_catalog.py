@@ -21,8 +21,11 @@ __all__ = ["build_catalog", "catalog", "catalog_digest"]
 
 _PACKAGES = ("torch", "compressai", "mvarchive")
 
+#: The sources of ``mvarchive.codecs``, found without importing the package.
+CODEC_SOURCES = Path(__file__).resolve().parents[1] / "codecs"
 
-def catalog_digest() -> str:
+
+def catalog_digest(codec_sources: Path = CODEC_SOURCES) -> str:
     """SHA-256 over the codec package's sources and the versions of the packages they build on."""
     digest = hashlib.sha256()
     for package in _PACKAGES:
@@ -31,9 +34,8 @@ def catalog_digest() -> str:
         except metadata.PackageNotFoundError:
             version = "none"
         digest.update(f"{package}={version}\n".encode())
-    root = Path(__file__).resolve().parent / "codecs"
-    for path in sorted(root.rglob("*.py")):
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    for path in sorted(codec_sources.rglob("*.py")):
+        digest.update(path.relative_to(codec_sources).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 

@@ -1,6 +1,6 @@
 """``mvarchive train``: train a codec (one rate point, or a λ sweep), registered in MLflow.
 
-Registered in :mod:`mvarchive.cli` with ``app.command("train")(train_command)``. Nothing heavy is
+Registered in :mod:`mvarchive.cli.app` with ``app.command("train")(train_command)``. Nothing heavy is
 imported before the command runs, so ``--help`` answers at once.
 
 One ``--lmbda`` trains one rate point in the command's process (the ``train-codec`` flow) into
@@ -12,12 +12,13 @@ baselines on the parent MLflow run. See docs/training.md.
 from __future__ import annotations
 
 import json
-
 import os
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+
+from .common import call_or_exit, fail, out, services_of
 
 #: CLI option -> (TrainConfig field, its default), for the loop's options (errors name the option).
 LOOP_OPTIONS: dict[str, tuple[str, Any]] = {
@@ -99,29 +100,28 @@ def train_command(
 
     Several --lmbda make a sweep: a task per λ on the Dask workers, an MLflow parent run with a child per λ.
     """
-    from mvarchive.cli import _fail, _run, _services, out
 
     lmbdas = list(lmbda or [1024.0])
     # user errors first, before any service starts (and before torch is imported)
     if steps < 1 or batch_size < 1 or crop < 64 or (checkpoint_every is not None and checkpoint_every < 1):
-        _fail("--steps, --batch-size and --checkpoint-every must be >= 1 and --crop >= 64")
+        fail("--steps, --batch-size and --checkpoint-every must be >= 1 and --crop >= 64")
     for value in lmbdas:
         if not value > 0:
-            _fail(f"--lmbda must be > 0, got {value:g}")
+            fail(f"--lmbda must be > 0, got {value:g}")
     if len({f"{v:g}" for v in lmbdas}) != len(lmbdas):
-        _fail(f"--lmbda values repeat: {', '.join(f'{v:g}' for v in lmbdas)}")
+        fail(f"--lmbda values repeat: {', '.join(f'{v:g}' for v in lmbdas)}")
     for option, value, low in (("--eval-groups", eval_groups, 1), ("--val-groups", val_groups, 1),
                                ("--val-every", val_every, 1), ("--grad-accum", grad_accum, 1),
                                ("--loader-workers", loader_workers, 0), ("--world-size", world_size, 1)):
         if value is not None and value < low:
-            _fail(f"{option} must be >= {low}, got {value}")
-    device = _device(device, _fail)
-    services = _services(ctx)
+            fail(f"{option} must be >= {low}, got {value}")
+    device = _device(device, fail)
+    services = services_of(ctx)
     from mvarchive.codecs import create_codec
     from mvarchive.datasets import discover_dataset
     from mvarchive.training import TrainConfig
 
-    loop = _run(_loop_fields, {"metric": metric, "lr_schedule": lr_schedule, "val_every": val_every,
+    loop = call_or_exit(_loop_fields, {"metric": metric, "lr_schedule": lr_schedule, "val_every": val_every,
                                "val_dataset": val_dataset, "val_groups": val_groups, "grad_accum": grad_accum,
                                "precision": precision, "compile": compile_model, "loader_workers": loader_workers,
                                "world_size": world_size})
@@ -135,26 +135,26 @@ def train_command(
                              eval_baselines=eval_baselines, **extra,
                              **{k: (paths(v) if k == "val_dataset" else v) for k, v in loop.items()})
     except (ValueError, TypeError) as exc:
-        _fail(_option_message(str(exc)))
-    index = _run(discover_dataset, dataset, layout)
-    _run(lambda: create_codec(codec, preset).check_views(len(index.cameras)))
+        fail(_option_message(str(exc)))
+    index = call_or_exit(discover_dataset, dataset, layout)
+    call_or_exit(lambda: create_codec(codec, preset).check_views(len(index.cameras)))
     for other in (eval_dataset, val_dataset):
         if other is not None:
-            _run(discover_dataset, other, layout)
+            call_or_exit(discover_dataset, other, layout)
     if init is not None:
         from mvarchive.models.registry import is_model_uri, resolve_model_uri
 
         # pin an alias now: a resumed run must start from the same weights
-        config.init = _run(resolve_model_uri, init, services.resolved_mlflow_uri()).uri if is_model_uri(init) else paths(init)
+        config.init = call_or_exit(resolve_model_uri, init, services.resolved_mlflow_uri()).uri if is_model_uri(init) else paths(init)
         from mvarchive.training.init import finetune_defaults, model_from_source, read_init_source
 
         # a missing, foreign or ill-fitting checkpoint fails here, before any run is opened
-        source = _run(read_init_source, config.init, {"mlflow_tracking_uri": services.resolved_mlflow_uri()})
-        out.print(_run(model_from_source, config, source)[1].summary(), highlight=False, markup=False)
+        source = call_or_exit(read_init_source, config.init, {"mlflow_tracking_uri": services.resolved_mlflow_uri()})
+        out.print(call_or_exit(model_from_source, config, source)[1].summary(), highlight=False, markup=False)
         _apply_finetune_defaults(ctx, config, finetune_defaults(source, codec), out)
     from mvarchive.evaluation.baselines import parse_baselines
 
-    _run(parse_baselines, eval_baselines)
+    call_or_exit(parse_baselines, eval_baselines)
     if sweep:
         _train_sweep(config, lmbdas, services, json_output)
         return
@@ -165,11 +165,11 @@ def train_command(
     tracking = TrackingConfig(services.resolved_mlflow_uri(), services.mlflow_experiment)
     with prefect_session(services) as api_url:
         if config.device == "cpu":  # trains in this process
-            report = _run(train_codec, config, tracking)
+            report = call_or_exit(train_codec, config, tracking)
         else:  # a task on a GPU worker of the cluster (the stack's, or a LocalCluster on this host)
             from mvarchive.flows.runtime import run_on_dask
 
-            report = _run(run_on_dask, train_codec, services, api_url, config=config, tracking=tracking)
+            report = call_or_exit(run_on_dask, train_codec, services, api_url, config=config, tracking=tracking)
     final = report.result.final
     if json_output:
         print(json.dumps({"checkpoint": str(report.result.checkpoint), "weights_digest": report.result.weights_digest,
@@ -211,26 +211,25 @@ def _apply_finetune_defaults(ctx: typer.Context, config: Any, defaults: dict[str
 
 def _train_sweep(config: Any, lmbdas: list[float], services: Any, json_output: bool = False) -> None:
     """Run the train-sweep flow on Dask and print its table and BD-rates."""
-    from mvarchive.cli import _fail, _run, out
     from mvarchive.flows.runtime import prefect_session, run_on_dask
     from mvarchive.flows.sweep import SweepConfig, train_sweep
-    from mvarchive.training import TrainingConfigMismatch, check_resume
     from mvarchive.tracking import TrackingConfig
+    from mvarchive.training import TrainingConfigMismatch, check_resume
 
-    sweep = _run(SweepConfig, config, tuple(lmbdas))
+    sweep = call_or_exit(SweepConfig, config, tuple(lmbdas))
     for point in sweep.points():  # another run's last.pt: refused before any service starts
         try:
             check_resume(point)
         except TrainingConfigMismatch as exc:
-            _fail(str(exc))
+            fail(str(exc))
     tracking = TrackingConfig(services.resolved_mlflow_uri(), services.mlflow_experiment)
     from mvarchive.infra.gpu import NoGpuWorkerError
 
     with prefect_session(services) as api_url:
         try:
-            report = _run(run_on_dask, train_sweep, services, api_url, config=sweep, tracking=tracking)
+            report = call_or_exit(run_on_dask, train_sweep, services, api_url, config=sweep, tracking=tracking)
         except NoGpuWorkerError as exc:
-            _fail(str(exc).removeprefix("error: "))
+            fail(str(exc).removeprefix("error: "))
     if json_output:
         print(json.dumps({
             "codec": config.codec, "preset": config.preset, "parent_run_id": report.parent_run_id,

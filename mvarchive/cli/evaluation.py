@@ -1,7 +1,6 @@
 """``mvarchive eval``: rate-distortion evaluation against classical baselines.
 
-Registered in :mod:`mvarchive.cli` with ``app.command("eval")(eval_command)``; the shared
-helpers (service options, error exit, consoles) come from there.
+Registered in :mod:`mvarchive.cli.app` with ``app.command("eval")(eval_command)``.
 """
 
 from __future__ import annotations
@@ -12,6 +11,9 @@ from typing import Annotated, Optional
 import typer
 
 from mvarchive.evaluation.baselines import BASELINE_NAMES
+
+from .common import call_or_exit, services_of, storage_options
+from .common import out as console
 
 
 def eval_command(
@@ -33,14 +35,12 @@ def eval_command(
     json_output: Annotated[bool, typer.Option("--json", help="Print the results JSON instead of tables.")] = False,
 ) -> None:
     """Measure RD curves (real bytes, PSNR, MS-SSIM, times) of codecs and baselines; BD-rates; plots; MLflow."""
-    from mvarchive.cli import _options, _run, _services
-    from mvarchive.cli import out as console
     from mvarchive.evaluation.tables import codec_table, rd_table
-    from mvarchive.tracking import TrackingConfig
     from mvarchive.flows.evaluate import EvaluateConfig, evaluate_dataset
     from mvarchive.flows.runtime import prefect_session, run_on_dask
+    from mvarchive.tracking import TrackingConfig
 
-    services = _services(ctx)
+    services = services_of(ctx)
     if any(c.startswith("models:/") for c in checkpoint or []):
         import os
 
@@ -48,10 +48,10 @@ def eval_command(
         os.environ["MLFLOW_TRACKING_URI"] = services.resolved_mlflow_uri()
     config = EvaluateConfig(
         dataset=dataset, codecs=list(codec or []), checkpoints=list(checkpoint or []), baselines=baselines,
-        anchor=anchor, out_dir=str(out), storage_options=_options(None, dataset, services.storage_options),
+        anchor=anchor, out_dir=str(out), storage_options=storage_options(None, dataset, services.storage_options),
     )
     with prefect_session(services) as api_url:
-        report = _run(run_on_dask, evaluate_dataset, services, api_url, config=config,
+        report = call_or_exit(run_on_dask, evaluate_dataset, services, api_url, config=config,
                       tracking=TrackingConfig(services.resolved_mlflow_uri(), services.mlflow_experiment),
                       show_progress=not json_output)
     if json_output:

@@ -1,5 +1,6 @@
 """``mvarchive services up | status | down``: the persistent service stack.
 
+Registered in :mod:`mvarchive.cli.app` with ``app.add_typer(services_app, name="services")``.
 Only typer is imported here; the stack code (and Prefect, MLflow, Dask with it)
 loads inside the commands, so ``--help`` answers at once.
 """
@@ -11,6 +12,8 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+
+from .common import fail
 
 services_app = typer.Typer(
     help="Persistent services (Prefect, MLflow, Dask, optional S3) that every command uses while "
@@ -29,11 +32,6 @@ def _config(home: Optional[Path]):  # type: ignore[no-untyped-def]
 
     # The stack's own settings must not feed back into starting it.
     return ServicesConfig.from_env(home=home, use_stack=False)
-
-
-def _fail(message: str, code: int = 1) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
 
 
 @services_app.command()
@@ -58,7 +56,7 @@ def up(
         validate_bucket_name(bucket)
         config = _config(home)
     except ValueError as exc:
-        _fail(str(exc), 2)
+        fail(str(exc), 2)
     options = StackOptions(
         workers=workers, threads_per_worker=threads, s3=s3, bucket=bucket,
         prefect_port=prefect_port, mlflow_port=mlflow_port,
@@ -67,7 +65,7 @@ def up(
     try:
         report = stack_up(config, options)
     except (ServiceStartError, FileNotFoundError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc), 1)
     for name in report.running:
         typer.echo(f"already running  {name}")
     for name in report.remote:
@@ -99,7 +97,7 @@ def status(
     try:
         config = _config(home)
     except ValueError as exc:
-        _fail(str(exc), 2)
+        fail(str(exc), 2)
     state, lines = stack_status(config)
     code = 3 if state is None else (0 if all(line.ok for line in lines) else 1)
     if json_output:
@@ -132,7 +130,7 @@ def down(
     try:
         config = _config(home)
     except ValueError as exc:
-        _fail(str(exc), 2)
+        fail(str(exc), 2)
     report = stack_down(config, timeout)
     if not report.had_state:
         typer.echo(f"no stack recorded under {config.home}; nothing to stop")
@@ -143,6 +141,3 @@ def down(
         typer.echo(f"left     {name}: {reason}")
     typer.echo("logs and data stay in " + str(config.home))
 
-
-if __name__ == "__main__":
-    services_app()

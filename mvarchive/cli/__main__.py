@@ -1,0 +1,5 @@
+"""``python -m mvarchive.cli``: the same as the ``mvarchive`` script."""
+
+from .app import main
+
+main()
