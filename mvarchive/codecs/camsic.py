@@ -68,6 +68,7 @@ from .entropy import (
     single_threaded,
     ste_round,
 )
+from .layers import relative_position_index
 from .registry import create_codec, register_codec
 from .vemic import LoadReport
 
@@ -136,9 +137,7 @@ class WindowAttention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
         self.relative_position_bias_table = nn.Parameter(_trunc_normal(torch.zeros((2 * window - 1) ** 2, heads)))
-        coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")).flatten(1)
-        rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + (window - 1)
-        self.register_buffer("relative_position_index", rel[..., 0] * (2 * window - 1) + rel[..., 1], persistent=False)
+        self.register_buffer("relative_position_index", relative_position_index(window), persistent=False)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """x: (B·nW, w², C); mask: (nW, w², w²) additive."""

@@ -7,11 +7,32 @@ import torch.nn as nn
 from compressai.layers import ResidualBlock
 
 
-class EfficientCrossAttention(nn.Module):
-    """Multi-head efficient (linear) attention, Shen et al. 2021.
+def linear_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:
+    """Efficient (linear) attention, Shen et al. 2021, on token-last tensors.
 
-    Queries are softmaxed over channels, keys over positions; the context ``K Vᵀ`` is
-    ``d_k x d_v`` per head, so the cost is linear in H*W. No 1/sqrt(d) scaling.
+    ``q`` (B, d_k, Lq), ``k`` (B, d_k, Lk), ``v`` (B, d_v, Lk) -> (B, d_v, Lq). Heads are
+    contiguous channel groups; queries are softmaxed over channels, keys over positions, and
+    the per-head context ``K Vᵀ`` is d_k x d_v, so the cost is linear in the token count.
+    """
+    b = q.shape[0]
+    q = q.reshape(b, heads, -1, q.shape[-1]).softmax(dim=2)
+    k = k.reshape(b, heads, -1, k.shape[-1]).softmax(dim=3)
+    v = v.reshape(b, heads, -1, v.shape[-1])
+    context = k @ v.transpose(-1, -2)  # (b, h, d_k/h, d_v/h)
+    return (context.transpose(-1, -2) @ q).reshape(b, -1, q.shape[-1])
+
+
+def relative_position_index(window: int) -> torch.Tensor:
+    """(w², w²) index into a ((2w-1)², heads) relative-position bias table (Swin, Liu et al.
+    2021): entry (a, b) identifies the offset from token b to token a of a w x w window."""
+    coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")).flatten(1)
+    rel = coords[:, :, None] - coords[:, None, :] + (window - 1)  # (2, T, T)
+    return rel[0] * (2 * window - 1) + rel[1]
+
+
+class EfficientCrossAttention(nn.Module):
+    """Multi-head :func:`linear_attention` with 1x1 projections and no 1/sqrt(d) scaling.
+
     Queries come from one feature map, keys and values from another.
     """
 
@@ -30,11 +51,9 @@ class EfficientCrossAttention(nn.Module):
     def attend(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
         """Attention with queries, keys and values taken from three feature maps."""
         n, _, height, width = query.shape
-        h = self.heads
-        q = self.query(query).reshape(n, h, -1, height * width).softmax(dim=2)
-        k = self.key(key).reshape(n, h, -1, height * width).softmax(dim=3)
-        v = self.value(value).reshape(n, h, -1, height * width)
-        attended = (k @ v.transpose(-1, -2)).transpose(-1, -2) @ q  # (n, h, d_v, HW)
+        attended = linear_attention(
+            self.query(query).flatten(2), self.key(key).flatten(2), self.value(value).flatten(2), self.heads
+        )
         return self.project(attended.reshape(n, -1, height, width))
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:

@@ -77,6 +77,7 @@ from .entropy import (
     checkerboard,
     single_threaded,
 )
+from .layers import linear_attention, relative_position_index
 from .registry import register_codec
 
 
@@ -169,29 +170,9 @@ def hyper_synthesis(n: int, m: int) -> nn.Sequential:
 
 
 # --- attention helpers -----------------------------------------------------------------------
-def linear_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:
-    """Efficient attention (Shen et al. 2021) on token-last tensors.
-
-    ``q`` (B, d_k, Lq), ``k`` (B, d_k, Lk), ``v`` (B, d_v, Lk) -> (B, d_v, Lq). Heads are
-    contiguous channel groups; queries softmaxed over channels, keys over positions.
-    """
-    b = q.shape[0]
-    q = q.reshape(b, heads, -1, q.shape[-1]).softmax(dim=2)
-    k = k.reshape(b, heads, -1, k.shape[-1]).softmax(dim=3)
-    v = v.reshape(b, heads, -1, v.shape[-1])
-    context = k @ v.transpose(-1, -2)  # (b, h, d_k/h, d_v/h)
-    return (context.transpose(-1, -2) @ q).reshape(b, -1, q.shape[-1])
-
-
 def conv_projection(in_ch: int, out_ch: int) -> nn.Sequential:
     """1x1 conv then depthwise 3x3 (MLIC++'s q/k/v projections)."""
     return nn.Sequential(nn.Conv2d(in_ch, out_ch, 1), nn.Conv2d(out_ch, out_ch, 3, padding=1, groups=out_ch))
-
-
-def _relative_position_index(window: int) -> torch.Tensor:
-    coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")).flatten(1)
-    rel = coords[:, :, None] - coords[:, None, :] + (window - 1)  # (2, T, T)
-    return rel[0] * (2 * window - 1) + rel[1]
 
 
 # --- contexts --------------------------------------------------------------------------------
@@ -219,7 +200,7 @@ class LocalWindowContext(nn.Module):
         self.mlp = nn.Sequential(
             nn.Linear(2 * channels, 2 * channels * mlp_ratio), nn.GELU(), nn.Linear(2 * channels * mlp_ratio, 2 * channels)
         )
-        self.register_buffer("position_index", _relative_position_index(window), persistent=False)
+        self.register_buffer("position_index", relative_position_index(window), persistent=False)
 
     def forward(self, anchors: torch.Tensor) -> torch.Tensor:
         b, c, h, w = anchors.shape

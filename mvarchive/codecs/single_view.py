@@ -12,7 +12,7 @@ import torch
 from compressai.models import MeanScaleHyperprior
 
 from .base import CodedStreams, MultiViewCodec
-from .entropy import HYPERPRIOR_MULTIPLE, CdfTables, HyperCode, Hyperprior, SymbolCoder, single_threaded
+from .entropy import HYPERPRIOR_MULTIPLE, CdfTables, HyperCode, Hyperprior, RansQuantizer, SymbolCoder, single_threaded
 from .registry import register_codec
 
 
@@ -46,12 +46,10 @@ class SingleViewMeanScale(MultiViewCodec):
         self, z: HyperCode, coder: SymbolCoder, y: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The y symbols and y^ of every view, each view in its own stream of ``coder``."""
-        gc = self.model.gaussian_conditional
+        scales, means = z.features.chunk(2, dim=1)
         with single_threaded():
-            scales, means = z.features.chunk(2, dim=1)
-            indexes = gc.build_indexes(scales)
-        symbols = coder.code(indexes, means, y)
-        return symbols, symbols.to(means.dtype) + means
+            y_hat, symbols = RansQuantizer(self.model.gaussian_conditional, coder)(y, scales, means)
+        return symbols, y_hat
 
     def _encode_padded(self, x: torch.Tensor, reconstruct: bool = True) -> CodedStreams:
         y = self.model.g_a(x)
