@@ -1,6 +1,6 @@
 """BiSIC and BiSIC-Fast: bidirectional stereo image compression (Liu et al., ECCV 2024).
 
-Data flow (paper §3, Fig. 1; ``../shared/reference/architectures.md`` §3). The two views are
+Data flow (paper §3, Fig. 1; official code ``LIUZhening111/BiSIC``). The two views are
 one stereo pair; every network is shared by both and treats them symmetrically::
 
     x_l, x_r --E-A (3-D convs)--> MutualAttention --E-B (3-D convs)--> MutualAttention --> y_l, y_r
@@ -521,7 +521,7 @@ class BiSIC(MultiViewCodec):
         return CodedStreams(list(streams), latents, self.synthesis(y_hat))
 
     def parameter_counts(self) -> dict[str, int]:
-        """Totals, encoder/decoder sides and the module breakdown of reference §3.7."""
+        """Totals, encoder/decoder sides and the module breakdown of the official model."""
 
         def count(*modules: nn.Module | None) -> int:
             return sum(p.numel() for module in modules if module is not None for p in module.parameters())

@@ -1,6 +1,6 @@
 """CAMSIC: content-aware masked image modeling Transformer for stereo image compression.
 
-Zhang et al., arXiv 2403.08505 (2024); ``../shared/reference/architectures.md`` §4.
+Zhang et al., arXiv 2403.08505 (2024), §3–4; official code ``Xinjie-Q/CAMSIC``.
 
 Data flow. Each view is transformed on its own by ELIC's g_a / g_s (shared weights,
 y: M channels at H/16). Per view, y → h_a → z (``z`` channels, H/64, factorized prior);
@@ -11,7 +11,7 @@ Transformer (token projection + LayerNorm, identity embeddings ID₀ on not-yet-
 tokens and ID₁ on decoded ŷ tokens, W-MSA / SW-MSA blocks with relative position bias and
 res-post-norm) and a per-token entropy-parameter head give (σ, μ) of a Gaussian ⊛ U(−½, ½).
 
-Training (paper Eq. 6, §4.6 of the reference): pass 1 on c (all ID₀) gives (σ¹, μ¹); a
+Training (paper §3.4, Eq. 6): pass 1 on c (all ID₀) gives (σ¹, μ¹); a
 Bernoulli(½) mask m (1×1×h×w, from the global RNG, training only) selects positions whose
 rate uses pass 1; they are replaced by round(y − μ¹) + μ¹ (STE) with ID₁ for pass 2, whose
 (σ², μ²) code the rest. In eval mode ``forward`` runs the same T-step schedule as coding and
@@ -432,7 +432,7 @@ class CAMSIC(MultiViewCodec):
         return CodedStreams(streams, latents, self.g_s(torch.cat(y_hats)) if reconstruct else None)
 
     def parameter_counts(self) -> dict[str, int]:
-        """Breakdown as in the reference §4.10; encoder = g_a + hyperprior + entropy model,
+        """Breakdown of the official model; encoder = g_a + hyperprior + entropy model,
         decoder = h_s + factorized prior + entropy model + g_s."""
 
         def count(*parts) -> int:

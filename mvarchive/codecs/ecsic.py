@@ -1,6 +1,6 @@
 """ECSIC: epipolar cross attention for stereo image compression (Wödlinger et al., WACV 2024).
 
-Layer-by-layer facts: ``../shared/reference/architectures.md`` §2. A stereo pair (view 0 =
+Layer-by-layer facts: paper §3–4 and the official code (``mwoedlinger/ecsic``). A stereo pair (view 0 =
 left, view 1 = right) goes through two parallel streams with separate weights, except the
 first three encoder convolutions (and their PReLUs), which are shared. Stereo cross attention
 (SCA) modules couple the streams in the encoder E, the decoder D, the hyper-encoder h_E, the
@@ -359,7 +359,7 @@ class ECSIC(MultiViewCodec):
         return self._finish(list(streams), symbols, y_left, y_right)
 
     def parameter_counts(self) -> dict[str, int]:
-        """Per module as in the reference's §2.8, plus encoder side (E, h_E and the whole
+        """Per module as the official model counts them, plus encoder side (E, h_E and the whole
         entropy model) and decoder side (entropy model and D)."""
 
         def count(*modules: nn.Module) -> int:

@@ -1,7 +1,7 @@
 """ELIC transforms and the single-view ELIC baseline.
 
 ELIC (He et al., CVPR 2022) as re-implemented by Chandelier and shipped in CompressAI as
-``Elic2022Chandelier``; ``../shared/reference/architectures.md`` §4.2.
+``Elic2022Chandelier``; CAMSIC (:mod:`.camsic`) borrows its transforms.
 
 * :func:`elic_analysis` / :func:`elic_synthesis` build ELIC's g_a / g_s from module-level
   blocks (:class:`ResidualBottleneck`, :class:`AttnBlock`), so codecs that borrow them

@@ -6,7 +6,7 @@ distribution in place of the normal: the likelihood of a value v given (mu, b) i
     P = F((1/2 - |v - mu|) / b) - F((-1/2 - |v - mu|) / b),   F = standard Laplace CDF,
 
 with b lower-bounded at 0.1 and P at 1e-9, both by CompressAI's gradient-passing
-``LowerBound`` (ECSIC, ``../shared/reference/architectures.md`` §2.5). Coding reuses the
+``LowerBound`` (ECSIC paper §3.1 and its official code, ``mwoedlinger/ecsic``). Coding reuses the
 parent's machinery unchanged: ``update()`` tabulates one quantized CDF per entry of a scale
 table (via the overridden ``_standardized_cumulative`` / ``_standardized_quantile``),
 ``build_indexes`` maps each predicted b to the first table entry >= b, and symbols

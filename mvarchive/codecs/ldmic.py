@@ -1,6 +1,6 @@
 """LDMIC: learning-based distributed multi-view image coding (Zhang et al., ICLR 2023).
 
-Data flow (paper §3, Fig. 2; ``../shared/reference/architectures.md`` §1): every view is
+Data flow (paper §3, Fig. 2; official code ``Xinjie-Q/LDMIC``): every view is
 encoded *independently* by the same network: x_k -> g_a -> y_k -> h_a -> z_k. z_k is coded
 with a factorized prior, its hyper-decoding h_s gives the prior parameters of y_k, refined by
 a spatial context model (autoregressive raster scan for ``ldmic``, two-pass checkerboard for

@@ -14,7 +14,7 @@ A single-view codec built from composable parts that VEMIC (:mod:`.vemic`) reuse
   layer of the entropy-parameter networks (VEMIC plugs its cross-view attention in here).
 * :class:`SingleViewMLICPP` — the ``single-view-mlicpp`` codec: the core applied to each view.
 
-Data flow per view (``../shared/reference/architectures.md`` §5.1–5.2)::
+Data flow per view (official code ``JiangWeibeta/MLIC``, ``MLIC++/models/mlicpp.py``)::
 
     x -> g_a -> y (M, /16) -> h_a -> z (N, /64) -> EB -> z^ -> h_s -> hyper (2M = scales | means)
     for slice s = 0..S-1 (c = M/S channels):
@@ -556,7 +556,7 @@ class SingleViewMLICPP(MultiViewCodec):
         return collect(codes, list(streams), torch.cat(images))
 
     def parameter_counts(self) -> dict[str, int]:
-        """Per part, as in the reference breakdown (g_a 4.40 M, ..., LRP 25.90 M), and total."""
+        """Per part, as the official model's breakdown (g_a 4.40 M, ..., LRP 25.90 M), and total."""
         return self.base.parameter_counts()
 
 

@@ -4,8 +4,8 @@ Every view goes through the same MLIC++ model (:mod:`.mlicpp`: transforms, hyper
 multi-reference entropy model, weights shared across views). Views are coded
 **autoregressively in view order 1..K**: view 1 is plain MLIC++; for view v >= 2 a
 *view-context* attention block adds, for every channel slice s, features computed from the
-previous views to the entropy-parameter estimation of that slice (paper §3.2, Fig. 2;
-``../shared/reference/architectures.md`` §5.3). No public code exists; the choices below fill
+previous views to the entropy-parameter estimation of that slice (paper §3.2–3.3, Fig. 2).
+No public code exists; the choices below fill
 what the paper leaves open.
 
 Coding order and streams: view 1, view 2, ..., view K, each as one z stream then one y stream

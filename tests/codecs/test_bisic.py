@@ -64,7 +64,7 @@ def test_round_trip_is_exact(codecs, coded64, pair64, name, size):
 def test_paper_parameter_counts(name, expected):
     counts = create_codec(name, "paper").parameter_counts()
     assert abs(counts["total"] / expected - 1) < 0.02, counts
-    # module breakdown of the reference measurement (§3.7)
+    # module breakdown measured on the official model
     assert counts["codec_convs"] == 16_676_547
     assert counts["codec_mutual_attention"] == 4 * 6_234_432
     assert counts["channel_mutual_attention"] == (2_771_840 if name == "bisic" else 11_081_472)

@@ -77,7 +77,7 @@ def _repack(data: bytes, *, drop_last: bool = False, replace: dict[int, bytes] |
 def test_paper_preset_matches_the_official_parameter_count():
     counts = create_codec("ecsic", "paper").parameter_counts()
     assert abs(counts["total"] / 25_742_502 - 1) < 0.02, counts
-    assert counts["total"] == 25_742_502  # measured on the official model (reference §2.8)
+    assert counts["total"] == 25_742_502  # measured on the official model
     assert counts["E"] == 4_751_904 and counts["D"] == 5_421_702 and counts["c_y"] == 4_663_392
 
 
