@@ -12,7 +12,7 @@ the speed work; regenerate them only for a deliberate bitstream change, with
 The bytes are pinned exactly on every machine: the entropy path runs in float64 with one
 thread, so they do not depend on the CPU. The reconstruction does: the synthesis transform
 runs in float32 on the CPU's own kernels, so its uint8 pixels can differ by a rounding step
-between CPU families (the pins below were made on an Intel machine; an AMD EPYC rounds five
+between CPU families (the pixel pins below were made on another CPU than the AMD EPYC that rounds five
 codecs' pixels differently). So the pixels are pinned by SHA-256 and, where the SHA differs,
 must be *close* by the rule restore itself applies (:mod:`mvarchive.integrity`): every 16x16
 tile mean within ``CLOSE_TILE_LSB`` of the pinned thumbnail, which any real change of the
