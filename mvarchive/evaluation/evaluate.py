@@ -31,9 +31,10 @@ import datetime as _dt
 import json
 import math
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -398,7 +399,7 @@ class EvaluationResult:
     unavailable: dict[str, str] = field(default_factory=dict)
     bd: list[BDResult] = field(default_factory=list)
     environment: dict[str, str] = field(default_factory=dict)
-    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
     wall_s: float = math.nan
     schema: str = SCHEMA
 

@@ -14,21 +14,23 @@ MLflow run is created.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from prefect import flow, task
 
 from mvarchive.evaluation.baselines import parse_baselines
 from mvarchive.evaluation.evaluate import EvaluationResult, RatePoint
 from mvarchive.models.evaluate import EvalSet, figures_from_point, rd_against_baselines, write_rd_plot
-from mvarchive.models.registry import ModelVersionRef, register_checkpoint
+from mvarchive.models.publish import register_checkpoint
+from mvarchive.models.registry import ModelVersionRef
 from mvarchive.progress import progress_bar
 from mvarchive.reporting import summary_markdown
 from mvarchive.tasks.worker import check_device
-from mvarchive.training import TrainConfig, TrainResult, check_resume, train_codec_loop
 from mvarchive.tracking import RunLogger, TrackingConfig, environment_params, tracked_run
+from mvarchive.training import TrainConfig, TrainResult, check_resume, train_codec_loop
 
 
 @dataclass

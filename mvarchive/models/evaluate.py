@@ -10,9 +10,10 @@ recovered exactly from each view's PSNR (``10^(-PSNR/10)``).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mvarchive.datasets import DatasetIndex

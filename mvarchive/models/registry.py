@@ -1,13 +1,14 @@
 """Codec checkpoints as versions of MLflow registered models ``mvarchive-<codec>``.
 
 A version's source is the training run's ``checkpoint`` artifact folder (``runs:/RUN/checkpoint``,
-a plain ``.pt`` file written by :func:`mvarchive.codecs.save_checkpoint`), so the UI links the
+a plain ``.pt`` file written by :func:`mvarchive.codecs.save_checkpoint`; registered by
+:func:`mvarchive.models.publish.register_checkpoint`), so the UI links the
 version to its run and any client that can read the run's artifacts (the SQLite store's folder,
 or a tracking server proxying S3) can download it. Its tags say what it is: weights digest,
 codec, preset, config, λ, datasets, RD point, training run.
 
 ``models:/NAME/VERSION`` and ``models:/NAME@ALIAS`` are accepted wherever a checkpoint is
-(:func:`mvarchive.codecs.registry.read_checkpoint_bytes` delegates here), and downloads are
+(:func:`mvarchive.codecs.checkpoint.read_checkpoint_bytes` delegates here), and downloads are
 cached under ``MVARCHIVE_HOME/models-cache/<weights digest>/`` so every Dask worker process on a
 host downloads a version once.
 """
@@ -16,13 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Mapping
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # mlflow takes seconds to import
     from mlflow import MlflowClient
@@ -30,7 +31,7 @@ if TYPE_CHECKING:  # mlflow takes seconds to import
 
 __all__ = [
     "CHAMPION", "MODEL_NAME_PREFIX", "ModelRegistryError", "ModelVersionRef", "checkpoint_path", "fetch_checkpoint",
-    "is_model_uri", "registered_name", "register_checkpoint", "registry_client", "resolve_model_uri",
+    "is_model_uri", "registered_name", "registry_client", "resolve_model_uri",
     "version_tags",
 ]
 
@@ -78,7 +79,7 @@ def _cache_root() -> Path:
     return ServicesConfig.from_env().home / CACHE_DIRNAME
 
 
-def registry_client(tracking_uri: str | None = None) -> "MlflowClient":
+def registry_client(tracking_uri: str | None = None) -> MlflowClient:
     """A client whose registry is the tracking store (no global MLflow state)."""
     from mlflow import MlflowClient
 
@@ -100,7 +101,7 @@ def _parse(uri: str) -> tuple[str, str | None, str | None]:
     return match["name"], match["version"], match["alias"]
 
 
-def _model_version(client: "MlflowClient", uri: str) -> "ModelVersion":
+def _model_version(client: MlflowClient, uri: str) -> ModelVersion:
     from mlflow.exceptions import MlflowException
 
     name, version, alias = _parse(uri)
@@ -138,7 +139,8 @@ def version_tags(uri: str, tracking_uri: str | None = None) -> dict[str, str]:
     return dict(_model_version(registry_client(tracking_uri), uri).tags)
 
 
-def _sha256(data: bytes) -> str:
+def sha256_hex(data: bytes) -> str:
+    """The SHA-256 of a checkpoint file, as recorded in a version's ``checkpoint_sha256`` tag."""
     return hashlib.sha256(data).hexdigest()
 
 
@@ -174,14 +176,14 @@ def checkpoint_path(uri: str, tracking_uri: str | None = None, cache_dir: str | 
                                  "or checkpoint_sha256 tag, or no run)")
     folder = Path(cache_dir) if cache_dir is not None else _cache_root()
     target = folder / digest / Path(artifact).name
-    if target.is_file() and _sha256(target.read_bytes()) == sha:
+    if target.is_file() and sha256_hex(target.read_bytes()) == sha:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".download-") as tmp, _no_progress_bar():
         local = Path(client.download_artifacts(mv.run_id, artifact, tmp))
         data = local.read_bytes()
-        if _sha256(data) != sha:
-            raise ModelRegistryError(f"{where}: downloaded checkpoint {artifact} has SHA-256 {_sha256(data)[:12]}, "
+        if sha256_hex(data) != sha:
+            raise ModelRegistryError(f"{where}: downloaded checkpoint {artifact} has SHA-256 {sha256_hex(data)[:12]}, "
                                      f"the version records {sha[:12]}")
         os.replace(local, target)  # atomic: concurrent workers each write a whole file
     return target
@@ -192,15 +194,7 @@ def fetch_checkpoint(uri: str, tracking_uri: str | None = None) -> bytes:
     return checkpoint_path(uri, tracking_uri).read_bytes()
 
 
-def _tag_text(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, sort_keys=True)
-    return str(value)
-
-
-def ensure_registered_model(client: "MlflowClient", codec: str) -> str:
+def ensure_registered_model(client: MlflowClient, codec: str) -> str:
     """``mvarchive-<codec>`` in the registry, created if missing; safe when several workers
     register versions at once (the loser of a creation race finds it created)."""
     from mlflow.exceptions import MlflowException
@@ -215,43 +209,3 @@ def ensure_registered_model(client: "MlflowClient", codec: str) -> str:
         except MlflowException:
             client.get_registered_model(name)  # created meanwhile by another worker, else the real error
     return name
-
-
-def register_checkpoint(
-    checkpoint: str | Path, run_id: str, tracking_uri: str | None = None, *, rd_point: Mapping[str, float] | None = None,
-    extra_tags: Mapping[str, Any] | None = None, description: str | None = None,
-) -> ModelVersionRef:
-    """Log ``checkpoint`` (a local ``.pt``) as an artifact of run ``run_id`` and register it as
-    a new version of ``mvarchive-<codec>`` (created on first use).
-
-    Tags: ``weights_digest``, ``checkpoint_sha256``, ``checkpoint_artifact``, ``codec``,
-    ``preset``, ``config`` (JSON), ``lmbda``, ``dataset``, ``steps`` (from the checkpoint),
-    ``training_run_id``, the RD point (``bpp``, ``psnr``, ``ms_ssim``, ``mse``, ...) and
-    ``extra_tags`` (e.g. ``eval_dataset``, ``parent_version``, ``triggered_by``).
-    """
-    from mvarchive.codecs.checkpoint import codec_from_checkpoint, parse_checkpoint, weights_digest
-
-    path = Path(checkpoint)
-    data = path.read_bytes()
-    held = parse_checkpoint(data, str(path))
-    model = codec_from_checkpoint(held, f"checkpoint {path}")
-    extra = held.extra
-    client = registry_client(tracking_uri)
-    client.log_artifact(run_id, str(path), CHECKPOINT_ARTIFACT_DIR)
-    name = ensure_registered_model(client, held.codec)
-    tags: dict[str, Any] = {
-        "weights_digest": weights_digest(model), "checkpoint_sha256": _sha256(data),
-        "checkpoint_artifact": f"{CHECKPOINT_ARTIFACT_DIR}/{path.name}", "codec": held.codec,
-        "preset": held.preset, "config": held.config, "training_run_id": run_id,
-    }
-    for key in ("lmbda", "dataset", "steps"):
-        if extra.get(key) is not None:
-            tags[key] = extra[key]
-    for key, value in (rd_point or {}).items():
-        tags[key] = value
-    tags.update(extra_tags or {})
-    mv = client.create_model_version(
-        name, f"runs:/{run_id}/{CHECKPOINT_ARTIFACT_DIR}", run_id=run_id,
-        tags={k: _tag_text(v) for k, v in tags.items() if v is not None}, description=description,
-    )
-    return ModelVersionRef(mv.name, str(mv.version), f"models:/{mv.name}/{mv.version}")

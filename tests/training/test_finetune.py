@@ -102,7 +102,7 @@ def test_paper_defaults_keep_the_source_lambda(single_view):
 def test_init_from_a_registered_version(sample_data, single_view, tmp_path, mlflow_uri):
     import mlflow
 
-    from mvarchive.models.registry import register_checkpoint
+    from mvarchive.models.publish import register_checkpoint
 
     client = mlflow.MlflowClient(mlflow_uri)
     run = client.create_run(client.create_experiment("finetune"))
