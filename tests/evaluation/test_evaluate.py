@@ -156,8 +156,8 @@ def test_cli_command_help():
     import typer
     from typer.testing import CliRunner
 
-    from mvarchive.cli import main_options
-    from mvarchive.cli_eval import eval_command
+    from mvarchive.cli.app import main_options
+    from mvarchive.cli.evaluation import eval_command
 
     app = typer.Typer()
     app.callback()(main_options)

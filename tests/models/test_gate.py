@@ -58,7 +58,7 @@ def test_models_cli_imports_nothing_heavy():
     import subprocess
     import sys
 
-    code = ("import sys; from typer.testing import CliRunner; from mvarchive.cli_models import models_app; "
+    code = ("import sys; from typer.testing import CliRunner; from mvarchive.cli.models import models_app; "
             "r = CliRunner().invoke(models_app, ['promote', '--help']); assert r.exit_code == 0, r.output; "
             "assert '--force' in r.output; "
             "print(sorted(m for m in ('torch', 'mlflow', 'prefect') if m in sys.modules))")

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from mvarchive.cli_schedule import schedule_app
+from mvarchive.cli.schedule import schedule_app
 from mvarchive.scheduling.deployments import NO_SERVER, prefect_api
 from tests.scheduling.trigger_flows import RECORD_ENV
 
@@ -44,7 +44,7 @@ def served(home: Path, serve_env: dict[str, str]) -> Iterator[subprocess.Popen]:
     log = open(home / "serve.log", "w")
     process = subprocess.Popen(
         [sys.executable, "-u", "-c",
-         "import typer; from mvarchive.cli_schedule import serve_command; typer.run(serve_command)",
+         "import typer; from mvarchive.cli.schedule import serve_command; typer.run(serve_command)",
          "--poll-seconds", "1", "--limit", "2"],
         env=serve_env, stdout=log, stderr=subprocess.STDOUT, cwd=home,
     )
