@@ -11,7 +11,15 @@ import warnings
 warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
 
 from . import bisic, camsic, ecsic, elic, ldmic, mlicpp, single_view, vemic  # noqa: F401  (registration side effect of the codec modules)
-from .base import AnalysisPlacement, CodecIdentity, CompressedGroup, DecodedGroup, MultiViewCodec
+from .base import (
+    AnalysisPlacement,
+    CodecIdentity,
+    CompressedGroup,
+    DecodedGroup,
+    MultiViewCodec,
+    ViewCountError,
+    ViewRange,
+)
 from .bitstream import BitstreamError
 from .checkpoint import (
     CheckpointError,
@@ -22,7 +30,7 @@ from .checkpoint import (
     save_checkpoint,
     weights_digest,
 )
-from .registry import CodecSpec, codecs_accepting, create_codec, get_spec, list_codecs
+from .registry import CodecSpec, check_view_count, codecs_accepting, create_codec, get_spec, list_codecs
 
 __all__ = [
     "AnalysisPlacement",
@@ -34,6 +42,9 @@ __all__ = [
     "CompressedGroup",
     "DecodedGroup",
     "MultiViewCodec",
+    "ViewCountError",
+    "ViewRange",
+    "check_view_count",
     "codecs_accepting",
     "create_codec",
     "get_spec",

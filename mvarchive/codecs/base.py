@@ -20,7 +20,7 @@ import contextlib
 import copy
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Iterator, NamedTuple
+from typing import Any, Iterator, Mapping, NamedTuple
 
 import numpy as np
 import torch
@@ -39,6 +39,71 @@ class CodecIdentity:
     codec_id: int
     preset: str
     config: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ViewRange:
+    """How many views a codec takes: ``minimum`` up to ``maximum`` (None: no upper bound)."""
+
+    minimum: int
+    maximum: int | None = None
+
+    def accepts(self, num_views: int) -> bool:
+        return num_views >= self.minimum and (self.maximum is None or num_views <= self.maximum)
+
+    def __str__(self) -> str:
+        if self.maximum is None:
+            return f"{self.minimum}+"
+        return f"{self.minimum}" if self.maximum == self.minimum else f"{self.minimum}-{self.maximum}"
+
+
+class ViewCountError(ValueError):
+    """A codec was given a view count it does not take. Callers that know every codec (the
+    registry's :func:`.registry.check_view_count`, the CLI, the flows) add the alternatives."""
+
+    def __init__(self, codec: str, views: ViewRange, got: int, alternatives: list[str] | None = None) -> None:
+        message = f"codec {codec!r} takes {views} views, got {got}"
+        if alternatives is not None:
+            message += f"; codecs that take {got} views: {', '.join(alternatives) or 'none'}"
+        super().__init__(message)
+        self.codec, self.views, self.got = codec, views, got
+
+    def with_alternatives(self, alternatives: list[str]) -> ViewCountError:
+        return ViewCountError(self.codec, self.views, self.got, alternatives)
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One name a codec class is registered under (written on the class by
+    :func:`.registry.register_codec`), so that a codec built from a config knows its identity."""
+
+    name: str
+    codec_id: int
+    presets: Mapping[str, Any]
+
+    def shared(self) -> dict[str, Any]:
+        """The config values all presets of this name have in common (e.g. LDMIC's context model)."""
+        fields = [config_dict(config) for config in self.presets.values()]
+        return {k: v for k, v in fields[0].items() if all(f.get(k) == v for f in fields)} if fields else {}
+
+    def identify(self, config: Any, required: Mapping[str, Any]) -> CodecIdentity | None:
+        """This name's identity for ``config``, or None when ``config`` is of another type or
+        lacks one of the ``required`` values (those that tell this name from the class's others).
+
+        The preset recorded is the one closest to ``config`` (fewest differing fields), so
+        ``create_codec(name, preset, **config)`` rebuilds it.
+        """
+        if any(type(preset) is not type(config) for preset in self.presets.values()):
+            return None
+        values = config_dict(config)
+        if any(values.get(k) != v for k, v in required.items()):
+            return None
+
+        def distance(item: tuple[str, Any]) -> int:
+            return sum(values[k] != v for k, v in config_dict(item[1]).items())
+
+        preset = min(self.presets.items(), key=distance)[0]
+        return CodecIdentity(self.name, self.codec_id, preset, values)
 
 
 class CompressedGroup(NamedTuple):
@@ -136,11 +201,33 @@ class MultiViewCodec(CompressionModel):
     #: Names of the encoder-only modules (analysis transforms) that may run on an accelerator;
     #: None: found by :meth:`encoder_only_modules`'s probe.
     analysis_modules: tuple[str, ...] | None = None
+    #: The names this class is registered under (set by :func:`.registry.register_codec`).
+    registrations: tuple[Registration, ...] = ()
 
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: Any, identity: CodecIdentity | None = None) -> None:
+        """A codec complete at construction: ``identity`` (what its bitstreams record) is the
+        one given, else the one registered name whose presets ``config`` agrees with."""
         super().__init__()
         self.config = config
-        self.identity: CodecIdentity | None = None
+        self.identity: CodecIdentity | None = identity if identity is not None else self._identify(config)
+
+    @classmethod
+    def _identify(cls, config: Any) -> CodecIdentity | None:
+        """The identity of the one registered name ``config`` belongs to (LDMIC's ``context``
+        tells ``ldmic`` from ``ldmic-fast``); None when there is no such single name."""
+        found = []
+        for registration in cls.registrations:
+            others = [other.shared() for other in cls.registrations if other is not registration]
+            required = {k: v for k, v in registration.shared().items() if any(o.get(k) != v for o in others)}
+            identity = registration.identify(config, required)
+            if identity is not None:
+                found.append(identity)
+        return found[0] if len(found) == 1 else None
+
+    @classmethod
+    def views(cls) -> ViewRange:
+        """The view counts this codec takes."""
+        return ViewRange(cls.min_views, cls.max_views)
 
     # --- to implement -------------------------------------------------------------------
     def _encode_padded(self, x: torch.Tensor, reconstruct: bool = True) -> CodedStreams:
@@ -155,20 +242,10 @@ class MultiViewCodec(CompressionModel):
 
     # --- shared -------------------------------------------------------------------------
     def check_views(self, num_views: int) -> None:
-        """Reject view counts the codec cannot take, naming codecs that can."""
-        too_many = self.max_views is not None and num_views > self.max_views
-        if num_views < self.min_views or too_many:
-            from .registry import codecs_accepting
-
-            accepted = f"{self.min_views}" + (
-                "+" if self.max_views is None else ("" if self.max_views == self.min_views else f"-{self.max_views}")
-            )
+        """Reject view counts the codec cannot take (:class:`ViewCountError`)."""
+        if not self.views().accepts(num_views):
             name = self.identity.name if self.identity else type(self).__name__
-            others = ", ".join(codecs_accepting(num_views)) or "none"
-            raise ValueError(
-                f"codec {name!r} takes {accepted} views, got {num_views}; "
-                f"codecs that take {num_views} views: {others}"
-            )
+            raise ViewCountError(name, self.views(), num_views)
 
     def check_input(self, x: torch.Tensor) -> None:
         if x.dim() != 5 or x.shape[2] != 3:
@@ -272,7 +349,10 @@ class MultiViewCodec(CompressionModel):
 
     def _header(self, num_views: int, height: int, width: int) -> tuple[int, dict[str, Any]]:
         if self.identity is None:
-            raise RuntimeError("codec has no identity: build it with mvarchive.codecs.create_codec")
+            raise RuntimeError(
+                "codec has no identity: its config matches no single registered name; "
+                "build it with mvarchive.codecs.create_codec"
+            )
         header = {
             "codec": self.identity.name,
             "preset": self.identity.preset,
@@ -312,7 +392,10 @@ class MultiViewCodec(CompressionModel):
         container = bitstream.unpack(data, where=where)
         header = container.header
         if self.identity is None:
-            raise RuntimeError("codec has no identity: build it with mvarchive.codecs.create_codec")
+            raise RuntimeError(
+                "codec has no identity: its config matches no single registered name; "
+                "build it with mvarchive.codecs.create_codec"
+            )
         if container.codec_id != self.identity.codec_id or header.get("codec") != self.identity.name:
             raise bitstream.BitstreamError(
                 f"{where}: written by codec {header.get('codec')!r} (id {container.codec_id}), "

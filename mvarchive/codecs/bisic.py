@@ -81,7 +81,7 @@ import torch.nn.functional as F
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from compressai.layers import ResidualBlock
 
-from .base import CodedStreams, MultiViewCodec
+from .base import CodecIdentity, CodedStreams, MultiViewCodec
 from .entropy import (
     HYPERPRIOR_MULTIPLE,
     CdfTables,
@@ -435,8 +435,8 @@ class BiSIC(MultiViewCodec):
     min_views = 2
     max_views = 2
 
-    def __init__(self, config: BiSICConfig) -> None:
-        super().__init__(config)
+    def __init__(self, config: BiSICConfig, identity: CodecIdentity | None = None) -> None:
+        super().__init__(config, identity)
         n, m = config.N, config.M
         if config.context not in SPATIAL_CONTEXTS:
             raise ValueError(f"context must be one of {sorted(SPATIAL_CONTEXTS)}, got {config.context!r}")

@@ -55,7 +55,7 @@ import torch.nn.functional as F
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from compressai.models.utils import conv, deconv
 
-from .base import CodedStreams, MultiViewCodec
+from .base import CodecIdentity, CodedStreams, MultiViewCodec
 from .elic import elic_analysis, elic_synthesis
 from .entropy import (
     HYPERPRIOR_MULTIPLE,
@@ -255,8 +255,8 @@ class CAMSIC(MultiViewCodec):
     min_views = 2
     max_views = 2
 
-    def __init__(self, config: CAMSICConfig) -> None:
-        super().__init__(config)
+    def __init__(self, config: CAMSICConfig, identity: CodecIdentity | None = None) -> None:
+        super().__init__(config, identity)
         n, m, zc, width = config.N, config.M, config.z, config.width
         if config.window < 2 or config.window % 2:
             raise ValueError(f"window must be an even number >= 2, got {config.window}")

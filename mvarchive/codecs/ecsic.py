@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .base import CodedStreams, MultiViewCodec
+from .base import CodecIdentity, CodedStreams, MultiViewCodec
 from .entropy import CdfTables, Quantizer, RansQuantizer, STEQuantizer, SymbolCoder, single_threaded
 from .laplace import FactorizedLaplace, LaplaceConditional, laplace_scale_table
 from .registry import register_codec
@@ -234,8 +234,8 @@ class ECSIC(MultiViewCodec):
     min_views = 2
     max_views = 2
 
-    def __init__(self, config: ECSICConfig) -> None:
-        super().__init__(config)
+    def __init__(self, config: ECSICConfig, identity: CodecIdentity | None = None) -> None:
+        super().__init__(config, identity)
         n, m, heads, d = config.N, config.M, config.heads, config.head_dim
         if min(n, m, heads, d) < 1:
             raise ValueError(f"N, M, heads and head_dim must be positive, got {config}")

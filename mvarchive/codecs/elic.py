@@ -35,7 +35,7 @@ import torch.nn as nn
 from compressai.models import Elic2022Chandelier
 from compressai.models.utils import conv, deconv
 
-from .base import CodedStreams, MultiViewCodec
+from .base import CodecIdentity, CodedStreams, MultiViewCodec
 from .entropy import HYPERPRIOR_MULTIPLE, Hyperprior, single_threaded
 from .registry import register_codec
 
@@ -134,8 +134,8 @@ class SingleViewElic(MultiViewCodec):
     min_views = 1
     max_views = None
 
-    def __init__(self, config: ElicConfig) -> None:
-        super().__init__(config)
+    def __init__(self, config: ElicConfig, identity: CodecIdentity | None = None) -> None:
+        super().__init__(config, identity)
         self.groups = elic_groups(config.M)
         self.model = Elic2022Chandelier(config.N, config.M, groups=self.groups)
 
@@ -149,9 +149,8 @@ class SingleViewElic(MultiViewCodec):
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        type(self).__init__(self, state["config"])
+        type(self).__init__(self, state["config"], state["identity"])
         self.load_state_dict(state["state_dict"])
-        self.identity = state["identity"]
         self.train(state["training"])
 
     def forward(self, x: torch.Tensor) -> dict:

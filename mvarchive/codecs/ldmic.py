@@ -31,7 +31,7 @@ from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from compressai.layers import GDN
 from compressai.models.utils import conv, deconv
 
-from .base import CodedStreams, MultiViewCodec
+from .base import CodecIdentity, CodedStreams, MultiViewCodec
 from .entropy import HYPERPRIOR_MULTIPLE, Hyperprior, make_context_model, single_threaded
 from .layers import JointContextTransfer
 from .registry import register_codec
@@ -57,8 +57,8 @@ class LDMIC(MultiViewCodec):
     min_views = 2
     max_views = None
 
-    def __init__(self, config: LDMICConfig) -> None:
-        super().__init__(config)
+    def __init__(self, config: LDMICConfig, identity: CodecIdentity | None = None) -> None:
+        super().__init__(config, identity)
         n, m = config.N, config.M
         if n % 8 or m % 8:
             raise ValueError(f"N and M must be multiples of 8 (JCT uses C/8 key channels), got N={n}, M={m}")

@@ -62,7 +62,7 @@ import torch.nn.functional as F
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from compressai.layers import GDN, conv3x3, subpel_conv3x3
 
-from .base import CodedStreams, MultiViewCodec
+from .base import CodecIdentity, CodedStreams, MultiViewCodec
 from .entropy import (
     HYPERPRIOR_MULTIPLE,
     CdfTables,
@@ -526,8 +526,8 @@ class SingleViewMLICPP(MultiViewCodec):
     min_views = 1
     max_views = None
 
-    def __init__(self, config: MLICPPConfig) -> None:
-        super().__init__(config)
+    def __init__(self, config: MLICPPConfig, identity: CodecIdentity | None = None) -> None:
+        super().__init__(config, identity)
         self.base = MLICPPCore(config)
 
     def forward(self, x: torch.Tensor) -> dict:

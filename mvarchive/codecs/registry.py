@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from .base import CodecIdentity, MultiViewCodec, config_dict
+from .base import CodecIdentity, MultiViewCodec, Registration, ViewCountError, ViewRange, config_dict
 
 
 @dataclass(frozen=True)
@@ -20,15 +20,19 @@ class CodecSpec:
     description: str
 
     @property
+    def views(self) -> ViewRange:
+        return self.model_class.views()
+
+    @property
     def min_views(self) -> int:
-        return self.model_class.min_views
+        return self.views.minimum
 
     @property
     def max_views(self) -> int | None:
-        return self.model_class.max_views
+        return self.views.maximum
 
     def accepts(self, num_views: int) -> bool:
-        return num_views >= self.min_views and (self.max_views is None or num_views <= self.max_views)
+        return self.views.accepts(num_views)
 
 
 _REGISTRY: dict[str, CodecSpec] = {}
@@ -44,6 +48,7 @@ def register_codec(
             if other.name == name or other.codec_id == codec_id:
                 raise ValueError(f"codec {name!r} (id {codec_id}) clashes with {other.name!r} (id {other.codec_id})")
         _REGISTRY[name] = CodecSpec(name, codec_id, cls, dict(presets), description)
+        cls.registrations = (*cls.__dict__.get("registrations", ()), Registration(name, codec_id, dict(presets)))
         return cls
 
     return decorate
@@ -65,6 +70,15 @@ def codecs_accepting(num_views: int) -> list[str]:
     return [spec.name for spec in list_codecs() if spec.accepts(num_views)]
 
 
+def check_view_count(codec: MultiViewCodec, num_views: int) -> None:
+    """``codec.check_views`` for callers that face users: a refusal names the codecs that take
+    ``num_views`` views (the codec itself knows no other codec)."""
+    try:
+        codec.check_views(num_views)
+    except ViewCountError as error:
+        raise error.with_alternatives(codecs_accepting(num_views)) from None
+
+
 def create_codec(name: str, preset: str = "paper", **overrides: Any) -> MultiViewCodec:
     """Build a codec from a preset; ``None`` overrides are ignored, unknown ones rejected."""
     spec = get_spec(name)
@@ -77,6 +91,4 @@ def create_codec(name: str, preset: str = "paper", **overrides: Any) -> MultiVie
     if unknown:
         raise TypeError(f"codec {name!r} has no option(s) {unknown}; options: {sorted(fields)}")
     config = dataclasses.replace(base, **given)
-    model = spec.model_class(config)
-    model.identity = CodecIdentity(name, spec.codec_id, preset, config_dict(config))
-    return model
+    return spec.model_class(config, CodecIdentity(name, spec.codec_id, preset, config_dict(config)))

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from compressai.models import MeanScaleHyperprior
 
-from .base import CodedStreams, MultiViewCodec
+from .base import CodecIdentity, CodedStreams, MultiViewCodec
 from .entropy import HYPERPRIOR_MULTIPLE, CdfTables, HyperCode, Hyperprior, RansQuantizer, SymbolCoder, single_threaded
 from .registry import register_codec
 
@@ -27,8 +27,8 @@ class SingleViewMeanScale(MultiViewCodec):
     min_views = 1
     max_views = None
 
-    def __init__(self, config: MeanScaleConfig) -> None:
-        super().__init__(config)
+    def __init__(self, config: MeanScaleConfig, identity: CodecIdentity | None = None) -> None:
+        super().__init__(config, identity)
         self.model = MeanScaleHyperprior(config.N, config.M)
 
     def forward(self, x: torch.Tensor) -> dict:

@@ -23,7 +23,7 @@ from typing import Any, Mapping, NamedTuple, Optional
 import torch
 import torch.nn as nn
 
-from .base import CodedStreams, MultiViewCodec
+from .base import CodecIdentity, CodedStreams, MultiViewCodec
 from .entropy import HYPERPRIOR_MULTIPLE
 from .mlicpp import MLICPPConfig, MLICPPCore, collect, conv_projection, split_streams
 from .registry import create_codec, register_codec
@@ -180,8 +180,8 @@ class VEMIC(MultiViewCodec):
     min_views = 2
     max_views = None
 
-    def __init__(self, config: VEMICConfig) -> None:
-        super().__init__(config)
+    def __init__(self, config: VEMICConfig, identity: CodecIdentity | None = None) -> None:
+        super().__init__(config, identity)
         if config.view_channels < 1:
             raise ValueError(f"view_channels must be >= 1, got {config.view_channels}")
         self.base = MLICPPCore(config.base())
