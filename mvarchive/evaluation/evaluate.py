@@ -328,7 +328,7 @@ def _load_coder(spec: PointSpec) -> tuple[MultiViewCodec | Baseline, dict[str, A
         baseline.require()
         return baseline, {"implementation": baseline.available().reason}
     from mvarchive.codecs import weights_digest
-    from mvarchive.tasks.worker import codec_on_worker
+    from mvarchive.runtime.model_cache import codec_on_worker
 
     codec = codec_on_worker(spec.ref)
     return codec, {"preset": spec.ref.preset, "checkpoint": spec.ref.checkpoint, "seed": spec.ref.seed,

@@ -19,29 +19,27 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from prefect import flow, task
+from prefect import flow
 from prefect.futures import as_completed
 
 from mvarchive.codecs import get_spec
-from mvarchive.datasets import GroupRef, discover_dataset
+from mvarchive.datasets import discover_dataset
 from mvarchive.evaluation.baselines import BASELINE_NAMES, parse_baselines
 from mvarchive.evaluation.bd import BD_METHODS, DEFAULT_METHOD
 from mvarchive.evaluation.evaluate import (
     EvaluationResult,
     PointSpec,
-    RatePoint,
     anchor_problem,
     assemble_result,
-    evaluate_point,
     plan_points,
 )
 from mvarchive.progress import progress_bar
+from mvarchive.tasks.evaluate_point import EvaluatePointJob, evaluate_point_task
 from mvarchive.tracking import RunLogger, TrackingConfig, environment_params, tracked_run
-
 
 _MAX_PARAM = 6000  # characters kept of a parameter value (MLflow's limit)
 
-__all__ = ["EvaluateConfig", "EvaluateReport", "EvaluatePointJob", "evaluate_dataset", "evaluate_point_task"]
+__all__ = ["EvaluateConfig", "EvaluateReport", "evaluate_dataset"]
 
 
 @dataclass
@@ -77,32 +75,6 @@ class EvaluateReport:
     anchor_problem: str | None
     wall_s: float
     mlflow_run_id: str | None = None
-
-
-@dataclass(frozen=True)
-class EvaluatePointJob:
-    """References only: the worker reads the images and loads the codec or the tool itself."""
-
-    spec: PointSpec
-    groups: tuple[GroupRef, ...]
-    cameras: tuple[str, ...]
-    storage_options: dict = field(default_factory=dict)
-
-
-def evaluate_point_fn(job: EvaluatePointJob) -> RatePoint:
-    from mvarchive.tasks.worker import prepare_torch
-
-    prepare_torch()
-    return evaluate_point(job.spec, job.groups, job.storage_options, job.cameras)
-
-
-evaluate_point_task = task(
-    evaluate_point_fn,
-    name="evaluate-point",
-    task_run_name="evaluate-{job.spec.codec}-{job.spec.label}",
-    retries=1,
-    retry_delay_seconds=2,
-)
 
 
 def registry_checkpoints(checkpoints: list[str], tracking_uri: str | None) -> tuple[list[str], dict[str, tuple[str, str, str]]]:

@@ -2,7 +2,7 @@
 
 The calling process (the ``mvarchive`` command) only pickles the request and waits: it imports
 neither torch nor Prefect nor MLflow. The worker, which keeps its torch import and its loaded
-codecs between tasks (:func:`mvarchive.tasks.worker.worker_codec_loader`), plans, decodes,
+codecs between tasks (:func:`mvarchive.runtime.model_cache.worker_codec_loader`), plans, decodes,
 checks and writes exactly as the flow does (:mod:`mvarchive.flows.restore_core`), records a
 Prefect flow run when a Prefect API is given and an MLflow run when a tracking URI is, and hands
 back the report, or the error as text (so that reading it needs no import of the library's
@@ -59,7 +59,7 @@ class Outcome:
 
 def run_on_worker(job: OnDemandJob) -> Outcome:
     """The Dask task: run the job in this worker process with its cached models."""
-    from mvarchive.tasks.worker import worker_codec_loader
+    from mvarchive.runtime.model_cache import worker_codec_loader
 
     try:
         if job.prefect_api_url:

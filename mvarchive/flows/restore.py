@@ -10,7 +10,7 @@ starts or any file is written.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from prefect import flow
 from prefect.futures import as_completed
@@ -90,7 +90,7 @@ def restore_on_demand(config: RestoreConfig, tracking_uri: str | None = None, ex
     """A small restore in one process, run by a warm worker of the running cluster (see
     :mod:`mvarchive.flows.on_demand`): the same checks and refusals as ``restore-dataset``,
     with the models the worker already holds."""
-    from mvarchive.tasks.worker import worker_codec_loader
+    from mvarchive.runtime.model_cache import worker_codec_loader
 
     report = restore_here(config, _tracking(tracking_uri, experiment), load=worker_codec_loader(), placement="stack")
     report.flow_run_id = _flow_run_id()
@@ -100,7 +100,7 @@ def restore_on_demand(config: RestoreConfig, tracking_uri: str | None = None, ex
 @flow(name="verify-on-demand", log_prints=True)
 def verify_on_demand(config: VerifyConfig, tracking_uri: str | None = None, experiment: str = "mvarchive") -> RestoreReport:
     """A small verify in one process on a warm worker (see :func:`restore_on_demand`)."""
-    from mvarchive.tasks.worker import worker_codec_loader
+    from mvarchive.runtime.model_cache import worker_codec_loader
 
     report = verify_here(config, _tracking(tracking_uri, experiment), load=worker_codec_loader(), placement="stack")
     report.flow_run_id = _flow_run_id()

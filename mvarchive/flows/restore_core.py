@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING
 
 from mvarchive.datasets.layouts import unsafe_name_reason
 from mvarchive.integrity import Status
@@ -30,7 +31,7 @@ if TYPE_CHECKING:  # torch comes with these: imported where needed, so refusals 
 log = logging.getLogger("mvarchive.restore")
 
 #: How a codec is made ready from its reference: ``CodecRef.load`` by default; a worker's cache
-#: (:func:`mvarchive.tasks.worker.worker_codec_loader`) or a per-command memo to load it once.
+#: (:func:`mvarchive.runtime.model_cache.worker_codec_loader`) or a per-command memo to load it once.
 Loader = Callable[["CodecRef"], "MultiViewCodec"]
 
 

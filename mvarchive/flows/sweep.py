@@ -37,7 +37,6 @@ from prefect import flow, task
 
 from mvarchive.evaluation.bd import BDResult
 from mvarchive.evaluation.evaluate import EvaluationResult, RatePoint
-from mvarchive.flows.evaluate import EvaluatePointJob, evaluate_point_task
 from mvarchive.flows.train import TrainReport, eval_set, log_baselines, run_params, train_task
 from mvarchive.models.evaluate import (
     bd_against_baselines,
@@ -48,8 +47,9 @@ from mvarchive.models.evaluate import (
 )
 from mvarchive.models.registry import ensure_registered_model, registry_client
 from mvarchive.reporting import summary_markdown
-from mvarchive.training import TrainConfig, check_resume
+from mvarchive.tasks.evaluate_point import EvaluatePointJob, evaluate_point_task
 from mvarchive.tracking import RunLogger, TrackingConfig, environment_params, tracked_run
+from mvarchive.training import TrainConfig, check_resume
 
 __all__ = ["REGISTERED_MARKER", "SweepConfig", "SweepPoint", "SweepReport", "reusable_version", "sweep_point_task",
            "train_sweep"]

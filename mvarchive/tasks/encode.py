@@ -11,13 +11,14 @@ from mvarchive.codecs import CodecRef
 from mvarchive.datasets import GroupRef, load_group
 from mvarchive.integrity import Fingerprint
 from mvarchive.metrics import DEFAULT_METRICS_FRACTION, group_metrics, measured_for_quality, to_tensor, to_uint8
+from mvarchive.runtime.model_cache import codec_on_worker
 from mvarchive.storage import ArchiveMeta, ArchiveWriter, GroupRecord, IndexRow, Location
 from mvarchive.storage.archive import blob_path
 from mvarchive.storage.blob import read_header
 from mvarchive.storage.options import StorageOptions, as_options
 
 from .retry import TRANSIENT_RETRIES
-from .worker import check_device, codec_on_worker, prepare_torch
+from .worker import check_device, prepare_torch
 
 
 @dataclass(frozen=True)

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-
 from typing import TYPE_CHECKING, Any
 
 from mvarchive.codecs import BitstreamError, CodecRef
 from mvarchive.datasets import save_image
 from mvarchive.integrity import GroupCheck, Status, check_group
 from mvarchive.metrics import to_uint8
+from mvarchive.runtime.model_cache import codec_on_worker
 from mvarchive.storage import ArchiveReader, Location
 
-from .worker import codec_on_worker, prepare_torch, torch_threads
+from .worker import prepare_torch, torch_threads
 
 if TYPE_CHECKING:
     from mvarchive.codecs import MultiViewCodec
