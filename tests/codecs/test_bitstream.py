@@ -44,3 +44,22 @@ def test_foreign_and_future_streams_are_named():
 def test_trailing_garbage_is_rejected():
     with pytest.raises(BitstreamError):
         unpack(pack(7, HEADER, STREAMS) + b"\x00")
+
+
+def test_a_codec_refuses_flipped_truncated_and_foreign_containers():
+    """What every codec's decompress does with a broken container (all codecs unpack through
+    the one container parser, so one codec stands for all): a loud error naming the group."""
+    from mvarchive.codecs import load_codec
+    from tests.codecs.helpers import random_views
+
+    codec = load_codec(name="ldmic-fast", preset="tiny")
+    data = codec.compress(random_views(2, 64, 64, seed=3)).data
+    flipped = bytearray(data)
+    flipped[len(flipped) // 2] ^= 0x01
+    with pytest.raises(BitstreamError, match="group 'g7'.*checksum"):
+        codec.decompress(bytes(flipped), where="group 'g7'")
+    with pytest.raises(BitstreamError, match="group 'g7'.*truncated"):
+        codec.decompress(data[: len(data) - 9], where="group 'g7'")
+    foreign = load_codec(name="single-view-mbt2018-mean", preset="tiny")
+    with pytest.raises(BitstreamError, match="group 'g7'.*written by codec 'ldmic-fast'"):
+        foreign.decompress(data, where="group 'g7'")
