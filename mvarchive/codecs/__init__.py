@@ -4,13 +4,19 @@ Importing this package registers every codec: ``list_codecs()`` shows them,
 ``create_codec(name, preset)`` builds one, ``load_codec(checkpoint)`` restores trained weights.
 """
 
-import warnings
-
-# CompressAI scripts a helper with torch.jit at import; torch 2.14 deprecates that with a
-# FutureWarning on every command. It concerns CompressAI, not our users.
-warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
-
-from . import bisic, camsic, ecsic, elic, ldmic, mlicpp, single_view, vemic  # noqa: F401  (registration side effect of the codec modules)
+# First: _compressai_warnings silences CompressAI's import-time FutureWarning before any codec
+# module imports CompressAI; the codec modules register themselves on import.
+from . import (  # noqa: F401
+    _compressai_warnings,
+    bisic,
+    camsic,
+    ecsic,
+    elic,
+    ldmic,
+    mlicpp,
+    single_view,
+    vemic,
+)
 from .base import (
     AnalysisPlacement,
     CodecIdentity,

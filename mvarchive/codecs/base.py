@@ -19,8 +19,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -364,7 +365,7 @@ class MultiViewCodec(CompressionModel):
         return self.identity.codec_id, header
 
     @torch.no_grad()
-    def compress(self, views: torch.Tensor, *, reconstruct: bool = True) -> CompressedGroup:  # type: ignore[override]
+    def compress(self, views: torch.Tensor, *, reconstruct: bool = True) -> CompressedGroup:
         """Code one group ``(K, 3, H, W)`` in [0, 1] into a container byte string.
 
         ``reconstruct=False`` skips the synthesis transform (often most of the encode time):
@@ -387,7 +388,7 @@ class MultiViewCodec(CompressionModel):
         )
 
     @torch.no_grad()
-    def decompress(self, data: bytes, *, where: str = "bitstream") -> DecodedGroup:  # type: ignore[override]
+    def decompress(self, data: bytes, *, where: str = "bitstream") -> DecodedGroup:
         """Decode a container written by this codec; ``where`` names the group in errors."""
         container = bitstream.unpack(data, where=where)
         header = container.header
@@ -415,9 +416,11 @@ class MultiViewCodec(CompressionModel):
             raise bitstream.BitstreamError(f"{where}: header sizes are inconsistent: {header}")
         self.require_tables()
         try:
-            coded = self._decode_padded(container.streams, num_views, padded)  # type: ignore[arg-type]
+            coded = self._decode_padded(container.streams, num_views, (padded[0], padded[1]))
         except (IndexError, ValueError, RuntimeError) as exc:
             raise bitstream.BitstreamError(f"{where}: payload does not decode: {exc}") from exc
+        if coded.x_hat is None:
+            raise RuntimeError(f"{type(self).__name__} decoded no reconstruction")
         return DecodedGroup(
             x_hat=crop_to(coded.x_hat, height, width).clamp_(0, 1),
             latents={k: v.cpu().numpy().astype(np.int32) for k, v in coded.latents.items()},
@@ -438,7 +441,7 @@ def _with_modules(module: torch.nn.Module, replacements: dict[str, torch.nn.Modu
         else:
             clone._modules[head] = replacement
     for head, inner in nested.items():
-        clone._modules[head] = _with_modules(module._modules[head], inner)
+        clone._modules[head] = _with_modules(module.get_submodule(head), inner)
     return clone
 
 

@@ -72,8 +72,9 @@ Deviations from the official code (``LIUZhening111/BiSIC``) and choices:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
+from typing import cast
 
 import torch
 import torch.nn as nn
@@ -147,8 +148,8 @@ class StereoConv3d(nn.Conv3d):
     def folded_weight(self) -> torch.Tensor:
         return _fold_view_taps(self.weight, channel_dim=1)
 
-    def forward(self, x: torch.Tensor, padding: int | None = None) -> torch.Tensor:  # type: ignore[override]
-        pad = self.padding[1:] if padding is None else padding
+    def forward(self, x: torch.Tensor, padding: int | None = None) -> torch.Tensor:
+        pad = cast(tuple[int, ...], self.padding)[1:] if padding is None else padding
         return F.conv2d(with_other_view(x), self.folded_weight(), self.bias, self.stride[1:], pad)
 
 
@@ -164,12 +165,15 @@ class StereoConvTranspose3d(nn.ConvTranspose3d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         weight = _fold_view_taps(self.weight, channel_dim=0)  # (2*in, out, k, k)
         return F.conv_transpose2d(
-            with_other_view(x), weight, self.bias, self.stride[1:], self.padding[1:], self.output_padding[1:]
+            with_other_view(x), weight, self.bias, self.stride[1:], cast(tuple[int, ...], self.padding)[1:],
+            self.output_padding[1:],
         )
 
 
 class MaskedStereoConv3d(StereoConv3d):
     """Stride-1 :class:`StereoConv3d` with a PixelCNN type-A spatial mask at all three view taps."""
+
+    mask: torch.Tensor
 
     def __init__(self, in_channels: int, out_channels: int, kernel: int = 5) -> None:
         super().__init__(in_channels, out_channels, kernel, stride=1)
@@ -391,7 +395,8 @@ class CrossDimensionalEntropyModel(nn.Module):
 
         def code_slice(k: int, y_k: torch.Tensor | None, decoded: list[torch.Tensor]):
             theta = self._theta(k, decoded)
-            y_hat_k, recorded = self.spatial[k].run(quantizer, h_mu, h_sigma, theta, y_k)
+            spatial = cast(SpatialContext, self.spatial[k])
+            y_hat_k, recorded = spatial.run(quantizer, h_mu, h_sigma, theta, y_k)
             return self._refine(k, y_hat_k, h_mu, theta), recorded
 
         return channel_slices(y, self.slices, code_slice)
@@ -505,7 +510,8 @@ class BiSIC(MultiViewCodec):
         y = self.analysis(x)
         z = self.hyperprior.encode(y)
         with single_threaded():
-            y_symbols, y_hat, y_strings = self.entropy_model.encode(y, *z.features, self.gaussian_conditional)
+            h_mu, h_sigma = z.features
+            y_symbols, y_hat, y_strings = self.entropy_model.encode(y, h_mu, h_sigma, self.gaussian_conditional)
         latents = {"y": y_symbols, "z": z.symbols}
         return CodedStreams([*z.strings, *y_strings], latents, self.synthesis(y_hat) if reconstruct else None)
 
@@ -527,7 +533,7 @@ class BiSIC(MultiViewCodec):
             return sum(p.numel() for module in modules if module is not None for p in module.parameters())
 
         em = self.entropy_model
-        spatial_convs = sum(count(s.context) for s in em.spatial)
+        spatial_convs = sum(count(cast(nn.Module, s.context)) for s in em.spatial)
         hyperprior = (self.h_a, self.h_s_means, self.h_s_scales, self.entropy_bottleneck)
         transforms_enc = (self.encoder_a, self.encoder_attention_a, self.encoder_b, self.encoder_attention_b)
         transforms_dec = (self.decoder_attention_a, self.decoder_a, self.decoder_attention_b, self.decoder_b)

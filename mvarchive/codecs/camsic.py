@@ -34,7 +34,8 @@ Streams: ``[z_0, y_0, z_1, y_1]``. Latents: ``y`` the coded symbols round(y − 
 
 Deviations / choices: a fresh CAMSIC's g_a / g_s use PyTorch's default init; the paper's
 initialization from an ELIC checkpoint is :func:`camsic_from_elic` (``mvarchive train --codec
-camsic --init <single-view-elic2022-chandelier checkpoint>``); the entropy model uses the official init (kaiming-normal convs,
+camsic --init <single-view-elic2022-chandelier checkpoint>``); the entropy model uses the official init
+(kaiming-normal convs,
 trunc-normal(0.02) linears and ID embeddings, ê ~ U(−3, 3)). Windows larger than the token
 grid are handled by padding tokens to a multiple of the window and masking padded keys
 (−100, like Swin's shift mask) instead of shrinking the window. The second view's prior ŷ_0
@@ -47,7 +48,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn as nn
@@ -127,6 +128,8 @@ def _trunc_normal(tensor: torch.Tensor, std: float = 0.02) -> torch.Tensor:
 
 class WindowAttention(nn.Module):
     """Multi-head self attention inside w×w windows with a relative position bias table."""
+
+    relative_position_index: torch.Tensor
 
     def __init__(self, dim: int, heads: int, window: int) -> None:
         super().__init__()
@@ -216,9 +219,10 @@ class SwinTransformer(nn.Module):
         _, h, w, _ = x.shape
         win = self.window
         x = F.pad(x, (0, 0, 0, (-w) % win, 0, (-h) % win))
-        masks = {s: window_mask(h, w, win, s, x.device) for s in {blk.shift for blk in self.blocks}}
-        for blk in self.blocks:
-            x = blk(x, masks[blk.shift])
+        blocks = [cast(SwinBlock, block) for block in self.blocks]
+        masks = {s: window_mask(h, w, win, s, x.device) for s in {block.shift for block in blocks}}
+        for block in blocks:
+            x = block(x, masks[block.shift])
         return x[:, :h, :w]
 
 
@@ -229,7 +233,8 @@ class ResBlock(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(channels, channels, 3, padding=1)
+            nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(channels, channels, 3, padding=1),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -286,7 +291,8 @@ class CAMSIC(MultiViewCodec):
             nn.Linear(width, width), nn.LeakyReLU(inplace=True),
             nn.Linear(width, 2 * m),
         )
-        for module in (self.h_a, self.h_s, self.content_tokens, self.token_projection, self.transformer, self.parameter_head):
+        entropy_model = (self.content_tokens, self.token_projection, self.transformer, self.parameter_head)
+        for module in (self.h_a, self.h_s, *entropy_model):
             module.apply(_init_weights)
 
     # --- entropy model pieces ---------------------------------------------------------------
@@ -436,7 +442,8 @@ class CAMSIC(MultiViewCodec):
         decoder = h_s + factorized prior + entropy model + g_s."""
 
         def count(*parts) -> int:
-            return sum(p.numel() for part in parts for p in (part.parameters() if isinstance(part, nn.Module) else [part]))
+            tensors = (part.parameters() if isinstance(part, nn.Module) else [part] for part in parts)
+            return sum(p.numel() for group in tensors for p in group)
 
         token_model = (
             self.content_tokens, self.prior_embedding, self.token_projection,

@@ -20,8 +20,8 @@ v + U(-1/2, 1/2) and feeds round(v - mu) + mu (straight-through) onwards (paper 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn as nn

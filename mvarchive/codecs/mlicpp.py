@@ -53,8 +53,9 @@ model (see :meth:`SingleViewMLICPP.parameter_counts`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, NamedTuple, Optional
+from typing import NamedTuple, cast
 
 import torch
 import torch.nn as nn
@@ -184,6 +185,8 @@ class LocalWindowContext(nn.Module):
     anchors by a -100 mask), and the attended window is fused by a valid 5x5 conv.
     """
 
+    position_index: torch.Tensor
+
     def __init__(self, channels: int, window: int = 5, heads: int = 2, mlp_ratio: int = 2) -> None:
         super().__init__()
         if channels % heads:
@@ -198,7 +201,8 @@ class LocalWindowContext(nn.Module):
         self.proj = nn.Linear(2 * channels, 2 * channels)
         self.norm2 = nn.LayerNorm(2 * channels)
         self.mlp = nn.Sequential(
-            nn.Linear(2 * channels, 2 * channels * mlp_ratio), nn.GELU(), nn.Linear(2 * channels * mlp_ratio, 2 * channels)
+            nn.Linear(2 * channels, 2 * channels * mlp_ratio), nn.GELU(),
+            nn.Linear(2 * channels * mlp_ratio, 2 * channels),
         )
         self.register_buffer("position_index", relative_position_index(window), persistent=False)
 
@@ -309,7 +313,7 @@ class EntropyParameters(nn.Module):
             nn.Conv2d(hidden[2], out_ch, 1),
         )
 
-    def forward(self, x: torch.Tensor, extra: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, extra: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.layers[0](x)
         if extra is not None:
             h = h + extra
@@ -354,7 +358,7 @@ class SliceContextModel(nn.Module):
 
 # A view-context hook: (slice index, hyper means, y^<s of this view or None)
 #   -> (extra for the anchor EP, extra for the non-anchor EP), both added after EP's first layer.
-ViewContextHook = Callable[[int, torch.Tensor, Optional[torch.Tensor]], tuple[torch.Tensor, torch.Tensor]]
+ViewContextHook = Callable[[int, torch.Tensor, torch.Tensor | None], tuple[torch.Tensor, torch.Tensor]]
 
 
 class MultiReferenceEntropyModel(nn.Module):
@@ -372,10 +376,10 @@ class MultiReferenceEntropyModel(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The slice loop for training and coding alike: (y^ (B, M, h, w), what ``quantizer`` recorded)."""
         hyper_means = hyper.chunk(2, dim=1)[1]
-        anchors = anchor_mask(*hyper.shape[-2:], device=hyper.device)
+        anchors = anchor_mask(hyper.shape[-2], hyper.shape[-1], device=hyper.device)
 
         def code_slice(s: int, y_s: torch.Tensor | None, decoded: list[torch.Tensor]):
-            part = self.slices[s]
+            part = cast(SliceContextModel, self.slices[s])
             previous = torch.cat(decoded, dim=1) if decoded else None
             extra_a = extra_n = None
             if view_context is not None:
@@ -483,7 +487,7 @@ class MLICPPCore(nn.Module):
         return self._code_view(z, coder, view_context=view_context)
 
     def parameter_counts(self) -> dict[str, int]:
-        def count(*modules: Optional[nn.Module]) -> int:
+        def count(*modules: nn.Module | None) -> int:
             return sum(p.numel() for module in modules if module is not None for p in module.parameters())
 
         parts = self.mem.slices

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from .base import CodecIdentity, MultiViewCodec, Registration, ViewCountError, ViewRange, config_dict
 

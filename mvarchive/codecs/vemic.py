@@ -16,9 +16,10 @@ strictly in order; each view's entropy-parameter path runs single-threaded.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn as nn
@@ -118,7 +119,7 @@ class ViewContextModule(nn.Module):
     def embedding(self, view: int) -> torch.Tensor:
         return self.view_embedding[min(view, self.view_embedding.shape[0] - 1)]
 
-    def hook(self, view: int, previous: list[ViewState]) -> "_ViewHook":
+    def hook(self, view: int, previous: list[ViewState]) -> _ViewHook:
         """The MLIC++ view-context hook for 0-based view ``view`` given the earlier views."""
         return _ViewHook(self, view, previous)
 
@@ -129,7 +130,7 @@ class _ViewHook:
             raise ValueError("the view context needs at least one previous view")
         self.module, self.view, self.previous = module, view, previous
 
-    def __call__(self, s: int, hyper_means: torch.Tensor, decoded: Optional[torch.Tensor]):
+    def __call__(self, s: int, hyper_means: torch.Tensor, decoded: torch.Tensor | None):
         c = self.module.slice_channels
         if s == 0:  # no decoded slices yet: match on the hyperprior means instead
             query, keys = hyper_means, [p.hyper_means for p in self.previous]
@@ -210,7 +211,8 @@ class VEMIC(MultiViewCodec):
         }
 
     def _encode_padded(self, x: torch.Tensor, reconstruct: bool = True) -> CodedStreams:
-        codes, streams, images, states = [], [], [], []
+        codes, streams, images = [], [], []
+        states: list[ViewState] = []
         for v in range(x.shape[0]):
             hook = self.view_context.hook(v, states) if v else None
             code = self.base.encode_view(x[v : v + 1], hook)
@@ -331,7 +333,11 @@ def _elic_groups(state: Mapping[str, torch.Tensor]) -> list[tuple[str, str]]:
 
     def resamplers(prefix: str) -> list[str]:
         found = sorted(
-            {int(k.split(".")[1]) for k in state if k.startswith(prefix + ".") and k.count(".") == 2 and k.endswith(".weight")}
+            {
+                int(k.split(".")[1])
+                for k in state
+                if k.startswith(prefix + ".") and k.count(".") == 2 and k.endswith(".weight")
+            }
         )
         return [f"{prefix}.{i}" for i in found]
 
@@ -346,7 +352,8 @@ def _elic_groups(state: Mapping[str, torch.Tensor]) -> list[tuple[str, str]]:
         ("latent_codec.y.latent_codec.y0.y.gaussian_conditional", "base.gaussian_conditional"),
     ]
     groups += list(zip(resamplers("g_a"), ["base.g_a.0.conv1", "base.g_a.2.conv1", "base.g_a.4.conv1", "base.g_a.6"]))
-    groups += list(zip(resamplers("g_s"), ["base.g_s.1.subpel.0", "base.g_s.3.subpel.0", "base.g_s.5.subpel.0", "base.g_s.7.0"]))
+    synthesis = ["base.g_s.1.subpel.0", "base.g_s.3.subpel.0", "base.g_s.5.subpel.0", "base.g_s.7.0"]
+    groups += list(zip(resamplers("g_s"), synthesis))
     return groups
 
 

@@ -3,15 +3,14 @@ parameter counts, and CAMSIC's coding order (schedule, tie-breaking, encoder/dec
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 
 import mvarchive.codecs.camsic  # noqa: F401  (registers "camsic")
 import mvarchive.codecs.elic  # noqa: F401  (registers "single-view-elic2022-chandelier")
-from tests.codecs.helpers import assert_round_trip, random_views
 from mvarchive.codecs import create_codec, load_codec
 from mvarchive.codecs.camsic import select_positions, sine_schedule
+from tests.codecs.helpers import assert_round_trip, random_views
 
 CODECS = ["camsic", "single-view-elic2022-chandelier"]
 

@@ -49,7 +49,8 @@ def test_accelerated_analysis_decodes_exactly_on_cpu(name: str) -> None:
         # the codec itself is untouched (other threads of a worker may code with it meanwhile)
         assert not any(type(codec.get_submodule(n)).__name__ == "_OffloadedAnalysis" for n in names)
         offloaded_tops = {n.split(".")[0] for n in names}
-        assert all(getattr(encoder, top) is module for top, module in codec.named_children() if top not in offloaded_tops)
+        kept = [(top, module) for top, module in codec.named_children() if top not in offloaded_tops]
+        assert all(getattr(encoder, top) is module for top, module in kept)
         accelerated = encoder.compress(x)
     assert weights_digest(codec) == digest
 

@@ -17,9 +17,9 @@ import pytest
 import torch
 
 from mvarchive.codecs import load_codec
+from mvarchive.codecs.checkpoint import save_checkpoint
 from mvarchive.codecs.determinism import PIXEL_TOLERANCE_LSB, decode_policy, policy_differences
 from mvarchive.codecs.entropy import exact_entropy, exact_entropy_active
-from mvarchive.codecs.checkpoint import save_checkpoint
 from mvarchive.metrics import to_tensor, to_uint8
 
 DECODE = r"""

@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 import torch
 
-from mvarchive.codecs import create_codec, list_codecs, load_codec
+from mvarchive.codecs import list_codecs, load_codec
 from mvarchive.integrity import CLOSE_TILE_LSB, thumbnail
 
 HEIGHT, WIDTH = 70, 94

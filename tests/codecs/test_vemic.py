@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 
 import mvarchive.codecs.mlicpp  # noqa: F401  (registers single-view-mlicpp)
 import mvarchive.codecs.vemic  # noqa: F401  (registers vemic)
-from tests.codecs.helpers import assert_round_trip, random_views
 from mvarchive.codecs import create_codec, load_codec, save_checkpoint
 from mvarchive.codecs.bitstream import unpack
 from mvarchive.codecs.vemic import vemic_from_single_view
+from tests.codecs.helpers import assert_round_trip, random_views
 
 NAMES = ["single-view-mlicpp", "vemic"]
 

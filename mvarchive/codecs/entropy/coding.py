@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from compressai.ans import BufferedRansEncoder, RansDecoder
@@ -27,7 +27,7 @@ class CdfTables:
     offsets: list[int]
 
     @classmethod
-    def of(cls, model: EntropyModel) -> "CdfTables":
+    def of(cls, model: EntropyModel) -> CdfTables:
         return cls(
             cdfs=model.quantized_cdf.tolist(),
             lengths=model.cdf_length.reshape(-1).int().tolist(),
@@ -104,7 +104,7 @@ class SymbolCoder:
         self.queued: list[tuple[list[int], list[int]]] = [([], []) for _ in range(views)]
 
     @classmethod
-    def reading(cls, tables: CdfTables, streams: Sequence[bytes]) -> "SymbolCoder":
+    def reading(cls, tables: CdfTables, streams: Sequence[bytes]) -> SymbolCoder:
         """A decoding coder over ``streams`` (:func:`open_decoders`)."""
         coder = cls(tables, len(streams), open_decoders(streams))
         coder.streams = list(streams)

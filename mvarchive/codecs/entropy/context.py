@@ -19,7 +19,7 @@ then the rest with a checkerboard-masked 5x5 convolution over the decoded anchor
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
@@ -34,6 +34,8 @@ from .schedules import checkerboard, raster
 
 class MaskedConv2d(nn.Conv2d):
     """A k x k convolution whose taps outside a fixed mask are zero ("raster" or "checkerboard")."""
+
+    mask: torch.Tensor
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, mask_type: str) -> None:
         super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
@@ -144,8 +146,9 @@ class _Float64Step:
     of the Python work of the ~3,300 steps per 832x1024 view.
     """
 
-    def __init__(self, model: "AutoregressiveGaussianContext") -> None:
-        self.context = (model.context.masked_weight().double(), model.context.bias.double())
+    def __init__(self, model: AutoregressiveGaussianContext) -> None:
+        bias = model.context.bias
+        self.context = (model.context.masked_weight().double(), None if bias is None else bias.double())
         self.layers: list[tuple[torch.Tensor, torch.Tensor | None] | nn.Module] = []
         for layer in model.entropy_parameters:
             if isinstance(layer, nn.Conv2d):
@@ -191,7 +194,7 @@ class CheckerboardGaussianContext(GaussianContextModel):
         return conv_at(y_hat, self.context.masked_weight(), self.context.bias, part)
 
 
-def conv_at(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, part: torch.Tensor) -> torch.Tensor:
+def conv_at(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, part: torch.Tensor) -> torch.Tensor:
     """A stride-1, 'same'-padded convolution evaluated at the positions ``part`` (an (h, w)
     bool mask) only: (n, Cout, positions).
 
@@ -200,6 +203,8 @@ def conv_at(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, part: tor
     output equals the full map's at that position bit for bit (in float64 under the codecs'
     policy; checked in tests/codecs/test_fast_paths.py), for the work of the positions asked.
     """
+    if bias is None:
+        raise ValueError("conv_at() evaluates convolutions with a bias")
     k = weight.shape[-1]
     columns = F.unfold(x, k, padding=k // 2)[:, :, part.reshape(-1)]
     flat = weight.reshape(weight.shape[0], -1)

@@ -12,8 +12,9 @@ the moved module. Encoder and decoder run h_s under :func:`.exact.exact_entropy`
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import torch
 from compressai.entropy_models import EntropyBottleneck

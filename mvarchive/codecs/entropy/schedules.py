@@ -20,7 +20,7 @@ quantizer protocol.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
