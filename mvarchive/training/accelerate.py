@@ -74,13 +74,17 @@ def fp32_entropy_models(model: torch.nn.Module) -> list[torch.utils.hooks.Remova
             continue
         stack: list[contextlib.ExitStack] = []
 
-        def enter(_: torch.nn.Module, args: tuple, kwargs: dict, stack=stack) -> tuple[tuple, dict]:
+        def enter(
+            _: torch.nn.Module, args: tuple, kwargs: dict, stack: list[contextlib.ExitStack] = stack
+        ) -> tuple[tuple, dict]:
             exits = contextlib.ExitStack()
             exits.enter_context(torch.autocast(device_type=_device_of(args), enabled=False))
             stack.append(exits)
             return _to_float(args), {k: _to_float(v) for k, v in kwargs.items()}
 
-        def leave(_: torch.nn.Module, args: tuple, kwargs: dict, output: Any, stack=stack) -> None:
+        def leave(
+            _: torch.nn.Module, args: tuple, kwargs: dict, output: Any, stack: list[contextlib.ExitStack] = stack
+        ) -> None:
             stack.pop().close()
 
         handles.append(module.register_forward_pre_hook(enter, with_kwargs=True))
