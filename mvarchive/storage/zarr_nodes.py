@@ -19,7 +19,7 @@ def array_at(group: zarr.Group, path: str) -> zarr.Array:
     """The array at ``path`` under ``group``."""
     node = group[path]
     if not isinstance(node, zarr.Array):
-        raise ArchiveError(f"{group.path}/{path}: expected a Zarr array, found a group")
+        raise ArchiveError(f"{_joined(group, path)}: expected a Zarr array, found a group")
     return node
 
 
@@ -27,8 +27,12 @@ def group_at(group: zarr.Group, path: str) -> zarr.Group:
     """The group at ``path`` under ``group``."""
     node = group[path]
     if not isinstance(node, zarr.Group):
-        raise ArchiveError(f"{group.path}/{path}: expected a Zarr group, found an array")
+        raise ArchiveError(f"{_joined(group, path)}: expected a Zarr group, found an array")
     return node
+
+
+def _joined(group: zarr.Group, path: str) -> str:
+    return f"{group.path}/{path}".lstrip("/")
 
 
 def read(array: zarr.Array, selection: Any = slice(None)) -> np.ndarray:
