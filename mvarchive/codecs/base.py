@@ -21,7 +21,7 @@ import copy
 import dataclasses
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import torch
@@ -197,8 +197,8 @@ class MultiViewCodec(CompressionModel):
     """Base class: padding, container, validation; subclasses code padded groups."""
 
     pad_multiple: int = 64
-    min_views: int = 2
-    max_views: int | None = None
+    #: The view counts this codec takes.
+    views: ClassVar[ViewRange] = ViewRange(2)
     #: Names of the encoder-only modules (analysis transforms) that may run on an accelerator;
     #: None: found by :meth:`encoder_only_modules`'s probe.
     analysis_modules: tuple[str, ...] | None = None
@@ -225,10 +225,6 @@ class MultiViewCodec(CompressionModel):
                 found.append(identity)
         return found[0] if len(found) == 1 else None
 
-    @classmethod
-    def views(cls) -> ViewRange:
-        """The view counts this codec takes."""
-        return ViewRange(cls.min_views, cls.max_views)
 
     # --- to implement -------------------------------------------------------------------
     def _encode_padded(self, x: torch.Tensor, reconstruct: bool = True) -> CodedStreams:
@@ -244,9 +240,9 @@ class MultiViewCodec(CompressionModel):
     # --- shared -------------------------------------------------------------------------
     def check_views(self, num_views: int) -> None:
         """Reject view counts the codec cannot take (:class:`ViewCountError`)."""
-        if not self.views().accepts(num_views):
+        if not self.views.accepts(num_views):
             name = self.identity.name if self.identity else type(self).__name__
-            raise ViewCountError(name, self.views(), num_views)
+            raise ViewCountError(name, self.views, num_views)
 
     def check_input(self, x: torch.Tensor) -> None:
         if x.dim() != 5 or x.shape[2] != 3:
@@ -299,10 +295,10 @@ class MultiViewCodec(CompressionModel):
         try:
             generator = torch.Generator().manual_seed(0)
             size = self.pad_multiple
-            x = torch.rand(self.min_views, 3, size, size, generator=generator)
+            x = torch.rand(self.views.minimum, 3, size, size, generator=generator)
             coded = self._encode_padded(x)
             phase[0] = "decode"
-            self._decode_padded(tuple(coded.streams), self.min_views, (size, size))
+            self._decode_padded(tuple(coded.streams), self.views.minimum, (size, size))
         finally:
             for handle in handles:
                 handle.remove()

@@ -82,7 +82,7 @@ import torch.nn.functional as F
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from compressai.layers import ResidualBlock
 
-from .base import CodecIdentity, CodedStreams, MultiViewCodec
+from .base import CodecIdentity, CodedStreams, MultiViewCodec, ViewRange
 from .entropy import (
     HYPERPRIOR_MULTIPLE,
     CdfTables,
@@ -299,7 +299,7 @@ class RasterStereoContext(SpatialContext):
         theta_at = None if theta is None else theta.permute(2, 3, 0, 1)
         # Under the float64 policy the steps skip its per-operation dispatch (same bits).
         if exact_entropy_active() and h_mu.dtype == torch.float32:
-            weight64, bias64 = weight.double(), bias.double()
+            weight64, bias64 = weight.double(), None if bias is None else bias.double()
             scales_net, means_net = PromotedRows(self.params.scales), PromotedRows(self.params.means)
 
             def step_params(i: int, j: int, patch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -437,8 +437,7 @@ class BiSIC(MultiViewCodec):
     """BiSIC / BiSIC-Fast stereo codec; see the module docstring."""
 
     pad_multiple = HYPERPRIOR_MULTIPLE
-    min_views = 2
-    max_views = 2
+    views = ViewRange(2, 2)
 
     def __init__(self, config: BiSICConfig, identity: CodecIdentity | None = None) -> None:
         super().__init__(config, identity)
@@ -522,7 +521,8 @@ class BiSIC(MultiViewCodec):
             raise ValueError(f"expected {2 * VIEWS} streams (z_l, z_r, y_l, y_r), found {len(streams)}")
         z = self.hyperprior.decode(streams[:VIEWS], size)
         with single_threaded():
-            y_symbols, y_hat = self.entropy_model.decode(*z.features, self.gaussian_conditional, streams[VIEWS:])
+            h_mu, h_sigma = z.features
+            y_symbols, y_hat = self.entropy_model.decode(h_mu, h_sigma, self.gaussian_conditional, streams[VIEWS:])
         latents = {"y": y_symbols, "z": z.symbols}
         return CodedStreams(list(streams), latents, self.synthesis(y_hat))
 

@@ -54,9 +54,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
-from compressai.models.utils import conv, deconv
 
-from .base import CodecIdentity, CodedStreams, MultiViewCodec
+from .base import CodecIdentity, CodedStreams, MultiViewCodec, ViewRange
 from .elic import elic_analysis, elic_synthesis
 from .entropy import (
     HYPERPRIOR_MULTIPLE,
@@ -66,6 +65,8 @@ from .entropy import (
     RansQuantizer,
     STEQuantizer,
     SymbolCoder,
+    hyper_analysis,
+    hyper_synthesis,
     single_threaded,
     ste_round,
 )
@@ -257,8 +258,7 @@ class ContentTokens(nn.Module):
 # --- the codec ------------------------------------------------------------------------------
 class CAMSIC(MultiViewCodec):
     pad_multiple = HYPERPRIOR_MULTIPLE
-    min_views = 2
-    max_views = 2
+    views = ViewRange(2, 2)
 
     def __init__(self, config: CAMSICConfig, identity: CodecIdentity | None = None) -> None:
         super().__init__(config, identity)
@@ -269,16 +269,8 @@ class CAMSIC(MultiViewCodec):
             raise ValueError(f"steps must be >= 1, got {config.steps}")
         self.g_a = elic_analysis(n, m)
         self.g_s = elic_synthesis(n, m)
-        self.h_a = nn.Sequential(
-            conv(m, zc, kernel_size=3, stride=1), nn.LeakyReLU(inplace=True),
-            conv(zc, zc), nn.LeakyReLU(inplace=True),
-            conv(zc, zc),
-        )
-        self.h_s = nn.Sequential(
-            deconv(zc, zc), nn.LeakyReLU(inplace=True),
-            deconv(zc, zc), nn.LeakyReLU(inplace=True),
-            conv(zc, m, kernel_size=3, stride=1),
-        )
+        self.h_a = hyper_analysis(m, zc)
+        self.h_s = hyper_synthesis(zc, zc, m)
         self.entropy_bottleneck = EntropyBottleneck(zc)
         self.gaussian_conditional = GaussianConditional(None)
         self.content_tokens = ContentTokens(m)

@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .base import CodecIdentity, CodedStreams, MultiViewCodec
+from .base import CodecIdentity, CodedStreams, MultiViewCodec, ViewRange
 from .entropy import CdfTables, Quantizer, RansQuantizer, STEQuantizer, SymbolCoder, single_threaded
 from .laplace import FactorizedLaplace, LaplaceConditional, laplace_scale_table
 from .registry import register_codec
@@ -231,8 +231,7 @@ class ECSIC(MultiViewCodec):
     """
 
     pad_multiple = 32
-    min_views = 2
-    max_views = 2
+    views = ViewRange(2, 2)
 
     def __init__(self, config: ECSICConfig, identity: CodecIdentity | None = None) -> None:
         super().__init__(config, identity)

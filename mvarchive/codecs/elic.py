@@ -35,9 +35,10 @@ import torch.nn as nn
 from compressai.models import Elic2022Chandelier
 from compressai.models.utils import conv, deconv
 
-from .base import CodecIdentity, CodedStreams, MultiViewCodec
-from .entropy import HYPERPRIOR_MULTIPLE, Hyperprior, single_threaded
+from .base import CodecIdentity, CodedStreams
+from .entropy import Hyperprior, single_threaded
 from .registry import register_codec
+from .single_view import PerViewCodec
 
 __all__ = [
     "AttnBlock",
@@ -129,10 +130,7 @@ def elic_groups(M: int) -> list[int]:
     return groups
 
 
-class SingleViewElic(MultiViewCodec):
-    pad_multiple = HYPERPRIOR_MULTIPLE
-    min_views = 1
-    max_views = None
+class SingleViewElic(PerViewCodec):
 
     def __init__(self, config: ElicConfig, identity: CodecIdentity | None = None) -> None:
         super().__init__(config, identity)
@@ -152,13 +150,6 @@ class SingleViewElic(MultiViewCodec):
         type(self).__init__(self, state["config"], state["identity"])
         self.load_state_dict(state["state_dict"])
         self.train(state["training"])
-
-    def forward(self, x: torch.Tensor) -> dict:
-        self.check_input(x)
-        batch, num_views = x.shape[:2]
-        out = self.model(x.flatten(0, 1))
-        unflat = lambda t: t.reshape(batch, num_views, *t.shape[1:])  # noqa: E731
-        return {"x_hat": unflat(out["x_hat"]), "likelihoods": {k: unflat(v) for k, v in out["likelihoods"].items()}}
 
     @property
     def hyperprior(self) -> Hyperprior:

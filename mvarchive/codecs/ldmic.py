@@ -31,8 +31,15 @@ from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from compressai.layers import GDN
 from compressai.models.utils import conv, deconv
 
-from .base import CodecIdentity, CodedStreams, MultiViewCodec
-from .entropy import HYPERPRIOR_MULTIPLE, Hyperprior, make_context_model, single_threaded
+from .base import CodecIdentity, CodedStreams, MultiViewCodec, ViewRange
+from .entropy import (
+    HYPERPRIOR_MULTIPLE,
+    Hyperprior,
+    hyper_analysis,
+    hyper_synthesis,
+    make_context_model,
+    single_threaded,
+)
 from .layers import JointContextTransfer
 from .registry import register_codec
 
@@ -54,8 +61,7 @@ def _presets(context: str) -> dict[str, LDMICConfig]:
 
 class LDMIC(MultiViewCodec):
     pad_multiple = HYPERPRIOR_MULTIPLE
-    min_views = 2
-    max_views = None
+    views = ViewRange(2)
 
     def __init__(self, config: LDMICConfig, identity: CodecIdentity | None = None) -> None:
         super().__init__(config, identity)
@@ -65,16 +71,8 @@ class LDMIC(MultiViewCodec):
         self.g_a = nn.Sequential(
             conv(3, n), GDN(n), conv(n, n), GDN(n), conv(n, n), GDN(n), conv(n, m)
         )
-        self.h_a = nn.Sequential(
-            conv(m, n, kernel_size=3, stride=1), nn.LeakyReLU(inplace=True),
-            conv(n, n), nn.LeakyReLU(inplace=True),
-            conv(n, n),
-        )
-        self.h_s = nn.Sequential(
-            deconv(n, n), nn.LeakyReLU(inplace=True),
-            deconv(n, m * 3 // 2), nn.LeakyReLU(inplace=True),
-            conv(m * 3 // 2, 2 * m, kernel_size=3, stride=1),
-        )
+        self.h_a = hyper_analysis(m, n)
+        self.h_s = hyper_synthesis(n, m * 3 // 2, 2 * m)
         self.entropy_bottleneck = EntropyBottleneck(n)
         self.gaussian_conditional = GaussianConditional(None)
         self.context_model = make_context_model(config.context, latent_channels=m, hyper_channels=2 * m)

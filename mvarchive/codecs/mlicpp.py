@@ -63,7 +63,7 @@ import torch.nn.functional as F
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from compressai.layers import GDN, conv3x3, subpel_conv3x3
 
-from .base import CodecIdentity, CodedStreams, MultiViewCodec
+from .base import CodecIdentity, CodedStreams, MultiViewCodec, ViewRange
 from .entropy import (
     HYPERPRIOR_MULTIPLE,
     CdfTables,
@@ -527,8 +527,7 @@ class SingleViewMLICPP(MultiViewCodec):
     """``single-view-mlicpp``: MLIC++ applied to every view on its own (see the module doc)."""
 
     pad_multiple = HYPERPRIOR_MULTIPLE
-    min_views = 1
-    max_views = None
+    views = ViewRange(1)
 
     def __init__(self, config: MLICPPConfig, identity: CodecIdentity | None = None) -> None:
         super().__init__(config, identity)

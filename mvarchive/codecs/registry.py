@@ -22,7 +22,7 @@ class CodecSpec:
 
     @property
     def views(self) -> ViewRange:
-        return self.model_class.views()
+        return self.model_class.views
 
     @property
     def min_views(self) -> int:

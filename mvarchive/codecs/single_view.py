@@ -7,11 +7,12 @@ without context). Coding order: per view, one z stream then one y stream.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from compressai.models import MeanScaleHyperprior
 
-from .base import CodecIdentity, CodedStreams, MultiViewCodec
+from .base import CodecIdentity, CodedStreams, MultiViewCodec, ViewRange
 from .entropy import HYPERPRIOR_MULTIPLE, CdfTables, HyperCode, Hyperprior, RansQuantizer, SymbolCoder, single_threaded
 from .registry import register_codec
 
@@ -22,14 +23,13 @@ class MeanScaleConfig:
     M: int = 192
 
 
-class SingleViewMeanScale(MultiViewCodec):
-    pad_multiple = HYPERPRIOR_MULTIPLE
-    min_views = 1
-    max_views = None
+class PerViewCodec(MultiViewCodec):
+    """A single-image CompressAI model (``self.model``, built by the subclass) applied to every
+    view on its own: training runs it on the views as one batch."""
 
-    def __init__(self, config: MeanScaleConfig, identity: CodecIdentity | None = None) -> None:
-        super().__init__(config, identity)
-        self.model = MeanScaleHyperprior(config.N, config.M)
+    pad_multiple = HYPERPRIOR_MULTIPLE
+    views = ViewRange(1)
+    model: Any  # a CompressAI model (untyped)
 
     def forward(self, x: torch.Tensor) -> dict:
         self.check_input(x)
@@ -37,6 +37,12 @@ class SingleViewMeanScale(MultiViewCodec):
         out = self.model(x.flatten(0, 1))
         unflat = lambda t: t.reshape(batch, num_views, *t.shape[1:])  # noqa: E731
         return {"x_hat": unflat(out["x_hat"]), "likelihoods": {k: unflat(v) for k, v in out["likelihoods"].items()}}
+
+
+class SingleViewMeanScale(PerViewCodec):
+    def __init__(self, config: MeanScaleConfig, identity: CodecIdentity | None = None) -> None:
+        super().__init__(config, identity)
+        self.model = MeanScaleHyperprior(config.N, config.M)
 
     @property
     def hyperprior(self) -> Hyperprior:

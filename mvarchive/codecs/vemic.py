@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 import torch
 import torch.nn as nn
 
-from .base import CodecIdentity, CodedStreams, MultiViewCodec
+from .base import CodecIdentity, CodedStreams, MultiViewCodec, ViewRange
 from .entropy import HYPERPRIOR_MULTIPLE
 from .mlicpp import MLICPPConfig, MLICPPCore, collect, conv_projection, split_streams
 from .registry import create_codec, register_codec
@@ -178,8 +178,7 @@ class VEMIC(MultiViewCodec):
     """
 
     pad_multiple = HYPERPRIOR_MULTIPLE
-    min_views = 2
-    max_views = None
+    views = ViewRange(2)
 
     def __init__(self, config: VEMICConfig, identity: CodecIdentity | None = None) -> None:
         super().__init__(config, identity)
@@ -224,7 +223,8 @@ class VEMIC(MultiViewCodec):
         return collect(codes, streams, torch.cat(images) if reconstruct else None)
 
     def _decode_padded(self, streams, num_views, size):
-        codes, images, states = [], [], []
+        codes, images = [], []
+        states: list[ViewState] = []
         for v, (z_string, y_string) in enumerate(split_streams(streams, num_views)):
             hook = self.view_context.hook(v, states) if v else None
             code = self.base.decode_view(z_string, y_string, size, hook)

@@ -10,7 +10,7 @@ from .context import (
     make_context_model,
 )
 from .exact import PROMOTED, Float64Mode, exact_entropy, exact_entropy_active
-from .hyperprior import HYPERPRIOR_MULTIPLE, HyperCode, Hyperprior
+from .hyperprior import HYPERPRIOR_MULTIPLE, HyperCode, Hyperprior, hyper_analysis, hyper_synthesis
 from .quantizer import Quantizer, RansQuantizer, STEQuantizer
 from .schedules import anchor_mask, channel_slices, checkerboard, raster
 
@@ -36,6 +36,8 @@ __all__ = [
     "encode_symbols",
     "exact_entropy",
     "exact_entropy_active",
+    "hyper_analysis",
+    "hyper_synthesis",
     "make_context_model",
     "open_decoders",
     "raster",

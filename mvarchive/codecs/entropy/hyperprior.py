@@ -17,13 +17,33 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import torch
+import torch.nn as nn
 from compressai.entropy_models import EntropyBottleneck
+from compressai.models.utils import conv, deconv
 
 from .coding import ste_round
 from .exact import exact_entropy
 
 #: z is at 1/64 of the padded input (y at 1/16, two more stride-2 steps): inputs are padded to it.
 HYPERPRIOR_MULTIPLE = 64
+
+
+def hyper_analysis(latent_channels: int, z_channels: int) -> nn.Sequential:
+    """h_a of Minnen et al. 2018: a 3x3 stride-1 conv, then two 5x5 stride-2 convs, LeakyReLU between."""
+    return nn.Sequential(
+        conv(latent_channels, z_channels, kernel_size=3, stride=1), nn.LeakyReLU(inplace=True),
+        conv(z_channels, z_channels), nn.LeakyReLU(inplace=True),
+        conv(z_channels, z_channels),
+    )
+
+
+def hyper_synthesis(z_channels: int, hidden_channels: int, out_channels: int) -> nn.Sequential:
+    """h_s of Minnen et al. 2018: two 5x5 stride-2 transposed convs, then a 3x3 stride-1 conv."""
+    return nn.Sequential(
+        deconv(z_channels, z_channels), nn.LeakyReLU(inplace=True),
+        deconv(z_channels, hidden_channels), nn.LeakyReLU(inplace=True),
+        conv(hidden_channels, out_channels, kernel_size=3, stride=1),
+    )
 
 
 class HyperCode(NamedTuple):
