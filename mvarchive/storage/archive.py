@@ -52,8 +52,9 @@ def embedded_path(weights_digest: str) -> str:
     return f"model/{weights_digest[:16]}.pt"
 
 
-def group_digest(name: str, views: Iterable[tuple[str, str, int]]) -> str:
-    """Content digest of one source group: its name and each view's (camera, file name, bytes)."""
+def group_digest(name: str, views: Iterable[tuple[str, str, int | None]]) -> str:
+    """Content digest of one source group: its name and each view's (camera, file name, bytes;
+    None where the listing gave no size)."""
     import hashlib
 
     rows = [name, [list(v) for v in views]]
