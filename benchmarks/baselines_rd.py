@@ -24,8 +24,8 @@ from pathlib import Path
 import torch
 
 from mvarchive.datasets import build_sample_datasets
+from mvarchive.evaluation import EvaluationResult, RatePoint, plan_points, run_evaluation
 from mvarchive.evaluation.bd import BD_METHODS, DEFAULT_METHOD
-from mvarchive.evaluation.evaluate import EvaluationResult, RatePoint, plan_points, run_evaluation
 
 
 def _cpu() -> str:

@@ -36,7 +36,7 @@ def eval_command(
 ) -> None:
     """Measure RD curves (real bytes, PSNR, MS-SSIM, times) of codecs and baselines; BD-rates; plots; MLflow."""
     from mvarchive.evaluation.tables import codec_table, rd_table
-    from mvarchive.flows.evaluate import EvaluateConfig, evaluate_dataset
+    from mvarchive.flows.rd_evaluation import EvaluateConfig, evaluate_dataset
     from mvarchive.flows.runtime import prefect_session, run_on_dask
     from mvarchive.tracking import TrackingConfig
 

@@ -120,7 +120,7 @@ def show_command(
 
 
 def _eval_set(dataset: str, groups: int, layout: str, services):
-    from mvarchive.models.evaluate import EvalSet
+    from mvarchive.models.rd_figures import EvalSet
 
     return EvalSet(dataset, layout, groups, storage_options(None, dataset, services.storage_options))
 

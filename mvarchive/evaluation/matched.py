@@ -1,6 +1,6 @@
 """A classical codec at the bit rate a learned codec reached, so the two read side by side.
 
-A sweep of fixed settings (:mod:`mvarchive.evaluation.evaluate`) gives curves; a person reading
+A sweep of fixed settings (:mod:`mvarchive.evaluation.planning`) gives curves; a person reading
 one archive's result wants a single line: "JPEG at the same bpp gives this PSNR". The setting is
 searched by bisection on the dataset's real bytes (encode only), then the chosen setting is
 coded and decoded once and measured like any rate point.
@@ -16,7 +16,7 @@ import numpy as np
 from mvarchive.datasets import GroupRef, load_group
 
 from .baselines import Baseline, get_baseline
-from .evaluate import RatePoint, code_group, measure_group
+from .measuring import RatePoint, code_group, measure_group
 
 __all__ = ["match_rate", "setting_grid"]
 

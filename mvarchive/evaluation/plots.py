@@ -8,7 +8,7 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .evaluate import EvaluationResult
+from .results import EvaluationResult
 
 __all__ = ["PLOTS", "rd_figure", "write_rd_plots"]
 

@@ -13,7 +13,7 @@ from rich.text import Text
 
 from mvarchive.terminal import compact_table, footnotes, number, text
 
-from .evaluate import EvaluationResult
+from .results import EvaluationResult
 
 __all__ = ["codec_table", "rd_table"]
 

@@ -21,24 +21,42 @@ from dataclasses import dataclass, field, replace
 from prefect import flow
 from prefect.futures import as_completed
 
-from mvarchive.codecs import CodecRef, codec_from_checkpoint_bytes, get_spec, load_codec, read_checkpoint_bytes, weights_digest
+from mvarchive.codecs import (
+    CodecRef,
+    codec_from_checkpoint_bytes,
+    get_spec,
+    load_codec,
+    read_checkpoint_bytes,
+    weights_digest,
+)
 from mvarchive.codecs.determinism import decode_policy
 from mvarchive.datasets import DatasetError, DatasetIndex, GroupRef, discover_dataset
 from mvarchive.datasets.images import MAX_VIEW_PIXELS
 from mvarchive.infra.gpu import gpu_placement, require_gpu_for_flow, validate_device
 from mvarchive.metrics import DEFAULT_METRICS_FRACTION
+from mvarchive.monitoring import DriftDecision
+from mvarchive.monitoring.watch import ArchiveRunFigures, watch_archive_run
 from mvarchive.progress import progress_bar
 from mvarchive.reporting import archive_summary, rows_summary, summary_markdown
 from mvarchive.storage import (
-    ArchiveBusyError, ArchiveError, ArchiveMeta, ArchiveReader, ArchiveWriter, CodecRecord, IndexRow, Lease, LeaseConfig,
-    Location, current_holder, embedded_path, group_digest,
+    ArchiveBusyError,
+    ArchiveError,
+    ArchiveMeta,
+    ArchiveReader,
+    ArchiveWriter,
+    CodecRecord,
+    IndexRow,
+    Lease,
+    LeaseConfig,
+    Location,
+    current_holder,
+    embedded_path,
+    group_digest,
 )
 from mvarchive.storage.location import absolute_url
 from mvarchive.storage.options import StorageOptions, as_options
 from mvarchive.tasks.encode import EncodeShardJob, encode_shard
 from mvarchive.tasks.preflight import PreflightJob, check_groups
-from mvarchive.monitoring import DriftDecision
-from mvarchive.monitoring.watch import ArchiveRunFigures, watch_archive_run
 from mvarchive.tracking import RunLogger, TrackingConfig, environment_params, tracked_run
 
 log = logging.getLogger("mvarchive.archive")

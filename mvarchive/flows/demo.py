@@ -18,9 +18,8 @@ from mvarchive.evaluation.baselines import BaselineError
 from mvarchive.evaluation.matched import match_rate
 from mvarchive.infra import ServicesConfig, mlflow_ui_command
 from mvarchive.reporting import summary_markdown, summary_table
-from mvarchive.training import TrainConfig
-
 from mvarchive.tracking import TrackingConfig
+from mvarchive.training import TrainConfig
 
 from .archive import ArchiveConfig, archive_dataset
 from .restore import RestoreConfig, restore_dataset

@@ -20,9 +20,9 @@ from pathlib import Path
 from prefect import flow
 
 from mvarchive.flows.train import train_task
-from mvarchive.models.evaluate import EvalSet
 from mvarchive.models.gate import GateDecision
 from mvarchive.models.lifecycle import promote_version
+from mvarchive.models.rd_figures import EvalSet
 from mvarchive.models.registry import CHAMPION, ModelVersionRef, registered_name, resolve_model_uri, version_tags
 from mvarchive.tracking import TrackingConfig, tracked_run
 from mvarchive.training import TrainConfig

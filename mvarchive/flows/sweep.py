@@ -36,9 +36,10 @@ from pathlib import Path
 from prefect import flow, task
 
 from mvarchive.evaluation.bd import BDResult
-from mvarchive.evaluation.evaluate import EvaluationResult, RatePoint
+from mvarchive.evaluation.measuring import RatePoint
+from mvarchive.evaluation.results import EvaluationResult
 from mvarchive.flows.train import TrainReport, eval_set, log_baselines, run_params, train_task
-from mvarchive.models.evaluate import (
+from mvarchive.models.rd_figures import (
     bd_against_baselines,
     figures_from_point,
     learned_rate_point,
@@ -221,7 +222,7 @@ def sweep_run_name(config: SweepConfig) -> str:
 
 def _baseline_jobs(config: SweepConfig) -> tuple[list[EvaluatePointJob], dict[str, str]]:
     from mvarchive.evaluation.baselines import parse_baselines
-    from mvarchive.evaluation.evaluate import baseline_points
+    from mvarchive.evaluation.planning import baseline_points
 
     data = eval_set(config.base)
     index = data.index()

@@ -22,9 +22,10 @@ from typing import Any
 from prefect import flow, task
 
 from mvarchive.evaluation.baselines import parse_baselines
-from mvarchive.evaluation.evaluate import EvaluationResult, RatePoint
-from mvarchive.models.evaluate import EvalSet, figures_from_point, rd_against_baselines, write_rd_plot
+from mvarchive.evaluation.measuring import RatePoint
+from mvarchive.evaluation.results import EvaluationResult
 from mvarchive.models.publish import register_checkpoint
+from mvarchive.models.rd_figures import EvalSet, figures_from_point, rd_against_baselines, write_rd_plot
 from mvarchive.models.registry import ModelVersionRef
 from mvarchive.progress import progress_bar
 from mvarchive.reporting import summary_markdown

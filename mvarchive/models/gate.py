@@ -1,6 +1,6 @@
 """The promotion gate: does a candidate version beat the champion on an evaluation dataset?
 
-Both are measured on the same data with real bytes (:mod:`mvarchive.models.evaluate`). With one
+Both are measured on the same data with real bytes (:mod:`mvarchive.models.rd_figures`). With one
 rate point each (one checkpoint = one λ, the usual case) the gate compares the rate-distortion
 cost the codecs are trained to minimize, at the champion's λ::
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from .evaluate import EvalSet, evaluate_version
 from .gate import GateDecision, decide
+from .rd_figures import EvalSet, evaluate_version
 from .registry import CHAMPION, ModelRegistryError, ModelVersionRef, registry_client, resolve_model_uri
 
 __all__ = ["PromotionReport", "champion_of", "dataset_label", "promote_version", "record_evaluation"]

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from prefect import task
 
 from mvarchive.datasets import GroupRef
-from mvarchive.evaluation.evaluate import PointSpec, RatePoint, evaluate_point
+from mvarchive.evaluation.measuring import RatePoint, evaluate_point
+from mvarchive.evaluation.planning import PointSpec
 
 from .worker import prepare_torch
 

@@ -1,7 +1,7 @@
 """Validation during training: real bytes on held-out groups, and ``best.pt``.
 
 Every ``val_every`` steps the loop codes the validation groups for real
-(:func:`~mvarchive.training.evaluate.rd_point`: compress → bytes → decode) and computes the
+(:func:`~mvarchive.training.rd_point.rd_point`: compress → bytes → decode) and computes the
 RD cost the run minimises, in LDMIC's λ convention (:mod:`.loss`):
 ``J = bpp + λ·MSE`` (``metric="mse"``) or ``J = bpp + λ·(1 − MS-SSIM)`` (``"ms-ssim"``), bpp
 from the real bitstreams. Whenever J improves the weights are written to ``best.pt`` with
@@ -25,7 +25,7 @@ import torch
 from mvarchive.codecs import MultiViewCodec, save_checkpoint
 from mvarchive.datasets import DatasetIndex, discover_dataset
 
-from .evaluate import rd_point
+from .rd_point import rd_point
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ import re
 import pytest
 from rich.console import Console
 
+from mvarchive.evaluation import CodecCurve, EvaluationResult, RatePoint
 from mvarchive.evaluation.bd import BDResult
-from mvarchive.evaluation.evaluate import CodecCurve, EvaluationResult, RatePoint
 from mvarchive.evaluation.tables import codec_table, rd_table
 from mvarchive.reporting import summary_table
 

@@ -10,6 +10,7 @@ import pytest
 
 from mvarchive.datasets import discover_dataset, load_group
 from mvarchive.evaluation import baselines as bl
+from mvarchive.evaluation import plan_points
 from mvarchive.evaluation.baselines import (
     BASELINE_NAMES,
     AvifBaseline,
@@ -19,7 +20,6 @@ from mvarchive.evaluation.baselines import (
     rgb_to_ycbcr,
     ycbcr_to_rgb,
 )
-from mvarchive.evaluation.evaluate import plan_points
 from mvarchive.metrics import psnr
 
 # Command-line tools scripts/install-system-deps.sh installs, per baseline. Pillow-only baselines

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mvarchive.evaluation.evaluate import (
+from mvarchive.evaluation import (
     CodedGroup,
     EvaluationResult,
     compare_results,
@@ -19,9 +19,8 @@ from mvarchive.evaluation.evaluate import (
     measure_group,
     plan_points,
     run_evaluation,
-    views_ms_ssim,
 )
-from mvarchive.metrics import ms_ssim, psnr
+from mvarchive.metrics import ms_ssim, psnr, views_ms_ssim
 
 OUTPUTS = {"results.json", "rd_psnr.png", "rd_ms_ssim.png", "bd_table.md", "rd_table.md"}
 
@@ -125,7 +124,7 @@ def test_checkpoints_are_rate_points_of_the_codec_they_hold(tmp_path):
 def test_flow_on_dask_writes_json_plots_and_mlflow_artifacts(flow_env, small_dataset, tmp_path, mlflow_uri):
     from mlflow import MlflowClient
 
-    from mvarchive.flows.evaluate import EvaluateConfig, evaluate_dataset
+    from mvarchive.flows.rd_evaluation import EvaluateConfig, evaluate_dataset
     from mvarchive.flows.runtime import run_on_dask
     from mvarchive.tracking import TrackingConfig
 

@@ -13,10 +13,10 @@ import pytest
 from mlflow import MlflowClient
 
 from mvarchive.codecs import codec_from_checkpoint_bytes, read_checkpoint_bytes, weights_digest
-from mvarchive.flows.evaluate import registry_checkpoints
+from mvarchive.flows.rd_evaluation import registry_checkpoints
 from mvarchive.flows.train import train_task
-from mvarchive.models.evaluate import EvalSet
 from mvarchive.models.lifecycle import promote_version, record_evaluation
+from mvarchive.models.rd_figures import EvalSet
 from mvarchive.models.registry import ModelRegistryError, resolve_model_uri, version_tags
 from mvarchive.tracking import TrackingConfig
 from mvarchive.training import TrainConfig

@@ -12,8 +12,8 @@ from mvarchive.codecs.padding import pad_to_multiple
 from mvarchive.datasets import discover_dataset, load_group
 from mvarchive.metrics import to_tensor
 from mvarchive.training import TrainConfig, train_codec_loop
-from mvarchive.training.evaluate import estimated_bits, rd_point
 from mvarchive.training.loss import bits_per_view
+from mvarchive.training.rd_point import estimated_bits, rd_point
 
 from .odd_sizes import LAYOUT
 

@@ -10,7 +10,7 @@ import torch
 from mvarchive.codecs import load_codec
 from mvarchive.datasets import discover_dataset
 from mvarchive.training import TrainConfig, TrainingConfigMismatch, train_codec_loop
-from mvarchive.training.evaluate import rd_point
+from mvarchive.training.rd_point import rd_point
 from mvarchive.training.validation import rd_cost, split_validation
 
 from .odd_sizes import LAYOUT

@@ -1,7 +1,7 @@
 """The evaluation flow: learned codecs and classical baselines over a dataset -> RD curves, BD, MLflow.
 
-One Prefect task per rate point (a codec at one checkpoint, a baseline at one setting), each
-coding every selected group, so the points run in parallel on Dask (``run_on_dask``). The flow
+One Prefect task per rate point (:mod:`mvarchive.tasks.evaluate_point`: a codec at one
+checkpoint, a baseline at one setting), each coding every selected group, so the points run in parallel on Dask (``run_on_dask``). The flow
 then groups the points into curves, computes BD against the anchor, writes
 
 * ``results.json``: the :class:`~mvarchive.evaluation.EvaluationResult` (per group and per view
@@ -26,13 +26,8 @@ from mvarchive.codecs import get_spec
 from mvarchive.datasets import discover_dataset
 from mvarchive.evaluation.baselines import BASELINE_NAMES, parse_baselines
 from mvarchive.evaluation.bd import BD_METHODS, DEFAULT_METHOD
-from mvarchive.evaluation.evaluate import (
-    EvaluationResult,
-    PointSpec,
-    anchor_problem,
-    assemble_result,
-    plan_points,
-)
+from mvarchive.evaluation.planning import PointSpec, plan_points
+from mvarchive.evaluation.results import EvaluationResult, anchor_problem, assemble_result
 from mvarchive.progress import progress_bar
 from mvarchive.tasks.evaluate_point import EvaluatePointJob, evaluate_point_task
 from mvarchive.tracking import RunLogger, TrackingConfig, environment_params, tracked_run

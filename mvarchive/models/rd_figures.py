@@ -1,6 +1,6 @@
 """A registered version's RD figures on a dataset, measured with real bytes.
 
-The coding and the metrics are the evaluation package's (:func:`mvarchive.evaluation.evaluate.
+The coding and the metrics are the evaluation package's (:func:`mvarchive.evaluation.measuring.
 evaluate_point`: ``compress()``, bytes counted, PSNR and MS-SSIM per view), so a version's figures,
 ``mvarchive eval`` and the classical baselines price the same thing. Added here only what the gate
 needs: ``mse``, the distortion of the training loss (MSE on [0, 1], mean over pixels of every view),
@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from mvarchive.datasets import DatasetIndex
     from mvarchive.evaluation.bd import BDResult
-    from mvarchive.evaluation.evaluate import EvaluationResult, RatePoint
+    from mvarchive.evaluation.measuring import RatePoint
+    from mvarchive.evaluation.results import EvaluationResult
 
 __all__ = ["EvalSet", "baseline_rate_points", "bd_against_baselines", "evaluate_checkpoint", "evaluate_version",
            "figures_from_point", "learned_rate_point", "rd_against_baselines", "rd_curve", "rd_curve_against_baselines",
@@ -65,7 +66,7 @@ def figures_from_point(point: "RatePoint") -> dict[str, float]:
 def _learned_spec(checkpoint: str | Path, label: str):
     from mvarchive.codecs import CodecRef
     from mvarchive.codecs.checkpoint import read_checkpoint
-    from mvarchive.evaluation.evaluate import PointSpec
+    from mvarchive.evaluation.planning import PointSpec
 
     held = read_checkpoint(checkpoint)
     return PointSpec(held.codec, "learned", label, ref=CodecRef(held.codec, held.preset, str(checkpoint)))
@@ -94,7 +95,7 @@ def evaluate_version(uri: str, data: EvalSet | str, tracking_uri: str | None = N
 
 def learned_rate_point(checkpoint: str | Path, label: str, data: EvalSet) -> "RatePoint":
     """The checkpoint's rate point on ``data``, coded in this process (e.g. on the worker that trained it)."""
-    from mvarchive.evaluation.evaluate import evaluate_point
+    from mvarchive.evaluation.measuring import evaluate_point
 
     index = data.index()
     return evaluate_point(_learned_spec(checkpoint, label), index.groups, data.storage_options, index.cameras)
@@ -103,7 +104,8 @@ def learned_rate_point(checkpoint: str | Path, label: str, data: EvalSet) -> "Ra
 def baseline_rate_points(data: EvalSet, baselines: Sequence[str] = PLOT_BASELINES) -> tuple[list["RatePoint"], dict[str, str]]:
     """Every setting of the available ``baselines`` on ``data`` (in this process), and
     ``{name: reason}`` for those this machine cannot run."""
-    from mvarchive.evaluation.evaluate import baseline_points, evaluate_point
+    from mvarchive.evaluation.measuring import evaluate_point
+    from mvarchive.evaluation.planning import baseline_points
 
     index = data.index()
     specs, unavailable = baseline_points(baselines)
@@ -114,7 +116,7 @@ def _spec_of(point: "RatePoint"):
     """A PointSpec naming a measured point's curve (assembling needs the kind and the name only)."""
     from mvarchive.codecs import CodecRef
     from mvarchive.evaluation.baselines import BASELINE_NAMES
-    from mvarchive.evaluation.evaluate import PointSpec
+    from mvarchive.evaluation.planning import PointSpec
 
     if point.codec in BASELINE_NAMES:
         return PointSpec(point.codec, "baseline", point.label, setting=point.setting)
@@ -127,7 +129,7 @@ def rd_curve(data: EvalSet, learned: Sequence["RatePoint"], baselines: Sequence[
     """Measured points (learned ones, e.g. one per λ of a sweep, measured on workers; and the
     baselines') as one evaluation on ``data``: the learned codec's points form its RD curve.
     BD is computed against the first baseline (see :func:`bd_against_baselines` for all)."""
-    from mvarchive.evaluation.evaluate import assemble_result
+    from mvarchive.evaluation.results import assemble_result
     from mvarchive.tracking import environment_params
 
     points = list(learned) + list(baselines)
