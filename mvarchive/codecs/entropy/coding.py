@@ -117,6 +117,8 @@ class SymbolCoder:
     def code(self, indexes: torch.Tensor, means: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         """Code row v of ``indexes`` (and of ``y`` when encoding) in stream v; returns the
         integer symbols ``round(y - means)``, decoded or computed."""
+        if indexes.shape[0] != self.views:
+            raise ValueError(f"code() takes one row per stream: {indexes.shape[0]} rows for {self.views} streams")
         if self.decoders is None:
             q = self._symbols(means, y)
             for view in range(self.views):
