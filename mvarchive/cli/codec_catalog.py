@@ -65,7 +65,8 @@ def build_catalog() -> list[dict[str, Any]]:
         presets = {preset: {"config": asdict(spec.presets[preset]), "parameters": _parameter_counts(spec.name, preset)}
                    for preset in spec.presets}
         rows.append({"name": spec.name, "id": spec.codec_id, "description": spec.description,
-                     "min_views": spec.min_views, "max_views": spec.max_views, "presets": presets})
+                     "min_views": spec.min_views, "max_views": spec.max_views, "views": str(spec.views),
+                     "presets": presets})
     return rows
 
 
@@ -77,7 +78,7 @@ def catalog(cache_dir: Path | None) -> list[dict[str, Any]]:
     path = cache_dir / f"codecs-{catalog_digest()[:16]}.json"
     try:
         rows = json.loads(path.read_text(encoding="utf-8"))
-        if isinstance(rows, list) and all(isinstance(r, dict) and "presets" in r for r in rows):
+        if isinstance(rows, list) and all(isinstance(r, dict) and {"presets", "views"} <= set(r) for r in rows):
             return rows
     except (OSError, ValueError):
         pass

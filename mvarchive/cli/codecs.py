@@ -27,7 +27,7 @@ def codecs_command(
     table = compact_table([text("name"), number("id"), number("views"), text("preset"), number("encoder"),
                            number("decoder"), number("total")], title="registered codecs (parameters)")
     for row in rows:
-        views = f"{row['min_views']}+" if row["max_views"] is None else f"{row['min_views']}-{row['max_views']}"
+        views = row["views"]  # the codec's ViewRange, written when the catalog was built
         for i, (preset, info) in enumerate(row["presets"].items()):
             sizes = [_millions(info["parameters"], part) for part in ("encoder", "decoder", "total")]
             table.add_row(row["name"] if i == 0 else "", str(row["id"]) if i == 0 else "", views if i == 0 else "",

@@ -117,7 +117,7 @@ def train_command(
             fail(f"{option} must be >= {low}, got {value}")
     device = _device(device, fail)
     services = services_of(ctx)
-    from mvarchive.codecs import create_codec
+    from mvarchive.codecs import check_view_count, create_codec
     from mvarchive.datasets import discover_dataset
     from mvarchive.training import TrainConfig
 
@@ -137,7 +137,7 @@ def train_command(
     except (ValueError, TypeError) as exc:
         fail(_option_message(str(exc)))
     index = call_or_exit(discover_dataset, dataset, layout)
-    call_or_exit(lambda: create_codec(codec, preset).check_views(len(index.cameras)))
+    call_or_exit(lambda: check_view_count(create_codec(codec, preset), len(index.cameras)))
     for other in (eval_dataset, val_dataset):
         if other is not None:
             call_or_exit(discover_dataset, other, layout)

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from mvarchive.codecs import MultiViewCodec
+from mvarchive.codecs import MultiViewCodec, check_view_count
 from mvarchive.datasets import GroupRef, load_group
 from mvarchive.metrics import psnr, to_tensor, to_uint8, views_ms_ssim  # views_ms_ssim: the one MS-SSIM
 
@@ -217,7 +217,7 @@ def evaluate_point(spec: PointSpec, groups: Sequence[GroupRef], storage_options:
         for group in groups:
             views = load_group(group, storage_options)
             if isinstance(coder, MultiViewCodec):
-                coder.check_views(views.shape[0])
+                check_view_count(coder, views.shape[0])
             where = f"{spec.codec} {spec.label}, group {group.name}"
             coded = code_group(coder, views, spec.setting, where=where)
             results.append(measure_group(group.name, cameras or group.cameras, views, coded))

@@ -23,6 +23,7 @@ from prefect.futures import as_completed
 
 from mvarchive.codecs import (
     CodecRef,
+    check_view_count,
     codec_from_checkpoint_bytes,
     get_spec,
     load_codec,
@@ -215,7 +216,7 @@ def plan_archive(config: ArchiveConfig, check_lease: bool = True) -> ArchivePlan
     else:
         checkpoint_url = None
         codec = load_codec(name=config.codec, preset=config.preset, seed=config.seed)
-    codec.check_views(len(index.cameras))
+    check_view_count(codec, len(index.cameras))
     identity = codec.identity
     digest = weights_digest(codec)
     embedded = embedded_path(digest) if (checkpoint_bytes is not None and config.embed_model) else None

@@ -125,9 +125,8 @@ def _check_config(config: EvaluateConfig, specs: list[PointSpec], num_views: int
                          f"nor one of the evaluated codecs ({', '.join(learned) or 'none'})")
     for name in learned:
         spec = get_spec(name)
-        if not spec.accepts(num_views):
-            views = f"{spec.min_views}+" if spec.max_views is None else f"{spec.min_views}-{spec.max_views}"
-            raise ValueError(f"codec {name!r} takes {views} views; the dataset has {num_views} cameras")
+        if not spec.views.accepts(num_views):
+            raise ValueError(f"codec {name!r} takes {spec.views} views; the dataset has {num_views} cameras")
 
 
 def write_outputs(result: EvaluationResult, out_dir: str | Path) -> dict[str, str]:
