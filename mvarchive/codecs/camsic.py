@@ -67,6 +67,7 @@ from .entropy import (
     SymbolCoder,
     hyper_analysis,
     hyper_synthesis,
+    masked_steps,
     single_threaded,
     ste_round,
 )
@@ -308,37 +309,11 @@ class CAMSIC(MultiViewCodec):
     def _iterate(
         self, content: torch.Tensor, quantizer: Quantizer, y: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The T-step masked schedule of one view (batch 1), for estimating and coding alike.
-
-        Each step runs the Transformer on the current composite tokens, picks the positions
-        to code (:func:`select_positions`) and hands their values (``y``, None when
-        decoding) with their (σ, μ) to ``quantizer`` (stream 0). Returns ŷ and what the
-        quantizer recorded, each (1, M, h, w).
-        """
-        _, m, height, width = content.shape
-        n = height * width
-        tokens = content.clone()
-        decoded = torch.zeros(n, dtype=torch.bool, device=content.device)
-        recorded: torch.Tensor | None = None
-        flat_y = None if y is None else y.reshape(m, n)
-        for k in sine_schedule(n, self.config.steps):
-            if k == 0:
-                continue
-            scales, means = self.entropy_parameters(tokens, decoded.reshape(1, height, width))
-            scales, means = scales.reshape(m, n), means.reshape(m, n)
-            chosen = select_positions(scales.detach(), decoded, k)
-            values = None if flat_y is None else flat_y[:, chosen]
-            value, record = quantizer(values, scales[:, chosen], means[:, chosen], stream=0)
-            if recorded is None:
-                recorded = record.new_zeros(m, n)
-            recorded[:, chosen] = record
-            new_tokens = tokens.reshape(m, n).clone()
-            new_tokens[:, chosen] = value
-            tokens = new_tokens.reshape(1, m, height, width)
-            decoded[chosen] = True
-        if recorded is None:
-            raise ValueError("an empty latent has nothing to code")
-        return tokens, recorded.reshape(1, m, height, width)
+        """The T-step masked schedule of one view (batch 1), for estimating and coding alike:
+        the sinusoidal step sizes, the Transformer's parameters, the cheapest positions first
+        (:func:`select_positions`). Returns ŷ and what ``quantizer`` recorded, each (1, M, h, w)."""
+        counts = sine_schedule(content.shape[-2] * content.shape[-1], self.config.steps)
+        return masked_steps(quantizer, y, content, counts, self.entropy_parameters, select_positions)
 
     # --- training ---------------------------------------------------------------------------
     def _train_view(self, y: torch.Tensor, content: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

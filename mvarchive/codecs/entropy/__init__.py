@@ -12,7 +12,7 @@ from .context import (
 from .exact import PROMOTED, Float64Mode, exact_entropy, exact_entropy_active
 from .hyperprior import HYPERPRIOR_MULTIPLE, HyperCode, Hyperprior, hyper_analysis, hyper_synthesis
 from .quantizer import Quantizer, RansQuantizer, STEQuantizer
-from .schedules import anchor_mask, channel_slices, checkerboard, raster
+from .schedules import anchor_mask, channel_slices, checkerboard, masked_steps, raster
 
 __all__ = [
     "AutoregressiveGaussianContext",
@@ -39,6 +39,7 @@ __all__ = [
     "hyper_analysis",
     "hyper_synthesis",
     "make_context_model",
+    "masked_steps",
     "open_decoders",
     "raster",
     "single_threaded",

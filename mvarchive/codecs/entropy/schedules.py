@@ -12,10 +12,11 @@ encoding and decoding, so they run the same steps.
   known before the latent, then the rest conditioned on the decoded anchors.
 * :func:`channel_slices` — channel slices in order, each conditioned on the slices before it
   (Minnen & Singh 2020: channel context and latent residual prediction inside ``code_slice``).
+* :func:`masked_steps` — a fixed number of steps, each coding the positions a rule picks from
+  the current parameters (CAMSIC's masked-image-modeling order), conditioned on all decoded ones.
 
 Cross-view context stays the codec's (a hook its parameter networks call, as VEMIC's
-``ViewContextHook``); CAMSIC's masked multi-step schedule lives with CAMSIC, over the same
-quantizer protocol.
+``ViewContextHook``).
 """
 
 from __future__ import annotations
@@ -135,3 +136,46 @@ def channel_slices(
         decoded.append(y_hat_s)
         recorded.append(recorded_s)
     return torch.cat(decoded, dim=1), torch.cat(recorded, dim=1)
+
+
+def masked_steps(
+    quantizer: Quantizer,
+    y: torch.Tensor | None,
+    content: torch.Tensor,
+    counts: list[int],
+    params: Callable[[torch.Tensor, torch.Tensor], Params],
+    choose: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Masked multi-step coding of one (1, C, h, w) latent, ``counts[i]`` positions at step i.
+
+    Each step computes ``params(tokens, decoded)`` (full (1, C, h, w) maps) from the composite
+    tokens (``content`` where nothing is decoded yet, the reconstruction where it is) and the
+    (1, h, w) decoded mask; ``choose(scales (C, n), decoded (n,), k)`` picks the k raster
+    positions to code, which go to ``quantizer`` (stream 0) channel-major, positions ascending.
+    The choice may depend only on what the decoder has, so it finds the same positions.
+    Returns the reconstruction and what the quantizer recorded, each (1, C, h, w).
+    """
+    _, c, height, width = content.shape
+    n = height * width
+    tokens = content.clone()
+    decoded = torch.zeros(n, dtype=torch.bool, device=content.device)
+    recorded: torch.Tensor | None = None
+    flat_y = None if y is None else y.reshape(c, n)
+    for k in counts:
+        if k == 0:
+            continue
+        scales, means = params(tokens, decoded.reshape(1, height, width))
+        scales, means = scales.reshape(c, n), means.reshape(c, n)
+        chosen = choose(scales.detach(), decoded, k)
+        values = None if flat_y is None else flat_y[:, chosen]
+        value, record = quantizer(values, scales[:, chosen], means[:, chosen], stream=0)
+        if recorded is None:
+            recorded = record.new_zeros(c, n)
+        recorded[:, chosen] = record
+        new_tokens = tokens.reshape(c, n).clone()
+        new_tokens[:, chosen] = value
+        tokens = new_tokens.reshape(1, c, height, width)
+        decoded[chosen] = True
+    if recorded is None:
+        raise ValueError("an empty latent has nothing to code")
+    return tokens, recorded.reshape(1, c, height, width)
