@@ -235,7 +235,7 @@ class MultiViewCodec(CompressionModel):
 
     def parameter_counts(self) -> dict[str, int]:
         """Parameter counts, at least ``total``; codecs add encoder/decoder sides."""
-        return {"total": sum(p.numel() for p in self.parameters())}
+        return {"total": parameter_count(self)}
 
     # --- shared -------------------------------------------------------------------------
     def check_views(self, num_views: int) -> None:
@@ -439,6 +439,18 @@ def _with_modules(module: torch.nn.Module, replacements: dict[str, torch.nn.Modu
     for head, inner in nested.items():
         clone._modules[head] = _with_modules(module.get_submodule(head), inner)
     return clone
+
+
+def parameter_count(*parts: torch.nn.Module | torch.Tensor | None) -> int:
+    """Parameters of modules and of loose tensors (a parameter held outside a submodule), for
+    the breakdowns of ``parameter_counts``; None counts nothing."""
+    total = 0
+    for part in parts:
+        if isinstance(part, torch.nn.Module):
+            total += sum(p.numel() for p in part.parameters())
+        elif part is not None:
+            total += part.numel()
+    return total
 
 
 def config_dict(config: Any) -> dict[str, Any]:

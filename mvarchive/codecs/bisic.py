@@ -82,7 +82,7 @@ import torch.nn.functional as F
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from compressai.layers import ResidualBlock
 
-from .base import CodecIdentity, CodedStreams, MultiViewCodec, ViewRange
+from .base import CodecIdentity, CodedStreams, MultiViewCodec, ViewRange, parameter_count
 from .entropy import (
     HYPERPRIOR_MULTIPLE,
     CdfTables,
@@ -528,29 +528,25 @@ class BiSIC(MultiViewCodec):
 
     def parameter_counts(self) -> dict[str, int]:
         """Totals, encoder/decoder sides and the module breakdown of the official model."""
-
-        def count(*modules: nn.Module | None) -> int:
-            return sum(p.numel() for module in modules if module is not None for p in module.parameters())
-
         em = self.entropy_model
-        spatial_convs = sum(count(cast(nn.Module, s.context)) for s in em.spatial)
+        spatial_convs = sum(parameter_count(cast(nn.Module, s.context)) for s in em.spatial)
         hyperprior = (self.h_a, self.h_s_means, self.h_s_scales, self.entropy_bottleneck)
         transforms_enc = (self.encoder_a, self.encoder_attention_a, self.encoder_b, self.encoder_attention_b)
         transforms_dec = (self.decoder_attention_a, self.decoder_a, self.decoder_attention_b, self.decoder_b)
         return {
-            "codec_convs": count(self.encoder_a, self.encoder_b, self.decoder_a, self.decoder_b),
-            "codec_mutual_attention": count(
+            "codec_convs": parameter_count(self.encoder_a, self.encoder_b, self.decoder_a, self.decoder_b),
+            "codec_mutual_attention": parameter_count(
                 self.encoder_attention_a, self.encoder_attention_b, self.decoder_attention_a, self.decoder_attention_b
             ),
-            "hyperprior": count(*hyperprior),
-            "channel_mutual_attention": count(em.channel_attention),
-            "gaussian_parameters": count(*em.spatial) - spatial_convs,
-            "channel_context": count(em.channel_context),
-            "lrp": count(em.lrp),
+            "hyperprior": parameter_count(*hyperprior),
+            "channel_mutual_attention": parameter_count(em.channel_attention),
+            "gaussian_parameters": parameter_count(*em.spatial) - spatial_convs,
+            "channel_context": parameter_count(em.channel_context),
+            "lrp": parameter_count(em.lrp),
             "spatial_context": spatial_convs,
-            "encoder": count(*transforms_enc, *hyperprior, em),
-            "decoder": count(self.h_s_means, self.h_s_scales, self.entropy_bottleneck, em, *transforms_dec),
-            "total": count(self),
+            "encoder": parameter_count(*transforms_enc, *hyperprior, em),
+            "decoder": parameter_count(self.h_s_means, self.h_s_scales, self.entropy_bottleneck, em, *transforms_dec),
+            "total": parameter_count(self),
         }
 
 

@@ -55,7 +55,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 
-from .base import CodecIdentity, CodedStreams, MultiViewCodec, ViewRange
+from .base import CodecIdentity, CodedStreams, MultiViewCodec, ViewRange, parameter_count
 from .elic import elic_analysis, elic_synthesis
 from .entropy import (
     HYPERPRIOR_MULTIPLE,
@@ -407,28 +407,23 @@ class CAMSIC(MultiViewCodec):
     def parameter_counts(self) -> dict[str, int]:
         """Breakdown of the official model; encoder = g_a + hyperprior + entropy model,
         decoder = h_s + factorized prior + entropy model + g_s."""
-
-        def count(*parts) -> int:
-            tensors = (part.parameters() if isinstance(part, nn.Module) else [part] for part in parts)
-            return sum(p.numel() for group in tensors for p in group)
-
         token_model = (
             self.content_tokens, self.prior_embedding, self.token_projection,
             self.identity_embeddings, self.transformer, self.parameter_head,
         )
         return {
-            "g_a": count(self.g_a),
-            "g_s": count(self.g_s),
-            "hyperprior": count(self.h_a, self.h_s, self.entropy_bottleneck),
-            "transformer": count(self.transformer),
-            "content_tokens": count(self.content_tokens),
-            "parameter_head": count(self.parameter_head),
-            "projection": count(self.token_projection),
-            "embeddings": count(self.prior_embedding, self.identity_embeddings),
-            "entropy_model": count(self.h_a, self.h_s, self.entropy_bottleneck, *token_model),
-            "encoder": count(self.g_a, self.h_a, self.h_s, self.entropy_bottleneck, *token_model),
-            "decoder": count(self.h_s, self.entropy_bottleneck, *token_model, self.g_s),
-            "total": count(self),
+            "g_a": parameter_count(self.g_a),
+            "g_s": parameter_count(self.g_s),
+            "hyperprior": parameter_count(self.h_a, self.h_s, self.entropy_bottleneck),
+            "transformer": parameter_count(self.transformer),
+            "content_tokens": parameter_count(self.content_tokens),
+            "parameter_head": parameter_count(self.parameter_head),
+            "projection": parameter_count(self.token_projection),
+            "embeddings": parameter_count(self.prior_embedding, self.identity_embeddings),
+            "entropy_model": parameter_count(self.h_a, self.h_s, self.entropy_bottleneck, *token_model),
+            "encoder": parameter_count(self.g_a, self.h_a, self.h_s, self.entropy_bottleneck, *token_model),
+            "decoder": parameter_count(self.h_s, self.entropy_bottleneck, *token_model, self.g_s),
+            "total": parameter_count(self),
         }
 
 

@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .base import CodecIdentity, CodedStreams, MultiViewCodec, ViewRange
+from .base import CodecIdentity, CodedStreams, MultiViewCodec, ViewRange, parameter_count
 from .entropy import CdfTables, Quantizer, RansQuantizer, STEQuantizer, SymbolCoder, single_threaded
 from .laplace import FactorizedLaplace, LaplaceConditional, laplace_scale_table
 from .registry import register_codec
@@ -360,23 +360,19 @@ class ECSIC(MultiViewCodec):
     def parameter_counts(self) -> dict[str, int]:
         """Per module as the official model counts them, plus encoder side (E, h_E and the whole
         entropy model) and decoder side (entropy model and D)."""
-
-        def count(*modules: nn.Module) -> int:
-            return sum(p.numel() for module in modules for p in module.parameters())
-
         entropy = (self.z_left_prior, self.z_context, self.hyper_decoder,
                    self.hyper_left_head, self.hyper_right_head, self.y_context)
         return {
-            "E": count(self.encoder),
-            "D": count(self.decoder),
-            "h_E": count(self.hyper_encoder),
-            "h_D": count(self.hyper_decoder, self.hyper_left_head, self.hyper_right_head),
-            "c_z": count(self.z_context),
-            "c_y": count(self.y_context),
-            "z_left_prior": count(self.z_left_prior),
-            "encoder": count(self.encoder, self.hyper_encoder, *entropy),
-            "decoder": count(*entropy, self.decoder),
-            "total": count(self),
+            "E": parameter_count(self.encoder),
+            "D": parameter_count(self.decoder),
+            "h_E": parameter_count(self.hyper_encoder),
+            "h_D": parameter_count(self.hyper_decoder, self.hyper_left_head, self.hyper_right_head),
+            "c_z": parameter_count(self.z_context),
+            "c_y": parameter_count(self.y_context),
+            "z_left_prior": parameter_count(self.z_left_prior),
+            "encoder": parameter_count(self.encoder, self.hyper_encoder, *entropy),
+            "decoder": parameter_count(*entropy, self.decoder),
+            "total": parameter_count(self),
         }
 
 

@@ -35,7 +35,7 @@ import torch.nn as nn
 from compressai.models import Elic2022Chandelier
 from compressai.models.utils import conv, deconv
 
-from .base import CodecIdentity, CodedStreams
+from .base import CodecIdentity, CodedStreams, parameter_count
 from .entropy import Hyperprior, single_threaded
 from .registry import register_codec
 from .single_view import PerViewCodec
@@ -198,18 +198,15 @@ class SingleViewElic(PerViewCodec):
         return CodedStreams(list(streams), latents, self.model.g_s(y_hat))
 
     def parameter_counts(self) -> dict[str, int]:
-        def count(*modules: nn.Module) -> int:
-            return sum(p.numel() for module in modules for p in module.parameters())
-
         lc = self.model.latent_codec
-        entropy = count(lc)
+        entropy = parameter_count(lc)
         return {
-            "g_a": count(self.model.g_a),
-            "g_s": count(self.model.g_s),
+            "g_a": parameter_count(self.model.g_a),
+            "g_s": parameter_count(self.model.g_s),
             "entropy_model": entropy,
-            "encoder": count(self.model.g_a) + entropy,
-            "decoder": entropy - count(lc["hyper"].h_a) + count(self.model.g_s),
-            "total": count(self),
+            "encoder": parameter_count(self.model.g_a) + entropy,
+            "decoder": entropy - parameter_count(lc["hyper"].h_a) + parameter_count(self.model.g_s),
+            "total": parameter_count(self),
         }
 
 

@@ -31,7 +31,7 @@ from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from compressai.layers import GDN
 from compressai.models.utils import conv, deconv
 
-from .base import CodecIdentity, CodedStreams, MultiViewCodec, ViewRange
+from .base import CodecIdentity, CodedStreams, MultiViewCodec, ViewRange, parameter_count
 from .entropy import (
     HYPERPRIOR_MULTIPLE,
     Hyperprior,
@@ -131,15 +131,12 @@ class LDMIC(MultiViewCodec):
         """Encoder side (g_a, hyperprior, context, entropy parameters) and decoder side
         (h_s, factorized prior, context, entropy parameters, both JCTs, g_s), as in the
         paper's Table 2."""
-
-        def count(*modules: nn.Module) -> int:
-            return sum(p.numel() for module in modules for p in module.parameters())
-
         entropy = (self.entropy_bottleneck, self.context_model)
+        synthesis = (self.jct_latent, self.jct_feature, self.g_s_head, self.g_s_tail)
         return {
-            "encoder": count(self.g_a, self.h_a, self.h_s, *entropy),
-            "decoder": count(self.h_s, *entropy, self.jct_latent, self.jct_feature, self.g_s_head, self.g_s_tail),
-            "total": count(self),
+            "encoder": parameter_count(self.g_a, self.h_a, self.h_s, *entropy),
+            "decoder": parameter_count(self.h_s, *entropy, *synthesis),
+            "total": parameter_count(self),
         }
 
 

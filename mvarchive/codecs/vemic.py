@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 import torch
 import torch.nn as nn
 
-from .base import CodecIdentity, CodedStreams, MultiViewCodec, ViewRange
+from .base import CodecIdentity, CodedStreams, MultiViewCodec, ViewRange, parameter_count
 from .entropy import HYPERPRIOR_MULTIPLE
 from .mlicpp import MLICPPConfig, MLICPPCore, collect, conv_projection, split_streams
 from .registry import create_codec, register_codec
@@ -236,8 +236,8 @@ class VEMIC(MultiViewCodec):
     def parameter_counts(self) -> dict[str, int]:
         """MLIC++ parts (``base_*``), the view-context block, and the total."""
         counts = {f"base_{k}": v for k, v in self.base.parameter_counts().items()}
-        counts["view_context"] = sum(p.numel() for p in self.view_context.parameters())
-        counts["total"] = sum(p.numel() for p in self.parameters())
+        counts["view_context"] = parameter_count(self.view_context)
+        counts["total"] = parameter_count(self)
         return counts
 
 

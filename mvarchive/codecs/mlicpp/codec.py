@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 
-from ..base import CodecIdentity, CodedStreams, MultiViewCodec, ViewRange
+from ..base import CodecIdentity, CodedStreams, MultiViewCodec, ViewRange, parameter_count
 from ..entropy import (
     HYPERPRIOR_MULTIPLE,
     CdfTables,
@@ -98,24 +98,21 @@ class MLICPPCore(nn.Module):
         return self._code_view(z, coder, view_context=view_context)
 
     def parameter_counts(self) -> dict[str, int]:
-        def count(*modules: nn.Module | None) -> int:
-            return sum(p.numel() for module in modules if module is not None for p in module.parameters())
-
         parts = self.mem.slices
         pick = lambda name: [getattr(p, name, None) for p in parts]  # noqa: E731
         return {
-            "g_a": count(self.g_a),
-            "g_s": count(self.g_s),
-            "h_a": count(self.h_a),
-            "h_s": count(self.h_s),
-            "entropy_bottleneck": count(self.entropy_bottleneck),
-            "local_context": count(*pick("local")),
-            "channel_context": count(*pick("channel")),
-            "global_inter_context": count(*pick("inter")),
-            "global_intra_context": count(*pick("intra")),
-            "entropy_parameters": count(*pick("ep_anchor"), *pick("ep_nonanchor")),
-            "lrp": count(*pick("lrp_anchor"), *pick("lrp_nonanchor")),
-            "total": count(self),
+            "g_a": parameter_count(self.g_a),
+            "g_s": parameter_count(self.g_s),
+            "h_a": parameter_count(self.h_a),
+            "h_s": parameter_count(self.h_s),
+            "entropy_bottleneck": parameter_count(self.entropy_bottleneck),
+            "local_context": parameter_count(*pick("local")),
+            "channel_context": parameter_count(*pick("channel")),
+            "global_inter_context": parameter_count(*pick("inter")),
+            "global_intra_context": parameter_count(*pick("intra")),
+            "entropy_parameters": parameter_count(*pick("ep_anchor"), *pick("ep_nonanchor")),
+            "lrp": parameter_count(*pick("lrp_anchor"), *pick("lrp_nonanchor")),
+            "total": parameter_count(self),
         }
 
 
