@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import math
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from rich.table import Table
 
-from mvarchive.terminal import compact_table, number, text
-
 from mvarchive.storage import METRIC_COLUMNS, ArchiveReader, IndexRow
+from mvarchive.terminal import compact_table, number, text
 
 SUMMARY_COLUMNS = ("groups", "views", "bpp", "psnr", "ms_ssim", "encode_s", "decode_s")
 
@@ -69,10 +68,12 @@ def summary_markdown(rows: Sequence[tuple[str, dict[str, float]]], columns: Iter
 HEADERS = {"ms_ssim": "MS-SSIM", "psnr": "PSNR dB", "encode_s": "encode s", "decode_s": "decode s"}
 
 
-def summary_table(rows: Sequence[tuple[str, dict[str, float]]], title: str, columns: Iterable[str] = SUMMARY_COLUMNS) -> Table:
+def summary_table(rows: Sequence[tuple[str, dict[str, float]]], title: str,
+                  columns: Iterable[str] = SUMMARY_COLUMNS) -> Table:
     """The terminal form of :func:`summary_markdown` (fits 80 columns: names fold, numbers stay whole)."""
     columns = list(columns)
-    table = compact_table([text("codec"), *(number(HEADERS.get(c, c).replace(" ", "\n")) for c in columns)], title=title)
+    headers = [number(HEADERS.get(c, c).replace(" ", "\n")) for c in columns]
+    table = compact_table([text("codec"), *headers], title=title)
     for name, values in rows:
         table.add_row(name, *(_fmt(c, values.get(c)) for c in columns))
     return table

@@ -10,7 +10,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -46,11 +46,11 @@ class _OnlyOurs(logging.Filter):
 @app.callback()
 def main_options(
     ctx: typer.Context,
-    home: Annotated[Optional[Path], typer.Option(help="Local state (MLflow DB, Prefect home). Env: MVARCHIVE_HOME.")] = None,
-    dask_address: Annotated[Optional[str], typer.Option(help="Existing Dask scheduler; default: the running stack (`mvarchive services up`), else a LocalCluster. Env: MVARCHIVE_DASK_ADDRESS.")] = None,
-    workers: Annotated[Optional[int], typer.Option(help="LocalCluster worker processes (default 2). Env: MVARCHIVE_DASK_WORKERS.")] = None,
-    prefect_api_url: Annotated[Optional[str], typer.Option(help="Prefect API; default: the running stack, else a local server per command. Env: PREFECT_API_URL.")] = None,
-    mlflow_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI; default: the running stack, else sqlite in HOME. Env: MLFLOW_TRACKING_URI.")] = None,
+    home: Annotated[Path | None, typer.Option(help="Local state (MLflow DB, Prefect home). Env: MVARCHIVE_HOME.")] = None,
+    dask_address: Annotated[str | None, typer.Option(help="Existing Dask scheduler; default: the running stack (`mvarchive services up`), else a LocalCluster. Env: MVARCHIVE_DASK_ADDRESS.")] = None,
+    workers: Annotated[int | None, typer.Option(help="LocalCluster worker processes (default 2). Env: MVARCHIVE_DASK_WORKERS.")] = None,
+    prefect_api_url: Annotated[str | None, typer.Option(help="Prefect API; default: the running stack, else a local server per command. Env: PREFECT_API_URL.")] = None,
+    mlflow_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI; default: the running stack, else sqlite in HOME. Env: MLFLOW_TRACKING_URI.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect and Dask logs.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")] = False,
 ) -> None:
@@ -94,7 +94,7 @@ app.add_typer(schedule_app, name="schedule")
 app.command("serve")(serve_command)
 
 
-def main(argv: Optional[list[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``mvarchive`` script: unexpected errors are one line too, with the
     traceback only under --debug."""
     args = argv if argv is not None else sys.argv[1:]

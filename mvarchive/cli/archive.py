@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -18,7 +18,7 @@ def archive_command(
     dest: Annotated[str, typer.Argument(help="Archive location (local path or s3://...). Re-running adds the source's new groups.")],
     codec: Annotated[str, typer.Option(help="Codec name (see `mvarchive codecs`).")] = "ldmic-fast",
     preset: Annotated[str, typer.Option(help="Size preset: paper or tiny.")] = "paper",
-    checkpoint: Annotated[Optional[str], typer.Option("--checkpoint", "--model", help="a checkpoint path/URL or models:/NAME@ALIAS or models:/NAME/VERSION; required.")] = None,
+    checkpoint: Annotated[str | None, typer.Option("--checkpoint", "--model", help="a checkpoint path/URL or models:/NAME@ALIAS or models:/NAME/VERSION; required.")] = None,
     reencode: Annotated[bool, typer.Option("--reencode", help="Encode again groups whose source files changed since they were archived.")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Wait while another run writes this archive instead of failing.")] = False,
     untrained: Annotated[bool, typer.Option("--untrained", help="Encode with random weights (tests only; poor quality).")] = False,
@@ -28,8 +28,8 @@ def archive_command(
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N: where the encode tasks run the analysis transforms (GPU workers only); coding stays exact on CPU.")] = "cpu",
     max_pixels: Annotated[int, typer.Option(help="Largest view in pixels; bigger images are refused (memory).")] = 16_000_000,
     metrics_fraction: Annotated[float, typer.Option(help="Share of groups whose MS-SSIM is measured (picked by group name, the same on reruns); 1.0 = every group. PSNR, bpp and the restore digest cover every group.")] = 0.1,
-    source_options: Annotated[Optional[str], typer.Option(help="fsspec options for SOURCE as JSON (default: MVARCHIVE_STORAGE_OPTIONS for remote URLs).")] = None,
-    dest_options: Annotated[Optional[str], typer.Option(help="fsspec options for DEST as JSON.")] = None,
+    source_options: Annotated[str | None, typer.Option(help="fsspec options for SOURCE as JSON (default: MVARCHIVE_STORAGE_OPTIONS for remote URLs).")] = None,
+    dest_options: Annotated[str | None, typer.Option(help="fsspec options for DEST as JSON.")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the run's figures as JSON instead of a table.")] = False,
 ) -> None:
     """Encode a multi-view dataset into an archive (Prefect flow, shards on Dask)."""
@@ -82,7 +82,7 @@ def archive_command(
 def info_command(
     archive_url: Annotated[str, typer.Argument(metavar="ARCHIVE", help="Archive location.")],
     json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
-    options: Annotated[Optional[str], typer.Option(help="fsspec options as JSON.")] = None,
+    options: Annotated[str | None, typer.Option(help="fsspec options as JSON.")] = None,
 ) -> None:
     """Show an archive's models, cameras, groups, run history and metrics."""
     from mvarchive.reporting import archive_summary
@@ -141,8 +141,8 @@ def migrate_command(
     old: Annotated[str, typer.Argument(metavar="OLD", help="A format-2 archive (read only).")],
     new: Annotated[str, typer.Argument(metavar="NEW", help="Where to write the format-3 archive (must not exist).")],
     shard_size: Annotated[int, typer.Option(help="Groups per blob in the new archive.")] = 64,
-    old_options: Annotated[Optional[str], typer.Option(help="fsspec options for OLD as JSON.")] = None,
-    new_options: Annotated[Optional[str], typer.Option(help="fsspec options for NEW as JSON.")] = None,
+    old_options: Annotated[str | None, typer.Option(help="fsspec options for OLD as JSON.")] = None,
+    new_options: Annotated[str | None, typer.Option(help="fsspec options for NEW as JSON.")] = None,
 ) -> None:
     """Copy a format-2 archive into format 3 without re-encoding (streams, latents and
     fingerprints are copied; the result verifies like the original)."""

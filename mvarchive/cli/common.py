@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from typing import Any, NoReturn, Optional
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -66,7 +66,7 @@ def services_of(ctx: typer.Context) -> Any:
     return ServicesConfig.from_env()
 
 
-def storage_options(text: Optional[str], url: str, default: dict[str, Any]) -> dict[str, Any]:
+def storage_options(text: str | None, url: str, default: dict[str, Any]) -> dict[str, Any]:
     """fsspec options given as JSON; else ``default`` for a remote URL and none for a local path."""
     if text:
         try:
@@ -79,6 +79,6 @@ def storage_options(text: Optional[str], url: str, default: dict[str, Any]) -> d
     return dict(default) if "://" in url and not url.startswith("file://") else {}
 
 
-def split_list(value: Optional[str]) -> Optional[list[str]]:
+def split_list(value: str | None) -> list[str] | None:
     """``"a,b"`` -> ``["a", "b"]``; nothing given -> None (meaning all)."""
     return [v for v in value.split(",") if v] if value else None

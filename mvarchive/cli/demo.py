@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -14,7 +14,7 @@ from .common import call_or_exit, out, services_of
 def demo_command(
     ctx: typer.Context,
     output_dir: Annotated[Path, typer.Option("--out", help="Where the sample data, checkpoints, archives and restored images go.")] = Path("demo-output"),
-    steps: Annotated[Optional[int], typer.Option(help="Training steps per codec (default 4800 at batch 1, ~6 min of training on 2 idle cores).")] = None,
+    steps: Annotated[int | None, typer.Option(help="Training steps per codec (default 4800 at batch 1, ~6 min of training on 2 idle cores).")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Also print the results table as JSON (last line).")] = False,
 ) -> None:
     """Build a sample dataset, train LDMIC-fast briefly, archive, restore, print the results."""

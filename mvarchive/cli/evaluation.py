@@ -6,7 +6,7 @@ Registered in :mod:`mvarchive.cli.app` with ``app.command("eval")(eval_command)`
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -19,10 +19,10 @@ from .common import out as console
 def eval_command(
     ctx: typer.Context,
     dataset: Annotated[str, typer.Argument(help="Dataset folder or URL (local path, s3://bucket/prefix, ...).")],
-    codec: Annotated[Optional[list[str]], typer.Option(
+    codec: Annotated[list[str] | None, typer.Option(
         "--codec", help="Learned codec to evaluate, NAME or NAME:PRESET (repeatable; see `mvarchive codecs`). "
                         "Without --checkpoint it is evaluated once, untrained.")] = None,
-    checkpoint: Annotated[Optional[list[str]], typer.Option(
+    checkpoint: Annotated[list[str] | None, typer.Option(
         "--checkpoint", "--model", help="Trained weights (repeatable): a checkpoint path/URL or a registered version "
                                         "(models:/NAME/VERSION, models:/NAME@champion); each is one rate point of the "
                                         "codec it holds, so versions trained at different λ make a curve.")] = None,

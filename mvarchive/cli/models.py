@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -82,7 +82,7 @@ def _version_rows(tracking_uri: str, name: str | None) -> list[dict[str, Any]]:
 @models_app.command("list")
 def list_command(
     ctx: typer.Context,
-    name: Annotated[Optional[str], typer.Argument(help="One registered model (mvarchive-<codec> or <codec>); default all.")] = None,
+    name: Annotated[str | None, typer.Argument(help="One registered model (mvarchive-<codec> or <codec>); default all.")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON (every tag) instead of a table.")] = False,
 ) -> None:
     """Every registered version: aliases, λ, RD point (bpp, PSNR) and the data it was measured on, weights digest, creation time."""
@@ -174,12 +174,12 @@ def promote_command(
 def retrain_command(
     ctx: typer.Context,
     dataset: Annotated[str, typer.Option("--dataset", help="Data to fine-tune on (e.g. recent recordings).")],
-    model: Annotated[Optional[str], typer.Option("--model", help="Parent version (models:/NAME/VERSION or "
+    model: Annotated[str | None, typer.Option("--model", help="Parent version (models:/NAME/VERSION or "
                                                  "models:/NAME@ALIAS); default the champion of --codec.")] = None,
     codec: Annotated[str, typer.Option(help="Codec whose champion is the parent when --model is not given.")] = "ldmic-fast",
-    eval_dataset: Annotated[Optional[str], typer.Option(help="Dataset the gate measures on (default --dataset).")] = None,
+    eval_dataset: Annotated[str | None, typer.Option(help="Dataset the gate measures on (default --dataset).")] = None,
     steps: Annotated[int, typer.Option(help="Fine-tuning steps.")] = 200,
-    lmbda: Annotated[Optional[float], typer.Option(help="Rate-distortion trade-off (default: the parent's).")] = None,
+    lmbda: Annotated[float | None, typer.Option(help="Rate-distortion trade-off (default: the parent's).")] = None,
     batch_size: Annotated[int, typer.Option(help="Groups per batch.")] = 8,
     crop: Annotated[int, typer.Option(help="Square crop size.")] = 256,
     learning_rate: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-4,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -15,7 +15,7 @@ PLACEMENT_HELP = ("auto: a small job (at most 8 groups) decodes in this process,
                   "stack; larger ones run the Prefect flow on Dask. in-process, stack or flow to choose.")
 
 
-def _group_count(archive_url: str, groups: Optional[list[str]], options: dict) -> int:
+def _group_count(archive_url: str, groups: list[str] | None, options: dict) -> int:
     """How many groups the job has: the names given, else the archive's count (opening it)."""
     if groups is not None:
         return len(set(groups))
@@ -72,15 +72,15 @@ def restore_command(
     ctx: typer.Context,
     archive_url: Annotated[str, typer.Argument(metavar="ARCHIVE", help="Archive location.")],
     out_dir: Annotated[str, typer.Argument(metavar="OUT", help="Where to write decoded images (never the source).")],
-    groups: Annotated[Optional[str], typer.Option(help="Comma-separated group names (default: all).")] = None,
-    cameras: Annotated[Optional[str], typer.Option(help="Comma-separated cameras (default: all).")] = None,
-    checkpoint: Annotated[Optional[str], typer.Option("--checkpoint", "--model", help="a checkpoint path/URL or models:/NAME@ALIAS or models:/NAME/VERSION, if the archive holds no copy and it moved.")] = None,
+    groups: Annotated[str | None, typer.Option(help="Comma-separated group names (default: all).")] = None,
+    cameras: Annotated[str | None, typer.Option(help="Comma-separated cameras (default: all).")] = None,
+    checkpoint: Annotated[str | None, typer.Option("--checkpoint", "--model", help="a checkpoint path/URL or models:/NAME@ALIAS or models:/NAME/VERSION, if the archive holds no copy and it moved.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace files that already exist in OUT.")] = False,
     exact: Annotated[bool, typer.Option("--exact", help="Also refuse groups whose pixels differ from the encoder's by rounding.")] = False,
     placement: Annotated[str, typer.Option(help=PLACEMENT_HELP)] = "auto",
     track: Annotated[bool, typer.Option("--track", help="Record an MLflow run for an in-process job too (costs seconds).")] = False,
-    archive_options: Annotated[Optional[str], typer.Option(help="fsspec options for ARCHIVE as JSON.")] = None,
-    out_options: Annotated[Optional[str], typer.Option(help="fsspec options for OUT as JSON.")] = None,
+    archive_options: Annotated[str | None, typer.Option(help="fsspec options for ARCHIVE as JSON.")] = None,
+    out_options: Annotated[str | None, typer.Option(help="fsspec options for OUT as JSON.")] = None,
 ) -> None:
     """Decode an archive (or some groups / cameras) back to images with their original names.
 
@@ -123,12 +123,12 @@ def restore_command(
 def verify_command(
     ctx: typer.Context,
     archive_url: Annotated[str, typer.Argument(metavar="ARCHIVE", help="Archive location.")],
-    groups: Annotated[Optional[str], typer.Option(help="Comma-separated group names (default: all).")] = None,
-    checkpoint: Annotated[Optional[str], typer.Option(help="Codec weights, if the archive holds no copy and they moved.")] = None,
+    groups: Annotated[str | None, typer.Option(help="Comma-separated group names (default: all).")] = None,
+    checkpoint: Annotated[str | None, typer.Option(help="Codec weights, if the archive holds no copy and they moved.")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     placement: Annotated[str, typer.Option(help=PLACEMENT_HELP)] = "auto",
     track: Annotated[bool, typer.Option("--track", help="Record an MLflow run for an in-process job too (costs seconds).")] = False,
-    archive_options: Annotated[Optional[str], typer.Option(help="fsspec options for ARCHIVE as JSON.")] = None,
+    archive_options: Annotated[str | None, typer.Option(help="fsspec options for ARCHIVE as JSON.")] = None,
 ) -> None:
     """Decode an archive without writing images and check every group against the encoder.
 

@@ -9,7 +9,7 @@ line. Prefect, torch and MLflow are imported inside the commands only.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -35,11 +35,11 @@ def add(
     name: Annotated[str, typer.Argument(help="Schedule name (letters, digits, . _ -); the deployment is archive-dataset/NAME.")],
     source: Annotated[str, typer.Option(help="Dataset folder or URL that grows; each run appends its new groups.")],
     dest: Annotated[str, typer.Option(help="Archive location (local path or s3://...).")],
-    model: Annotated[Optional[str], typer.Option(help="Checkpoint path/URL or models:/NAME@champion (resolved at each run).")] = None,
+    model: Annotated[str | None, typer.Option(help="Checkpoint path/URL or models:/NAME@champion (resolved at each run).")] = None,
     untrained: Annotated[bool, typer.Option("--untrained", help="Random weights (tests only).")] = False,
-    cron: Annotated[Optional[str], typer.Option(help='Cron expression, e.g. "0 2 * * *".')] = None,
-    every: Annotated[Optional[str], typer.Option(help="Interval: 30s, 10m, 1h, 1d.")] = None,
-    timezone: Annotated[Optional[str], typer.Option(help="IANA timezone of the cron schedule (default UTC).")] = None,
+    cron: Annotated[str | None, typer.Option(help='Cron expression, e.g. "0 2 * * *".')] = None,
+    every: Annotated[str | None, typer.Option(help="Interval: 30s, 10m, 1h, 1d.")] = None,
+    timezone: Annotated[str | None, typer.Option(help="IANA timezone of the cron schedule (default UTC).")] = None,
     codec: Annotated[str, typer.Option(help="Codec name (see `mvarchive codecs`).")] = "ldmic-fast",
     preset: Annotated[str, typer.Option(help="Size preset: paper or tiny.")] = "paper",
     layout: Annotated[str, typer.Option(help="auto, camera-folders, group-folders or manifest.")] = "auto",

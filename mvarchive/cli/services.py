@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -22,12 +22,12 @@ services_app = typer.Typer(
 )
 
 HomeOption = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--home", help="State directory (default ./.mvarchive). Env: MVARCHIVE_HOME."),
 ]
 
 
-def _config(home: Optional[Path]):  # type: ignore[no-untyped-def]
+def _config(home: Path | None):  # type: ignore[no-untyped-def]
     from mvarchive.infra.settings import ServicesConfig
 
     # The stack's own settings must not feed back into starting it.
@@ -40,10 +40,10 @@ def up(
     threads: Annotated[int, typer.Option(help="Threads per Dask worker.", min=1)] = 1,
     s3: Annotated[bool, typer.Option("--s3/--no-s3", help="Also run a SeaweedFS S3 store.")] = False,
     bucket: Annotated[str, typer.Option(help="S3 bucket created with --s3.")] = "mvarchive",
-    prefect_port: Annotated[Optional[int], typer.Option(help="Prefect port (default 4200 if free).")] = None,
-    mlflow_port: Annotated[Optional[int], typer.Option(help="MLflow port (default 5000 if free).")] = None,
-    dask_port: Annotated[Optional[int], typer.Option(help="Dask scheduler port (default 8786 if free).")] = None,
-    dashboard_port: Annotated[Optional[int], typer.Option(help="Dask dashboard port (default 8787 if free).")] = None,
+    prefect_port: Annotated[int | None, typer.Option(help="Prefect port (default 4200 if free).")] = None,
+    mlflow_port: Annotated[int | None, typer.Option(help="MLflow port (default 5000 if free).")] = None,
+    dask_port: Annotated[int | None, typer.Option(help="Dask scheduler port (default 8786 if free).")] = None,
+    dashboard_port: Annotated[int | None, typer.Option(help="Dask dashboard port (default 8787 if free).")] = None,
     home: HomeOption = None,
 ) -> None:
     """Start the services that are not running yet; report the ones that are."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -75,19 +75,19 @@ def train_command(
     steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 1000,
     batch_size: Annotated[int, typer.Option(help="Groups per batch.")] = 8,
     crop: Annotated[int, typer.Option(help="Square crop size (aligned across views).")] = 256,
-    lmbda: Annotated[Optional[list[float]], typer.Option("--lmbda", metavar="FLOAT", help="Rate-distortion trade-off λ of λ·D + bpp (D: MSE on [0,1], or 1−MS-SSIM), default 1024; repeat it for a sweep trained in parallel on the Dask workers.")] = None,
+    lmbda: Annotated[list[float] | None, typer.Option("--lmbda", metavar="FLOAT", help="Rate-distortion trade-off λ of λ·D + bpp (D: MSE on [0,1], or 1−MS-SSIM), default 1024; repeat it for a sweep trained in parallel on the Dask workers.")] = None,
     learning_rate: Annotated[float, typer.Option(help="Adam learning rate (peak of the schedule).")] = 1e-4,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N (a sweep's cuda tasks run only on GPU workers).")] = "cpu",
     layout: Annotated[str, typer.Option(help="Dataset layout.")] = "auto",
-    checkpoint_every: Annotated[Optional[int], typer.Option(help="Save last.pt every N steps (a killed run resumes from it).")] = None,
-    eval_dataset: Annotated[Optional[str], typer.Option(help="Dataset the registered version's RD point is measured on (default DATASET).")] = None,
+    checkpoint_every: Annotated[int | None, typer.Option(help="Save last.pt every N steps (a killed run resumes from it).")] = None,
+    eval_dataset: Annotated[str | None, typer.Option(help="Dataset the registered version's RD point is measured on (default DATASET).")] = None,
     eval_groups: Annotated[int, typer.Option(help="Groups of the evaluation dataset measured (the first N).")] = 8,
-    init: Annotated[Optional[str], typer.Option(help="Start from these weights: a checkpoint or models:/NAME/VERSION|@ALIAS (fine-tuning).")] = None,
+    init: Annotated[str | None, typer.Option(help="Start from these weights: a checkpoint or models:/NAME/VERSION|@ALIAS (fine-tuning).")] = None,
     eval_baselines: Annotated[str, typer.Option(help="Baselines the registered version is plotted against (comma-separated, or none).")] = "jpeg,x265-intra",
     metric: Annotated[str, typer.Option(help="Distortion trained on: mse, or ms-ssim (λ then ≈ 8…256, the papers' convention).")] = "mse",
     lr_schedule: Annotated[str, typer.Option(help="Learning-rate schedule: paper (the codec's published one, fitted to --steps) or constant.")] = "paper",
-    val_every: Annotated[Optional[int], typer.Option(help="Measure real bytes on the validation set every N steps and keep best.pt (default never).")] = None,
-    val_dataset: Annotated[Optional[str], typer.Option(help="Validation dataset (default: the last --val-groups groups of DATASET, held out).")] = None,
+    val_every: Annotated[int | None, typer.Option(help="Measure real bytes on the validation set every N steps and keep best.pt (default never).")] = None,
+    val_dataset: Annotated[str | None, typer.Option(help="Validation dataset (default: the last --val-groups groups of DATASET, held out).")] = None,
     val_groups: Annotated[int, typer.Option(help="Groups used for validation.")] = 4,
     grad_accum: Annotated[int, typer.Option(help="Batches per optimizer step (effective batch = batch size × N).")] = 1,
     precision: Annotated[str, typer.Option(help="auto (bf16 autocast on CUDA, fp32 on CPU), fp32 or bf16.")] = "auto",

@@ -57,10 +57,11 @@ import shutil
 import subprocess
 import tempfile
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import ClassVar, Sequence
+from typing import ClassVar
 
 import numpy as np
 from PIL import Image, features
@@ -118,7 +119,8 @@ def _run_tool(args: Sequence[str], what: str, stdin: bytes | None = None, timeou
         raise BaselineError(f"{what}: {args[0]} took longer than {timeout:.0f} s") from None
     if proc.returncode != 0:
         tail = proc.stderr.decode("utf-8", "replace").strip()[-600:]
-        raise BaselineError(f"{what}: {Path(args[0]).name} exited with status {proc.returncode}: {tail or 'no message'}")
+        raise BaselineError(f"{what}: {Path(args[0]).name} exited with status {proc.returncode}: "
+                            f"{tail or 'no message'}")
     return proc.stdout
 
 
@@ -313,7 +315,7 @@ class AvifBaseline(Baseline):
 # --- JPEG XL: cjxl/djxl --------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=None)
+@cache
 def _tool_version(tool: str, flag: str) -> str:
     """First version-looking token a tool prints, or '' (for availability messages only)."""
     try:
@@ -335,7 +337,8 @@ class JxlBaseline(Baseline):
     def available(self) -> Availability:
         missing = [t for t in ("cjxl", "djxl") if shutil.which(t) is None]
         if missing:
-            return Availability(False, f"{' and '.join(missing)} not found (Debian package libjxl-tools; {INSTALL_HINT})")
+            return Availability(False, f"{' and '.join(missing)} not found "
+                                       f"(Debian package libjxl-tools; {INSTALL_HINT})")
         return Availability(True, f"cjxl/djxl {_tool_version('cjxl', '--version')}".strip())
 
     def encode(self, image: np.ndarray, setting: float) -> bytes:
@@ -386,7 +389,7 @@ def ycbcr_to_rgb(ycc: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(values @ _YCC_TO_RGB.T), 0, 255).astype(np.uint8)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _ffmpeg_x265() -> Availability:
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import bjontegaard
 import numpy as np
@@ -86,7 +87,8 @@ def _prepared(anchor_rate, anchor_quality, test_rate, test_quality):
     rt, qt = monotone_curve(test_rate, test_quality)
     for name, r in (("anchor", ra), ("test", rt)):
         if len(r) < 2:
-            raise ValueError(f"BD needs at least 2 rate points with rising quality on each curve; the {name} has {len(r)}")
+            raise ValueError(f"BD needs at least 2 rate points with rising quality on each curve; "
+                             f"the {name} has {len(r)}")
     return ra, qa, rt, qt
 
 
@@ -131,7 +133,7 @@ class BDResult:
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "BDResult":
+    def from_dict(cls, data: dict[str, Any]) -> BDResult:
         values = {k: (math.nan if v is None and k not in ("test", "anchor", "method", "note") else v)
                   for k, v in data.items()}
         return cls(**values)

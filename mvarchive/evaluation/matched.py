@@ -9,7 +9,7 @@ coded and decoded once and measured like any rate point.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -117,7 +117,7 @@ class EvaluationResult:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False, ensure_ascii=False)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "EvaluationResult":
+    def from_dict(cls, data: dict[str, Any]) -> EvaluationResult:
         schema = data.get("schema")
         if schema != SCHEMA:
             raise ValueError(f"not an mvarchive evaluation result (schema {schema!r}, expected {SCHEMA!r})")
@@ -145,7 +145,7 @@ class EvaluationResult:
         )
 
     @classmethod
-    def from_json(cls, text: str) -> "EvaluationResult":
+    def from_json(cls, text: str) -> EvaluationResult:
         return cls.from_dict(json.loads(text))
 
     def save(self, path: str | Path) -> Path:
@@ -157,7 +157,7 @@ class EvaluationResult:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "EvaluationResult":
+    def load(cls, path: str | Path) -> EvaluationResult:
         return cls.from_json(Path(path).read_text(encoding="utf-8"))
 
 

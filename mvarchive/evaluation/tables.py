@@ -52,12 +52,8 @@ def codec_table(result: EvaluationResult, title: str | None = None) -> Group:
     ], title=title or f"BD against {result.anchor} ({result.bd_method} interpolation, bjontegaard)")
     rows, notes = [], []
     for curve in result.curves:
-        series = curve.series()
-
-        def mean(key: str) -> float:
-            values = [v for v in series[key] if math.isfinite(v)]
-            return sum(values) / len(values) if values else math.nan
-
+        gaps = [v for v in curve.series()["psnr_gap"] if math.isfinite(v)]
+        mean_gap = sum(gaps) / len(gaps) if gaps else math.nan
         bd = result.bd_for(curve.name)
         if curve.name == result.anchor:
             cells, note = ["anchor"] * 4, ""
@@ -67,7 +63,7 @@ def codec_table(result: EvaluationResult, title: str | None = None) -> Group:
             cells = [_f(bd.bd_rate_psnr, 1, True, " %"), _f(bd.bd_psnr, 2, True),
                      _f(bd.bd_rate_ms_ssim, 1, True, " %"), _f(bd.bd_ms_ssim_db, 2, True)]
             note = bd.note
-        rows.append([curve.name, str(len(curve.points)), *cells, _f(mean("psnr_gap"), 2)])
+        rows.append([curve.name, str(len(curve.points)), *cells, _f(mean_gap, 2)])
         notes.append(f"{curve.name}: {note}" if note else "")
     for name, reason in result.unavailable.items():
         rows.append([name, "0", "-", "-", "-", "-", "-"])

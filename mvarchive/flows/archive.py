@@ -210,7 +210,8 @@ def plan_archive(config: ArchiveConfig, check_lease: bool = True) -> ArchivePlan
     registered = None
     if config.checkpoint is not None:
         checkpoint_url, registered = _resolve_checkpoint(config.checkpoint, config.registry_uri)
-        checkpoint_bytes = read_checkpoint_bytes(checkpoint_url, _registry_options(registered, config.registry_uri).reveal())
+        options = _registry_options(registered, config.registry_uri).reveal()
+        checkpoint_bytes = read_checkpoint_bytes(checkpoint_url, options)
         codec = codec_from_checkpoint_bytes(checkpoint_bytes, config.checkpoint, name=config.codec)
         codec.eval()
     else:
@@ -310,7 +311,8 @@ def report_drift(location: Location, growth: GrowthPlan) -> None:
                     "(pass --reencode to encode them again): %s", location, len(growth.changed), _names(growth.changed))
     elif growth.reencode:
         log.warning("%s: %d group(s) changed in the source since they were archived; encoding them again "
-                    "(the earlier copies stay in their shards): %s", location, len(growth.reencode), _names(growth.reencode))
+                    "(the earlier copies stay in their shards): %s",
+                    location, len(growth.reencode), _names(growth.reencode))
     if growth.vanished:
         log.warning("%s: %d archived group(s) are no longer in the source; they stay in the archive: %s",
                     location, len(growth.vanished), _names(growth.vanished))
@@ -357,7 +359,8 @@ def watch_drift(plan: ArchivePlan, report: ArchiveReport, logger: RunLogger) -> 
 
 
 @flow(name="archive-dataset", log_prints=True)
-def archive_dataset(config: ArchiveConfig, tracking: TrackingConfig | None = None, show_progress: bool = True) -> ArchiveReport:
+def archive_dataset(config: ArchiveConfig, tracking: TrackingConfig | None = None,
+                    show_progress: bool = True) -> ArchiveReport:
     """Encode the source's groups that the archive lacks into new shards; a killed run's
     blobs are adopted, never encoded again."""
     started = time.perf_counter()

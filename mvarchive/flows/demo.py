@@ -69,7 +69,8 @@ def run_demo(config: DemoConfig, services: ServicesConfig, console: Console) -> 
     with prefect_session(services) as api_url:
         checkpoints = {}
         for codec in config.codecs:
-            console.print(f"[bold]2/4[/] training {codec} ({config.preset}) for {config.steps} steps on the stereo sample")
+            console.print(f"[bold]2/4[/] training {codec} ({config.preset}) for {config.steps} steps "
+                          "on the stereo sample")
             report = train_codec(config.train_config(str(sample.stereo), str(root / "checkpoints" / codec), codec),
                                  tracking)
             checkpoints[codec] = report.result.checkpoint

@@ -1,8 +1,9 @@
 """The evaluation flow: learned codecs and classical baselines over a dataset -> RD curves, BD, MLflow.
 
 One Prefect task per rate point (:mod:`mvarchive.tasks.evaluate_point`: a codec at one
-checkpoint, a baseline at one setting), each coding every selected group, so the points run in parallel on Dask (``run_on_dask``). The flow
-then groups the points into curves, computes BD against the anchor, writes
+checkpoint, a baseline at one setting), each coding every selected group, so the points run in
+parallel on Dask (``run_on_dask``). The flow then groups the points into curves, computes BD
+against the anchor, writes
 
 * ``results.json``: the :class:`~mvarchive.evaluation.EvaluationResult` (per group and per view
   records; load it with ``EvaluationResult.load`` to compare two evaluations),
@@ -72,7 +73,8 @@ class EvaluateReport:
     mlflow_run_id: str | None = None
 
 
-def registry_checkpoints(checkpoints: list[str], tracking_uri: str | None) -> tuple[list[str], dict[str, tuple[str, str, str]]]:
+def registry_checkpoints(checkpoints: list[str],
+                         tracking_uri: str | None) -> tuple[list[str], dict[str, tuple[str, str, str]]]:
     """Registry URIs among ``checkpoints`` replaced by their cached local files (planning reads
     them here), and ``{local file: (pinned models:/ URI, label, weights digest)}`` to put back."""
     from mvarchive.models.registry import checkpoint_path, is_model_uri, resolve_model_uri, version_tags

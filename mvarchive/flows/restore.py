@@ -58,7 +58,8 @@ def _flow_run_id() -> str | None:
 
 
 @flow(name="restore-dataset", log_prints=True)
-def restore_dataset(config: RestoreConfig, tracking: TrackingConfig | None = None, show_progress: bool = True) -> RestoreReport:
+def restore_dataset(config: RestoreConfig, tracking: TrackingConfig | None = None,
+                    show_progress: bool = True) -> RestoreReport:
     """Decode and write groups; raises :class:`RestoreError` naming every group that failed
     its check (those are not written; all others are)."""
     plan = plan_restore(config)
@@ -70,7 +71,8 @@ def restore_dataset(config: RestoreConfig, tracking: TrackingConfig | None = Non
 
 
 @flow(name="verify-archive", log_prints=True)
-def verify_archive(config: VerifyConfig, tracking: TrackingConfig | None = None, show_progress: bool = True) -> RestoreReport:
+def verify_archive(config: VerifyConfig, tracking: TrackingConfig | None = None,
+                   show_progress: bool = True) -> RestoreReport:
     """Decode every selected group without writing anything and check it; the report lists
     ok / close / mismatch / undecodable per group."""
     plan = plan_verify(config)
@@ -86,7 +88,8 @@ def _tracking(tracking_uri: str | None, experiment: str) -> TrackingConfig | Non
 
 
 @flow(name="restore-on-demand", log_prints=True)
-def restore_on_demand(config: RestoreConfig, tracking_uri: str | None = None, experiment: str = "mvarchive") -> RestoreReport:
+def restore_on_demand(config: RestoreConfig, tracking_uri: str | None = None,
+                      experiment: str = "mvarchive") -> RestoreReport:
     """A small restore in one process, run by a warm worker of the running cluster (see
     :mod:`mvarchive.flows.on_demand`): the same checks and refusals as ``restore-dataset``,
     with the models the worker already holds."""
@@ -98,7 +101,8 @@ def restore_on_demand(config: RestoreConfig, tracking_uri: str | None = None, ex
 
 
 @flow(name="verify-on-demand", log_prints=True)
-def verify_on_demand(config: VerifyConfig, tracking_uri: str | None = None, experiment: str = "mvarchive") -> RestoreReport:
+def verify_on_demand(config: VerifyConfig, tracking_uri: str | None = None,
+                     experiment: str = "mvarchive") -> RestoreReport:
     """A small verify in one process on a warm worker (see :func:`restore_on_demand`)."""
     from mvarchive.runtime.model_cache import worker_codec_loader
 

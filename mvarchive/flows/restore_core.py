@@ -165,7 +165,8 @@ def _check_targets(reader: ArchiveReader, indices: list[int], cameras: tuple[int
                 raise ArchiveError(f"{reader.location}: group {name!r} camera {reader.cameras[c]!r}: {reason}")
             key = files[c].casefold()
             if key in targets:
-                raise ArchiveError(f"{reader.location}: groups {targets[key]!r} and {name!r} both restore to {files[c]!r}")
+                raise ArchiveError(f"{reader.location}: groups {targets[key]!r} and {name!r} both restore to "
+                                   f"{files[c]!r}")
             targets[key] = name
     if overwrite:
         return len(targets)
@@ -285,8 +286,10 @@ def raise_failures(report: RestoreReport, config: RestoreConfig) -> RestoreRepor
         log.warning("%d group(s) decoded with exact symbols but pixels that differ from the encoder's by rounding "
                     "(another CPU or thread count); they were written. `mvarchive verify` lists them.", close)
     if failed:
-        shown = "; ".join(c.describe() for c in failed[:5]) + (f"; and {len(failed) - 5} more" if len(failed) > 5 else "")
-        raise RestoreError(f"{len(failed)} of {len(report.checks)} group(s) failed verification and were not written: {shown}")
+        more = f"; and {len(failed) - 5} more" if len(failed) > 5 else ""
+        shown = "; ".join(c.describe() for c in failed[:5]) + more
+        raise RestoreError(f"{len(failed)} of {len(report.checks)} group(s) failed verification and were not written: "
+                           f"{shown}")
     return report
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
 

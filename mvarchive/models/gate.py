@@ -15,8 +15,9 @@ rate for the same quality). Without a champion the candidate is promoted.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import Any
 
 __all__ = ["GateDecision", "decide", "rd_cost"]
 

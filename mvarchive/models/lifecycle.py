@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from .gate import GateDecision, decide
 from .rd_figures import EvalSet, evaluate_version
@@ -85,7 +86,8 @@ def record_evaluation(uri: str, data: EvalSet, tracking_uri: str, experiment: st
                            "weights_digest": figures["weights_digest"]})
         logger.log_metrics(_metrics("eval/", figures))
         run_id = logger.run_id
-    registry_client(tracking_uri).set_model_version_tag(ref.name, ref.version, f"eval.{label}", _eval_tag(figures, run_id))
+    registry_client(tracking_uri).set_model_version_tag(ref.name, ref.version, f"eval.{label}",
+                                                        _eval_tag(figures, run_id))
     return figures, run_id
 
 
@@ -119,6 +121,6 @@ def promote_version(uri: str, data: EvalSet, tracking_uri: str, experiment: str 
         client = registry_client(tracking_uri)
         if moved:
             client.set_registered_model_alias(ref.name, CHAMPION, ref.version)
-        client.set_model_version_tag(ref.name, ref.version, f"gate.{label}",
-                                     ("promoted" if moved else "rejected") + f" ({logger.run_id}): {decision.reason}"[:5000])
+        outcome = ("promoted" if moved else "rejected") + f" ({logger.run_id}): {decision.reason}"[:5000]
+        client.set_model_version_tag(ref.name, ref.version, f"gate.{label}", outcome)
         return PromotionReport(decision, moved, force and not decision.promote and moved, logger.run_id)

@@ -38,7 +38,7 @@ class EvalSet:
     max_groups: int = 8
     storage_options: dict = field(default_factory=dict)
 
-    def index(self) -> "DatasetIndex":
+    def index(self) -> DatasetIndex:
         from mvarchive.datasets import discover_dataset
 
         index = discover_dataset(self.dataset, self.layout, self.storage_options)
@@ -47,7 +47,7 @@ class EvalSet:
         return index.select(groups=[g.name for g in index.groups[: self.max_groups]])
 
 
-def figures_from_point(point: "RatePoint") -> dict[str, float]:
+def figures_from_point(point: RatePoint) -> dict[str, float]:
     """bpp (real bytes), PSNR, MS-SSIM, MSE on [0, 1], bytes, groups and views of one rate point."""
     pixels = 0.0
     weighted = 0.0
@@ -93,7 +93,7 @@ def evaluate_version(uri: str, data: EvalSet | str, tracking_uri: str | None = N
     return figures
 
 
-def learned_rate_point(checkpoint: str | Path, label: str, data: EvalSet) -> "RatePoint":
+def learned_rate_point(checkpoint: str | Path, label: str, data: EvalSet) -> RatePoint:
     """The checkpoint's rate point on ``data``, coded in this process (e.g. on the worker that trained it)."""
     from mvarchive.evaluation.measuring import evaluate_point
 
@@ -101,7 +101,8 @@ def learned_rate_point(checkpoint: str | Path, label: str, data: EvalSet) -> "Ra
     return evaluate_point(_learned_spec(checkpoint, label), index.groups, data.storage_options, index.cameras)
 
 
-def baseline_rate_points(data: EvalSet, baselines: Sequence[str] = PLOT_BASELINES) -> tuple[list["RatePoint"], dict[str, str]]:
+def baseline_rate_points(data: EvalSet,
+                         baselines: Sequence[str] = PLOT_BASELINES) -> tuple[list[RatePoint], dict[str, str]]:
     """Every setting of the available ``baselines`` on ``data`` (in this process), and
     ``{name: reason}`` for those this machine cannot run."""
     from mvarchive.evaluation.measuring import evaluate_point
@@ -112,7 +113,7 @@ def baseline_rate_points(data: EvalSet, baselines: Sequence[str] = PLOT_BASELINE
     return [evaluate_point(spec, index.groups, data.storage_options, index.cameras) for spec in specs], unavailable
 
 
-def _spec_of(point: "RatePoint"):
+def _spec_of(point: RatePoint):
     """A PointSpec naming a measured point's curve (assembling needs the kind and the name only)."""
     from mvarchive.codecs import CodecRef
     from mvarchive.evaluation.baselines import BASELINE_NAMES
@@ -124,8 +125,8 @@ def _spec_of(point: "RatePoint"):
                      ref=CodecRef(point.codec, str(point.info.get("preset") or "paper"), point.info.get("checkpoint")))
 
 
-def rd_curve(data: EvalSet, learned: Sequence["RatePoint"], baselines: Sequence["RatePoint"] = (),
-             unavailable: Mapping[str, str] | None = None) -> "EvaluationResult":
+def rd_curve(data: EvalSet, learned: Sequence[RatePoint], baselines: Sequence[RatePoint] = (),
+             unavailable: Mapping[str, str] | None = None) -> EvaluationResult:
     """Measured points (learned ones, e.g. one per λ of a sweep, measured on workers; and the
     baselines') as one evaluation on ``data``: the learned codec's points form its RD curve.
     BD is computed against the first baseline (see :func:`bd_against_baselines` for all)."""
@@ -140,7 +141,7 @@ def rd_curve(data: EvalSet, learned: Sequence["RatePoint"], baselines: Sequence[
 
 
 def rd_curve_against_baselines(checkpoints: Sequence[tuple[str | Path, str]], data: EvalSet,
-                               baselines: Sequence[str] = PLOT_BASELINES) -> "EvaluationResult":
+                               baselines: Sequence[str] = PLOT_BASELINES) -> EvaluationResult:
     """``(checkpoint, label)`` pairs (several λ of one codec make its curve) and the available
     baselines' curves on ``data``, all coded in this process; unavailable baselines are listed
     in ``result.unavailable``."""
@@ -150,13 +151,13 @@ def rd_curve_against_baselines(checkpoints: Sequence[tuple[str | Path, str]], da
 
 
 def rd_against_baselines(checkpoint: str | Path, label: str, data: EvalSet,
-                         baselines: Sequence[str] = PLOT_BASELINES) -> "EvaluationResult":
+                         baselines: Sequence[str] = PLOT_BASELINES) -> EvaluationResult:
     """The checkpoint's rate point and the available baselines' curves on ``data`` (in this
     process); unavailable baselines are listed in ``result.unavailable``."""
     return rd_curve_against_baselines([(checkpoint, label)], data, baselines)
 
 
-def bd_against_baselines(result: "EvaluationResult", codec: str) -> dict[str, "BDResult"]:
+def bd_against_baselines(result: EvaluationResult, codec: str) -> dict[str, BDResult]:
     """BD of ``codec``'s curve against every baseline curve of ``result`` (NaN deltas with a
     note where they cannot be computed, e.g. a single learned point has no curve to integrate)."""
     from mvarchive.evaluation.bd import compare_curves
@@ -166,7 +167,7 @@ def bd_against_baselines(result: "EvaluationResult", codec: str) -> dict[str, "B
             for curve in result.curves if curve.kind == "baseline"}
 
 
-def write_rd_plot(result: "EvaluationResult", path: str | Path, plot: str = "rd_psnr", note: str = "") -> Path:
+def write_rd_plot(result: EvaluationResult, path: str | Path, plot: str = "rd_psnr", note: str = "") -> Path:
     """bpp against PSNR (``plot="rd_ms_ssim"``: MS-SSIM in dB), the learned points against the
     baselines; the title adds ``note`` (e.g. BD-rates) and names any baseline that could not
     run on this machine."""
