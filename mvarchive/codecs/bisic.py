@@ -240,23 +240,6 @@ class GaussianParameters(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         return self.scales(torch.cat([h_sigma, *cond], dim=1)), self.means(torch.cat([h_mu, *cond], dim=1))
 
-    def at(
-        self, h_mu: torch.Tensor, h_sigma: torch.Tensor, cond: list[torch.Tensor]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The same networks on feature vectors ``(n, C)`` (one latent position per row)."""
-        scales = _pointwise_at(self.scales, torch.cat([h_sigma, *cond], dim=1))
-        return scales, _pointwise_at(self.means, torch.cat([h_mu, *cond], dim=1))
-
-
-def _pointwise_at(mlp: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
-    """Run a :func:`pointwise_mlp` on feature vectors ``(n, C)`` with matrix products."""
-    for layer in mlp:
-        if isinstance(layer, nn.Conv2d):
-            x = F.linear(x, layer.weight.flatten(1), layer.bias)
-        else:
-            x = layer(x)
-    return x
-
 
 class SpatialContext(nn.Module):
     """Child codec of one channel slice: spatial + stereo context and Gaussian parameters.
@@ -312,7 +295,8 @@ class RasterStereoContext(SpatialContext):
             def step_params(i: int, j: int, patch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
                 upsilon = F.linear(with_other_view(patch).flatten(1), weight, bias)
                 cond = _cond(upsilon, None if theta_at is None else theta_at[i, j])
-                return self.params.at(h_mu_at[i, j], h_sigma_at[i, j], cond)
+                here = [t[:, :, None, None] for t in (h_mu_at[i, j], h_sigma_at[i, j], *cond)]
+                return self.params(here[0], here[1], here[2:])
 
         return raster(quantizer, y, h_mu, self.slice_channels, self.kernel, step_params, parallel_params)
 
