@@ -47,7 +47,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, cast
 
 import torch
@@ -73,7 +72,7 @@ from .entropy import (
 )
 from .layers import relative_position_index
 from .registry import create_codec, register_codec
-from .vemic import LoadReport
+from .transfer import LoadReport, load_layers, source_state
 
 __all__ = ["CAMSIC", "CAMSICConfig", "camsic_from_elic", "select_positions", "sine_schedule"]
 
@@ -457,23 +456,6 @@ register_codec(
 _TRANSFORMS = ("g_a", "g_s")
 
 
-def _elic_state(source: Any) -> Mapping[str, torch.Tensor]:
-    """The state dict of ``source``: a checkpoint path, a payload written by ``save_checkpoint``
-    (``single-view-elic2022-chandelier``, whose CompressAI model sits under ``model.``), a bare
-    CompressAI ``Elic2022Chandelier`` state dict, or a module."""
-    if isinstance(source, (str, Path)):
-        source = torch.load(Path(source), map_location="cpu", weights_only=True)
-    if isinstance(source, Mapping) and isinstance(source.get("codec"), str):
-        if source["codec"] != "single-view-elic2022-chandelier":
-            raise ValueError(f"checkpoint holds codec {source['codec']!r}, not 'single-view-elic2022-chandelier'")
-        source = source["state_dict"]
-    if isinstance(source, nn.Module):
-        source = source.state_dict()
-    if not isinstance(source, Mapping):
-        raise TypeError(f"expected a state dict, a checkpoint dict or path, or a module; got {type(source).__name__}")
-    return source
-
-
 def _layers(state: Mapping[str, Any], prefix: str) -> dict[int, list[str]]:
     """``prefix.<i>.…`` keys grouped by layer index ``i``, each group in state-dict order."""
     layers: dict[int, list[str]] = {}
@@ -500,39 +482,19 @@ def camsic_from_elic(
     if all its tensors match in shape (another N or M leaves it fresh, reported as skipped).
     The model is returned in eval mode with CDF tables built, ready to code or fine-tune.
     """
-    state = _elic_state(state_dict_or_checkpoint)
+    state = source_state(state_dict_or_checkpoint, "single-view-elic2022-chandelier")
     model = create_codec("camsic", preset, **overrides)
     if not isinstance(model, CAMSIC):  # pragma: no cover - the registry maps "camsic" to CAMSIC
         raise TypeError(f"registry entry 'camsic' builds {type(model).__name__}, not CAMSIC")
-    target = model.state_dict()
     root = "model." if any(k.startswith("model.g_a.") for k in state) else ""
-    report = LoadReport(source=f"elic state dict ({len(state)} tensors)", target="CAMSIC")
-    new_state = dict(target)
-    covered: set[str] = set()
-    used: set[str] = set()
+    layers: list[list[tuple[str | None, str]]] = []
     for name in _TRANSFORMS:
         sources = _layers(state, f"{root}{name}.")
-        for index, members in sorted(_layers(target, f"{name}.").items()):
+        for index, members in sorted(_layers(model.state_dict(), f"{name}.").items()):
             given = sources.get(index, [])
-            if len(given) != len(members):
-                mismatch = f"source layer {root}{name}.{index} has {len(given)} tensors, CAMSIC's {len(members)}"
-            else:
-                mismatch = "; ".join(
-                    f"{src} {tuple(state[src].shape)} vs {tuple(target[dst].shape)}"
-                    for src, dst in zip(given, members) if state[src].shape != target[dst].shape
-                )
-            covered.update(members)
-            used.update(given)
-            for i, dst in enumerate(members):
-                if mismatch:
-                    report.skipped.append(dst)
-                    report.reasons[dst] = "shape mismatch: " + mismatch
-                else:
-                    new_state[dst] = state[given[i]].detach().clone()
-                    report.loaded.append(dst)
-    report.new = [k for k in target if k not in covered]
-    report.unused = [k for k in state if k not in used]
-    model.load_state_dict(new_state)
-    model.eval()
-    model.update(force=True)
+            # layer i feeds layer i tensor by tensor, in order; another tensor count fits nothing
+            pairs = zip(given, members) if len(given) == len(members) else ((None, dst) for dst in members)
+            layers.append(list(pairs))
+    report = LoadReport(source=f"elic state dict ({len(state)} tensors)", target="CAMSIC")
+    load_layers(model, state, layers, report)
     return model, report

@@ -17,8 +17,7 @@ strictly in order; each view's entropy-parameter path runs single-threaded.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import torch
@@ -28,6 +27,7 @@ from .base import CodecIdentity, CodedStreams, MultiViewCodec, ViewRange, parame
 from .entropy import HYPERPRIOR_MULTIPLE
 from .mlicpp import MLICPPConfig, MLICPPCore, collect, conv_projection, split_streams
 from .registry import create_codec, register_codec
+from .transfer import LoadReport, load_layers, source_state
 
 
 @dataclass(frozen=True)
@@ -253,59 +253,6 @@ register_codec(
 
 
 # --- construction from single-view checkpoints -----------------------------------------------
-_TABLE_BUFFERS = ("_offset", "_quantized_cdf", "_cdf_length", "scale_table")
-
-
-@dataclass
-class LoadReport:
-    """Which tensors of a codec built from another model's weights came from the source,
-    which are fresh, which did not fit (VEMIC here, CAMSIC in :func:`.camsic.camsic_from_elic`).
-
-    ``loaded``, ``new`` and ``skipped`` partition the target's state-dict names: ``skipped`` ones had
-    a mapped source tensor of another shape (``reasons`` says which) and keep their fresh
-    initialization, as ``new`` ones do. ``unused`` lists source tensors that fed nothing.
-    CDF-table buffers are rebuilt from the loaded weights afterwards (``update(force=True)``).
-    """
-
-    source: str
-    loaded: list[str] = field(default_factory=list)
-    new: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    reasons: dict[str, str] = field(default_factory=dict)
-    unused: list[str] = field(default_factory=list)
-    target: str = "VEMIC"
-
-    def summary(self) -> str:
-        def groups(names: list[str]) -> str:
-            counts: dict[str, int] = {}
-            for name in names:
-                key = ".".join(name.split(".")[:2])
-                counts[key] = counts.get(key, 0) + 1
-            return ", ".join(f"{k} ({v})" for k, v in sorted(counts.items())) or "-"
-
-        lines = [
-            f"{self.target} weights from {self.source}:",
-            f"  loaded  {len(self.loaded):5d} tensors: {groups(self.loaded)}",
-            f"  new     {len(self.new):5d} tensors: {groups(self.new)}",
-            f"  skipped {len(self.skipped):5d} tensors: {groups(self.skipped)}",
-        ]
-        lines += [f"    {name}: {self.reasons[name]}" for name in self.skipped]
-        lines.append(f"  unused source tensors: {len(self.unused)} ({groups(self.unused)})")
-        return "\n".join(lines)
-
-
-def _as_state_dict(source: Any) -> Mapping[str, torch.Tensor]:
-    if isinstance(source, (str, Path)):
-        source = torch.load(Path(source), map_location="cpu", weights_only=True)
-    if isinstance(source, nn.Module):
-        return source.state_dict()
-    if isinstance(source, Mapping) and "state_dict" in source and isinstance(source["state_dict"], Mapping):
-        return source["state_dict"]
-    if isinstance(source, Mapping):
-        return source
-    raise TypeError(f"expected a state dict, a checkpoint dict or path, or a module; got {type(source).__name__}")
-
-
 def _mlicpp_groups(state: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor]) -> list[tuple[str, str]]:
     """The project's ``single-view-mlicpp`` keys are VEMIC's ``base.*`` keys (a bare
     :class:`MLICPPCore` state dict without the ``base.`` prefix is accepted too)."""
@@ -370,51 +317,21 @@ def vemic_from_single_view(
     """
     if source not in ("mlicpp", "elic"):
         raise ValueError(f"source must be 'mlicpp' or 'elic', got {source!r}")
-    if isinstance(state_dict_or_checkpoint, (str, Path)):
-        state_dict_or_checkpoint = torch.load(Path(state_dict_or_checkpoint), map_location="cpu", weights_only=True)
-    written_by = state_dict_or_checkpoint.get("codec") if isinstance(state_dict_or_checkpoint, Mapping) else None
-    if source == "mlicpp" and isinstance(written_by, str) and written_by != "single-view-mlicpp":
-        raise ValueError(f"checkpoint holds codec {written_by!r}, not 'single-view-mlicpp' (source='mlicpp')")
-    state = _as_state_dict(state_dict_or_checkpoint)
+    state = source_state(state_dict_or_checkpoint, "single-view-mlicpp" if source == "mlicpp" else None)
     model = create_codec("vemic", preset, **overrides)
     if not isinstance(model, VEMIC):  # pragma: no cover - the registry maps "vemic" to VEMIC
         raise TypeError(f"registry entry 'vemic' builds {type(model).__name__}, not VEMIC")
     target = model.state_dict()
-    report = LoadReport(source=f"{source} state dict ({len(state)} tensors)")
-    new_state = dict(target)
-    used: set[str] = set()
-    covered: set[str] = set()
+    layers: list[list[tuple[str | None, str]]]
     if source == "mlicpp":
-        layer_groups = [[pair] for pair in _mlicpp_groups(state, target) if pair[0] in state]
+        layers = [[pair] for pair in _mlicpp_groups(state, target) if pair[0] in state]
     else:
-        layer_groups = []
-        for src_prefix, dst_prefix in _elic_groups(state):
-            members = [
-                (src_prefix + k[len(dst_prefix):], k) for k in target if k.startswith(dst_prefix + ".")
-            ]
-            layer_groups.append(members)
-    for members in layer_groups:
-        mismatch = []
-        for src, dst in members:
-            if src not in state:
-                mismatch.append(f"{src} missing")
-            elif not dst.endswith(_TABLE_BUFFERS) and state[src].shape != target[dst].shape:
-                mismatch.append(f"{src} {tuple(state[src].shape)} vs {tuple(target[dst].shape)}")
-        for src, dst in members:
-            covered.add(dst)
-            if src in state:
-                used.add(src)
-            if mismatch:
-                report.skipped.append(dst)
-                report.reasons[dst] = "shape mismatch: " + "; ".join(mismatch)
-            else:
-                new_state[dst] = state[src].detach().clone()
-                report.loaded.append(dst)
-    report.new = [k for k in target if k not in covered]
-    report.unused = [k for k in state if k not in used]
-    model.load_state_dict(new_state)  # CompressionModel resizes CDF-table buffers
-    model.eval()
-    model.update(force=True)
+        layers = [
+            [(src_prefix + k[len(dst_prefix):], k) for k in target if k.startswith(dst_prefix + ".")]
+            for src_prefix, dst_prefix in _elic_groups(state)
+        ]
+    report = LoadReport(source=f"{source} state dict ({len(state)} tensors)")
+    load_layers(model, state, layers, report)
     return model, report
 
 
