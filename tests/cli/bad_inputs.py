@@ -10,11 +10,14 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from tests.warm_cli import Run
 
 SCRIPT = str(Path(sys.executable).parent / "mvarchive")
 CAMERAS = ("left", "right")
@@ -23,31 +26,8 @@ CAMERAS = ("left", "right")
 # ---------------------------------------------------------------- running the script
 
 
-@dataclass
-class Run:
-    args: list[str]
-    returncode: int
-    stdout: str
-    stderr: str
-    seconds: float
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
-
-    @property
-    def error_lines(self) -> list[str]:
-        return [line for line in self.stderr.splitlines() if line.startswith("error:")]
-
-    def describe(self) -> str:
-        tail = "\n".join(self.output.splitlines()[-40:])
-        return f"mvarchive {' '.join(self.args)} -> {self.returncode} ({self.seconds:.0f} s)\n{tail}"
-
-
-def run_cli(args: list[str], cwd: Path, home: Path, timeout: float = 600, **extra_env: str) -> Run:
-    """The installed script, as a user runs it: from ``cwd``, with the paths as given."""
-    import time
-
+def cli_env(home: Path, **extra_env: str) -> dict[str, str]:
+    """The environment of a user's shell: no services reachable unless ``extra_env`` names them."""
     env = dict(os.environ)
     for key in ("PREFECT_API_URL", "MVARCHIVE_DASK_ADDRESS", "MLFLOW_TRACKING_URI", "MVARCHIVE_DEBUG"):
         env.pop(key, None)  # by default every command starts its own services, as on a fresh machine
@@ -57,9 +37,16 @@ def run_cli(args: list[str], cwd: Path, home: Path, timeout: float = 600, **extr
         "COLUMNS": "200",
         **extra_env,
     })
+    return env
+
+
+def run_cli(args: list[str], cwd: Path, home: Path, timeout: float = 600, **extra_env: str) -> Run:
+    """The installed script, as a user runs it: from ``cwd``, with the paths as given."""
     started = time.perf_counter()
-    proc = subprocess.run([SCRIPT, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run([SCRIPT, *args], cwd=cwd, env=cli_env(home, **extra_env), capture_output=True, text=True,
+                          timeout=timeout)
     return Run(args, proc.returncode, proc.stdout, proc.stderr, time.perf_counter() - started)
+
 
 
 # ---------------------------------------------------------------- snapshots

@@ -1,5 +1,7 @@
 """The bad-input matrix, as a user meets it: the installed ``mvarchive`` script, run from a
-working directory of its own (``work/``) with relative paths (``../data/<case>``).
+working directory of its own (``work/``) with relative paths (``../data/<case>``). The quick
+refusals run the script's entry point in children forked from one warmed interpreter
+(``tests/warm_cli.py``, start-up paid once); every other command runs the script itself.
 
 Every refused case must end with exit code 2 (1 for ``verify`` finding damaged groups), one
 ``error:`` line on stderr naming the file or group, no traceback, no new file in the
@@ -37,18 +39,33 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from tests.cli.bad_inputs import (
-    Matrix, Run, copy_tree, corrupt_pixels, get_stream, group_names, huge_black_png, make_group, png_bytes, rgb,
-    run_cli, set_stream, sixteen_bit, snapshot, truncated,
+    Matrix,
+    Run,
+    cli_env,
+    copy_tree,
+    corrupt_pixels,
+    get_stream,
+    group_names,
+    huge_black_png,
+    make_group,
+    png_bytes,
+    rgb,
+    run_cli,
+    set_stream,
+    sixteen_bit,
+    snapshot,
+    truncated,
 )
+from tests.warm_cli import WarmCli
 
 REPO = Path(__file__).resolve().parents[2]
 MATRIX_FILE = REPO / "benchmarks" / "results" / "bad_input_matrix.md"
@@ -69,15 +86,15 @@ class Ctx:
     base: Path
     checkpoint: str  # relative to work/
     other_checkpoint: str  # relative to work/ (single-view-mbt2018-mean, tiny)
-    services: dict[str, str]  # environment reaching the session's Prefect API and Dask cluster
 
     def rel(self, path: Path) -> str:
         return os.path.relpath(path, self.work)
 
-    def cli(self, args: list[str], timeout: float = 600, shared: bool = False) -> Run:
-        """Run the script; ``shared`` reaches the session's running services (as a user with
-        `PREFECT_API_URL` / `MVARCHIVE_DASK_ADDRESS` set), else the command starts its own."""
-        return run_cli(args, self.work, self.home, timeout=timeout, **(self.services if shared else {}))
+    def cli(self, args: list[str], timeout: float = 600, services: dict[str, str] | None = None) -> Run:
+        """Run the script; with ``services`` (the fixture) it reaches the session's running
+        services (as a user with `PREFECT_API_URL` / `MVARCHIVE_DASK_ADDRESS` set), else the
+        command starts its own."""
+        return run_cli(args, self.work, self.home, timeout=timeout, **(services or {}))
 
 
 @pytest.fixture(scope="module")
@@ -92,31 +109,36 @@ def matrix():
 
 
 @pytest.fixture(scope="module")
-def ctx(tmp_path_factory: pytest.TempPathFactory, flow_env) -> Ctx:
+def services(flow_env) -> dict[str, str]:
+    """The environment reaching the session's Prefect API and Dask cluster."""
+    cluster, api_url = flow_env
+    return {"PREFECT_API_URL": api_url, "MVARCHIVE_DASK_ADDRESS": cluster.dask_address}
+
+
+@pytest.fixture(scope="module")
+def ctx(tmp_path_factory: pytest.TempPathFactory, sample_data) -> Ctx:
+    """The folders, the base dataset and two checkpoints. The ldmic-fast checkpoint holds the
+    golden test's lively weights (non-zero symbols, no training time): every case here is
+    about inputs and refusals, none about the quality of the weights."""
     from mvarchive.codecs import create_codec, save_checkpoint
-    from mvarchive.datasets import build_sample_datasets
-    from mvarchive.training import TrainConfig, train_codec_loop
+    from tests.codecs.test_golden import GAINS, lively
 
     root = tmp_path_factory.mktemp("bad-input")
-    sample = build_sample_datasets(root / "sample")
     data, work, home, out, ckpt_dir = (root / n for n in ("data", "work", "home", "out", "ckpt"))
     for folder in (data, work, home, out, ckpt_dir):
         folder.mkdir()
     base = data / "base"
     for group in ("chelsea", "coffee", "rocket"):  # 3 groups of 2: group-folders is unambiguous
         make_group(base, group, {
-            cam: Image.open(sample.stereo / group / f"{cam}.png").convert("RGB").crop((0, 0, W, H))
+            cam: Image.open(sample_data.stereo / group / f"{cam}.png").convert("RGB").crop((0, 0, W, H))
             for cam in ("left", "right")
         })
-    config = TrainConfig(dataset=str(base), output_dir=str(ckpt_dir / "ldmic"), codec="ldmic-fast", preset="tiny",
-                         steps=30, batch_size=2, crop=64, lmbda=1024, checkpoint_every=1000, learning_rate=5e-4)
-    checkpoint = Path(train_codec_loop(config).checkpoint)
+    checkpoint = ckpt_dir / "ldmic" / "ldmic-fast.pt"
+    save_checkpoint(lively("ldmic-fast", GAINS["ldmic-fast"]), checkpoint)
     other = ckpt_dir / "mbt.pt"
     save_checkpoint(create_codec("single-view-mbt2018-mean", "tiny"), other)
-    cluster, api_url = flow_env
-    services = {"PREFECT_API_URL": api_url, "MVARCHIVE_DASK_ADDRESS": cluster.dask_address}
     return Ctx(root, data, work, home, out, ckpt_dir, base, os.path.relpath(checkpoint, work),
-               os.path.relpath(other, work), services)
+               os.path.relpath(other, work))
 
 
 def _watched(ctx: Ctx) -> dict[str, dict[str, str]]:
@@ -224,7 +246,8 @@ def build_manifest_missing_file(ctx, folder):
 def build_manifest_not_image(ctx, folder):
     _copy_base(ctx, folder)
     (folder / "notes.txt").write_text("calibration notes\n")
-    _manifest(folder, [("chelsea", _base_views("chelsea")), ("coffee", {"left": "coffee/left.png", "right": "notes.txt"})])
+    _manifest(folder, [("chelsea", _base_views("chelsea")),
+                       ("coffee", {"left": "coffee/left.png", "right": "notes.txt"})])
     return _archive(ctx, folder)
 
 
@@ -375,8 +398,11 @@ def _slug(case: Case) -> str:
 
 @dataclass
 class FastRuns:
-    """Every fast case built, then run two at a time (each run is mostly the interpreter's
-    start-up and imports); snapshots taken before the first and after the last run."""
+    """Every fast case built, then run two at a time; snapshots taken before the first and
+    after the last run. Each run is the installed script's entry point with the case's
+    arguments, working directory and environment, in a child forked from one interpreter that
+    imported torch, CompressAI, Prefect and MLflow once (``tests/warm_cli.py``): a separate
+    interpreter per case spent ~10 s of its ~11 s on start-up and imports."""
 
     runs: dict[str, Run]
     dest_before: dict[str, dict[str, str]]
@@ -387,15 +413,12 @@ class FastRuns:
 
 @pytest.fixture(scope="module")
 def fast_runs(ctx: Ctx) -> FastRuns:
-    from concurrent.futures import ThreadPoolExecutor
-
     args = {_slug(case): case.build(ctx, ctx.data / _slug(case)) for case in FAST_CASES}
     dests = {_slug(case): ctx.out / case.dest for case in FAST_CASES if case.dest}
     dest_before = {slug: snapshot(dest) for slug, dest in dests.items()}
     watched_before = _watched(ctx)
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = {slug: pool.submit(ctx.cli, a, 300) for slug, a in args.items()}
-        runs = {slug: future.result() for slug, future in futures.items()}
+    with WarmCli(cli_env(ctx.home)) as cli:
+        runs = cli.run_many(args, ctx.work, parallel=2)
     return FastRuns(runs, dest_before, {slug: snapshot(dest) for slug, dest in dests.items()},
                     watched_before, _watched(ctx))
 
@@ -447,14 +470,14 @@ def test_preflight_names_every_unreadable_group(ctx: Ctx, matrix: Matrix):
 
 
 @pytest.mark.slow
-def test_oversized_image_is_refused_not_killed(ctx: Ctx, matrix: Matrix):
+def test_oversized_image_is_refused_not_killed(ctx: Ctx, services: dict[str, str], matrix: Matrix):
     """A 10000x10000 view (300 MB of pixels, 0.3 MB of PNG) stops at the header, under --max-pixels."""
     folder = ctx.data / "huge"
     _copy_base(ctx, folder)
     huge = huge_black_png(10_000)
     make_group(folder, "huge", {"left": huge, "right": huge})
     before = _watched(ctx)
-    run = ctx.cli(_archive(ctx, folder), shared=True)
+    run = ctx.cli(_archive(ctx, folder), services=services)
     line = assert_refused(run, r"huge/huge/left\.png: 10000x10000 image has 100\.0 MP, over the 16\.0 MP limit",
                           in_flow=True)
     matrix.add("10000x10000 image", "refused (--max-pixels), never killed, nothing written", line)
@@ -492,7 +515,7 @@ class Accepted:
 
 
 @pytest.fixture(scope="module")
-def accepted(ctx: Ctx) -> Accepted:
+def accepted(ctx: Ctx, services: dict[str, str]) -> Accepted:
     folder = ctx.data / "accepted"
     folder.mkdir()
     pic = [rgb(H, W, 10 + i) for i in range(2)]
@@ -520,7 +543,7 @@ def accepted(ctx: Ctx) -> Accepted:
     archive = ctx.out / "accepted"
     before = _watched(ctx)
     run = ctx.cli(["archive", ctx.rel(folder), ctx.rel(archive), "--codec", "ldmic-fast", "--preset", "tiny",
-                   "--checkpoint", ctx.checkpoint, "--shard-size", "4"], shared=True)
+                   "--checkpoint", ctx.checkpoint, "--shard-size", "4"], services=services)
     assert run.returncode == 0, run.describe()
     assert "Traceback" not in run.output, run.describe()
     assert _watched(ctx) == before
@@ -535,10 +558,12 @@ NOTICES = [  # case, file, notice
 
 
 @pytest.mark.slow
-def test_accepted_inputs_archive_and_restore_under_their_names(ctx: Ctx, accepted: Accepted, matrix: Matrix):
+def test_accepted_inputs_archive_and_restore_under_their_names(
+    ctx: Ctx, accepted: Accepted, services: dict[str, str], matrix: Matrix,
+):
     from mvarchive.datasets import load_image
 
-    info = ctx.cli(["info", ctx.rel(accepted.archive), "--json"], shared=True)
+    info = ctx.cli(["info", ctx.rel(accepted.archive), "--json"], services=services)
     assert info.returncode == 0, info.describe()
     meta = json.loads(info.stdout)
     assert meta["complete"] and meta["group_names"] == list(ACCEPTED)
@@ -546,7 +571,7 @@ def test_accepted_inputs_archive_and_restore_under_their_names(ctx: Ctx, accepte
     out = ctx.out / "accepted-restored"
     before = _watched(ctx)
     outside_before = snapshot(ctx.out)
-    run = ctx.cli(["restore", ctx.rel(accepted.archive), ctx.rel(out)], shared=True)
+    run = ctx.cli(["restore", ctx.rel(accepted.archive), ctx.rel(out)], services=services)
     assert run.returncode == 0, run.describe()
     assert "Traceback" not in run.output, run.describe()
     assert _watched(ctx) == before
@@ -586,7 +611,8 @@ def test_restore_refuses_existing_files(ctx: Ctx, accepted: Accepted, matrix: Ma
     (out / "gray").mkdir(parents=True)
     (out / "gray" / "left.png").write_bytes(b"a file of the user's")
     line = _restore_refused(ctx, ["restore", ctx.rel(accepted.archive), ctx.rel(out)], out,
-                            r"restore would overwrite 1 existing file\(s\) in .*existing: gray/left\.png; pass --overwrite")
+                            r"restore would overwrite 1 existing file\(s\) in .*existing: gray/left\.png; "
+                            r"pass --overwrite")
     matrix.add("restore over existing files", "refused without --overwrite, files named", line)
 
 
@@ -615,7 +641,7 @@ DAMAGE = {"gray": "bit-flipped stream", "palette": "truncated stream", "rgba": "
 @pytest.fixture(scope="module")
 def damaged(ctx: Ctx, accepted: Accepted) -> Path:
     from mvarchive.codecs import create_codec
-    from mvarchive.datasets import load_group, discover_dataset
+    from mvarchive.datasets import discover_dataset, load_group
     from mvarchive.metrics import to_tensor
 
     archive = ctx.out / "damaged"
@@ -635,9 +661,9 @@ def damaged(ctx: Ctx, accepted: Accepted) -> Path:
 
 
 @pytest.mark.slow
-def test_verify_names_every_damaged_group(ctx: Ctx, damaged: Path, matrix: Matrix):
+def test_verify_names_every_damaged_group(ctx: Ctx, damaged: Path, services: dict[str, str], matrix: Matrix):
     before, archive_before = _watched(ctx), snapshot(damaged)
-    run = ctx.cli(["verify", ctx.rel(damaged)], shared=True)
+    run = ctx.cli(["verify", ctx.rel(damaged)], services=services)
     assert run.returncode == 1, run.describe()
     assert "Traceback" not in run.output, run.describe()
     err = run.stderr.splitlines()
@@ -650,10 +676,10 @@ def test_verify_names_every_damaged_group(ctx: Ctx, damaged: Path, matrix: Matri
 
 
 @pytest.mark.slow
-def test_restore_writes_nothing_for_damaged_groups(ctx: Ctx, damaged: Path, matrix: Matrix):
+def test_restore_writes_nothing_for_damaged_groups(ctx: Ctx, damaged: Path, services: dict[str, str], matrix: Matrix):
     out = ctx.out / "damaged-restored"
     before, archive_before = _watched(ctx), snapshot(damaged)
-    run = ctx.cli(["restore", ctx.rel(damaged), ctx.rel(out)], shared=True)
+    run = ctx.cli(["restore", ctx.rel(damaged), ctx.rel(out)], services=services)
     line = assert_refused(run, r"3 of 7 group\(s\) failed verification and were not written", in_flow=True)
     for group, case in DAMAGE.items():
         assert re.search(rf"\b{group}\b", line), f"{group} not named in {line!r}"
