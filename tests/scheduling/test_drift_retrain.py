@@ -4,7 +4,9 @@ the drift event starts `retrain/auto`, which fine-tunes the champion on the rece
 registers the candidate and gates it; the next scheduled run uses the champion then in force.
 
 Everything is real: the Prefect server (events, automations, deployments), `mvarchive serve`
-(the installed script), a Dask worker, the SQLite MLflow store with its Model Registry.
+(the installed script), a Dask worker, the SQLite MLflow store with its Model Registry. The
+operator's other commands run the script's entry point in children forked from one warmed
+interpreter (``tests/warm_cli.py``): eight fresh interpreters spent ~80 s importing.
 The timeline of runs is written to benchmarks/results/drift_retrain_timeline.md.
 """
 
@@ -24,6 +26,7 @@ import pytest
 from PIL import Image
 
 from mvarchive.scheduling.deployments import prefect_api
+from tests.warm_cli import Run, WarmCli
 
 pytestmark = pytest.mark.slow
 
@@ -70,8 +73,7 @@ def loop_env(loop_home: Path, api_url: str, dask_address: str, mlflow_uri: str) 
 def champion(sample_data, loop_home: Path, loop_env: dict[str, str], mlflow_uri: str) -> str:
     """v1 of mvarchive-ldmic-fast, trained briefly on the photographs and promoted."""
     from mvarchive.flows.train import train_task
-    from mvarchive.models.evaluate import EvalSet
-    from mvarchive.models.lifecycle import promote_version
+    from mvarchive.models.lifecycle import EvalSet, promote_version
     from mvarchive.tracking import TrackingConfig
     from mvarchive.training import TrainConfig
 
@@ -105,8 +107,15 @@ def served(loop_home: Path, loop_env: dict[str, str]) -> Iterator[subprocess.Pop
     log.close()
 
 
-def mv(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run([SCRIPT, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=600)
+@pytest.fixture(scope="module")
+def cli(loop_env: dict[str, str]) -> Iterator[WarmCli]:
+    """The operator's shell: `mvarchive` commands in the loop's environment."""
+    with WarmCli(loop_env) as warm:
+        yield warm
+
+
+def mv(cli: WarmCli, cwd: Path, *args: str) -> Run:
+    result = cli.run(list(args), cwd, timeout=600)
     assert result.returncode == 0, (args, result.stdout[-3000:], result.stderr[-3000:])
     return result
 
@@ -132,28 +141,28 @@ def wait_for(check, timeout_s: float, what: str, log: Path):
 
 
 def test_drift_retrains_gates_and_the_next_run_uses_the_champion(
-    champion: str, served: subprocess.Popen, loop_home: Path, loop_env: dict[str, str], mlflow_uri: str,
-    api_url: str,
+    champion: str, served: subprocess.Popen, loop_home: Path, cli: WarmCli, mlflow_uri: str, api_url: str,
 ) -> None:
     from mlflow import MlflowClient
 
     source, log = loop_home / "fleet", loop_home / "serve.log"
     noise_groups(source, 0, 2)
-    mv(loop_env, loop_home, "schedule", "add", "nightly", "--source", "fleet", "--dest", "archive",
+    mv(cli, loop_home, "schedule", "add", "nightly", "--source", "fleet", "--dest", "archive",
        "--model", f"models:/{NAME}@champion", "--codec", "ldmic-fast", "--preset", "tiny",
        "--layout", "group-folders", "--shard-size", "2", "--cron", "0 3 1 1 *")
 
     # run 1: the noise costs far more than the photographs did, but one run is not a trend
-    mv(loop_env, loop_home, "schedule", "run", "nightly", "--wait")
+    mv(cli, loop_home, "schedule", "run", "nightly", "--wait")
     first = archive_runs(mlflow_uri)[-1]
     assert first.data.tags["mvarchive.model"] == f"models:/{NAME}/1"
     assert first.data.tags["mvarchive.schedule"] == "nightly"  # a schedule's runs group by this tag in the UI
-    assert (first.data.tags["mvarchive.drift.exceeded"], first.data.tags["mvarchive.drift.triggered"]) == ("true", "false")
+    drift_flags = (first.data.tags["mvarchive.drift.exceeded"], first.data.tags["mvarchive.drift.triggered"])
+    assert drift_flags == ("true", "false")
     assert first.data.metrics["drift/ratio"] > 0.1 and first.data.metrics["drift/streak"] == 1
 
     # run 2 on the grown source: second drifted run in a row -> event -> retrain/auto
     noise_groups(source, 2, 2)
-    mv(loop_env, loop_home, "schedule", "run", "nightly", "--wait")
+    mv(cli, loop_home, "schedule", "run", "nightly", "--wait")
     second = archive_runs(mlflow_uri)[-1]
     assert second.data.tags["mvarchive.drift.triggered"] == "true", second.data.tags
     assert second.data.metrics["drift/streak"] == 2
@@ -184,26 +193,29 @@ def test_drift_retrains_gates_and_the_next_run_uses_the_champion(
 
     # run 3: whatever the gate decided, the schedule encodes with the champion in force now
     noise_groups(source, 4, 2)
-    mv(loop_env, loop_home, "schedule", "run", "nightly", "--wait")
+    mv(cli, loop_home, "schedule", "run", "nightly", "--wait")
     third = archive_runs(mlflow_uri)[-1]
     assert third.data.tags["mvarchive.model"] == f"models:/{NAME}/{in_force}"
-    info = json.loads(mv(loop_env, loop_home, "info", "archive", "--json").stdout)
+    info = json.loads(mv(cli, loop_home, "info", "archive", "--json").stdout)
     assert info["groups"] == 6 and len(info["runs"]) == 3, info.get("runs")
 
     # an archive without an embedded model restores with weights the Dask workers fetch from the registry
-    mv(loop_env, loop_home, "archive", "fleet", "direct", "--model", f"models:/{NAME}@champion", "--no-embed-model",
-       "--preset", "tiny", "--layout", "group-folders")
-    record = json.loads(mv(loop_env, loop_home, "info", "direct", "--json").stdout)
-    assert [m.get("registered") for m in record["models"]] == [f"models:/{NAME}/{in_force}"], record["models"]
+    mv(cli, loop_home, "archive", "fleet", "direct", "--model", f"models:/{NAME}@champion",
+       "--no-embed-model", "--preset", "tiny", "--layout", "group-folders")
+    record = json.loads(mv(cli, loop_home, "info", "direct", "--json").stdout)
+    registered = [m.get("registered") for m in record["models"]]
+    assert registered == [f"models:/{NAME}/{in_force}"], record["models"]
     assert not any(m.get("embedded") for m in record["models"])
-    restored = mv(loop_env, loop_home / "fleet", "restore", "../direct", "../restored", "--groups", "g001,g004")
-    assert sorted(p.relative_to(loop_home / "restored").as_posix() for p in (loop_home / "restored").rglob("*.png")) == [
-        "g001/left.png", "g001/right.png", "g004/left.png", "g004/right.png"], restored.stdout
+    restored = mv(cli, loop_home / "fleet", "restore", "../direct", "../restored", "--groups", "g001,g004")
+    written = sorted(p.relative_to(loop_home / "restored").as_posix() for p in (loop_home / "restored").rglob("*.png"))
+    assert written == ["g001/left.png", "g001/right.png", "g004/left.png", "g004/right.png"], restored.stdout
 
     _write_timeline(client, [first, second, third], retrain_run, candidate, gate[0], in_force)
 
 
-def _write_timeline(client: Any, archive: list[Any], retrain_run: Any, candidate: Any, gate: str, in_force: str) -> None:
+def _write_timeline(
+    client: Any, archive: list[Any], retrain_run: Any, candidate: Any, gate: str, in_force: str,
+) -> None:
     experiment = archive[0].info.experiment_id
     runs = client.search_runs([experiment], order_by=["attributes.start_time ASC"])
     lines = ["# Drift → retraining → gate: one end-to-end run (tests/scheduling/test_drift_retrain.py)", "",
@@ -219,8 +231,9 @@ def _write_timeline(client: Any, archive: list[Any], retrain_run: Any, candidate
         seconds = ((run.info.end_time or run.info.start_time) - run.info.start_time) / 1000
         started = time.strftime("%H:%M:%S", time.gmtime(run.info.start_time / 1000))
         lines.append(f"| {run.info.run_name} | {tags.get('mvarchive.job', '')} | {started} | {seconds:.1f} | {what} |")
+    shown = {k: v for k, v in retrain_run.parameters.items() if k in ("model", "dataset", "triggered_by")}
     lines += ["", f"Prefect flow run of retrain/auto: {retrain_run.name} ({retrain_run.state_name}), parameters "
-              f"{json.dumps({k: v for k, v in retrain_run.parameters.items() if k in ('model', 'dataset', 'triggered_by')})}",
+              f"{json.dumps(shown)}",
               f"Candidate {NAME} v{candidate.version}: {gate}", f"Champion in force for the next run: v{in_force}", ""]
     TIMELINE.parent.mkdir(parents=True, exist_ok=True)
     TIMELINE.write_text("\n".join(lines))
