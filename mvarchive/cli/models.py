@@ -9,11 +9,14 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from .common import call_or_exit, fail, out, services_of, storage_options
+
+if TYPE_CHECKING:
+    from mvarchive.models.rd_figures import EvalSet
 
 models_app = typer.Typer(
     help="Trained codec versions in the MLflow Model Registry: list, show, evaluate, promote to @champion.",
@@ -119,7 +122,7 @@ def show_command(
         out.print(f"  {key}: {value}", highlight=False)
 
 
-def _eval_set(dataset: str, groups: int, layout: str, services):
+def _eval_set(dataset: str, groups: int, layout: str, services: Any) -> EvalSet:
     from mvarchive.models.rd_figures import EvalSet
 
     return EvalSet(dataset, layout, groups, storage_options(None, dataset, services.storage_options))

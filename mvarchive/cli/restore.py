@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from .common import call_or_exit, err, fail, out, services_of, split_list, storage_options
+
+if TYPE_CHECKING:
+    from mvarchive.flows.placement import Placement
+    from mvarchive.flows.restore_config import RestoreConfig, RestoreReport, VerifyConfig
+    from mvarchive.infra import ServicesConfig
 
 PLACEMENT_HELP = ("auto: a small job (at most 8 groups) decodes in this process, or on a warm worker of the running "
                   "stack; larger ones run the Prefect flow on Dask. in-process, stack or flow to choose.")
@@ -24,7 +29,8 @@ def _group_count(archive_url: str, groups: list[str] | None, options: dict) -> i
     return len(call_or_exit(ArchiveReader, Location(absolute_url(archive_url), options)).names)
 
 
-def _on_demand(services, config, placement, track: bool, show_progress: bool):
+def _on_demand(services: ServicesConfig, config: RestoreConfig | VerifyConfig, placement: Placement, track: bool,
+               show_progress: bool) -> RestoreReport:
     """Run a small job in this process or on the running cluster (see mvarchive.flows.placement);
     errors become one line, as for the flow."""
     from mvarchive.flows.placement import Placement
@@ -56,7 +62,7 @@ def _on_demand(services, config, placement, track: bool, show_progress: bool):
     return call_or_exit(here, config, tracking, show_progress=show_progress)
 
 
-def _recorded(report, placement, services) -> str:
+def _recorded(report: RestoreReport, placement: Placement, services: ServicesConfig) -> str:
     """Where the job ran and what recorded it, for the last line of restore and verify."""
     text = placement.describe(services.dask_address)
     if report.placement == "in-process" and report.mlflow_run_id:
@@ -91,13 +97,14 @@ def restore_command(
     from mvarchive.flows.placement import Placement, choose_placement
     from mvarchive.flows.restore_config import RestoreConfig
     from mvarchive.integrity import Status
+    from mvarchive.storage.options import StorageOptions
 
     services = services_of(ctx)
     config = RestoreConfig(
         archive=archive_url, out=out_dir, groups=split_list(groups), cameras=split_list(cameras), checkpoint=checkpoint,
         overwrite=overwrite, exact=exact,
-        archive_options=storage_options(archive_options, archive_url, services.storage_options),
-        out_options=storage_options(out_options, out_dir, services.storage_options),
+        archive_options=StorageOptions(storage_options(archive_options, archive_url, services.storage_options)),
+        out_options=StorageOptions(storage_options(out_options, out_dir, services.storage_options)),
         registry_uri=services.resolved_mlflow_uri(),
     )
     count = _group_count(archive_url, config.groups, config.archive_options.reveal())
@@ -137,10 +144,12 @@ def verify_command(
     from mvarchive.flows.placement import Placement, choose_placement
     from mvarchive.flows.restore_config import VerifyConfig
     from mvarchive.integrity import Status
+    from mvarchive.storage.options import StorageOptions
 
     services = services_of(ctx)
     config = VerifyConfig(archive=archive_url, groups=split_list(groups), checkpoint=checkpoint,
-                          archive_options=storage_options(archive_options, archive_url, services.storage_options),
+                          archive_options=StorageOptions(storage_options(archive_options, archive_url,
+                                                                         services.storage_options)),
                           registry_uri=services.resolved_mlflow_uri())
     count = _group_count(archive_url, config.groups, config.archive_options.reveal())
     where = call_or_exit(choose_placement, placement, count, services.dask_address)

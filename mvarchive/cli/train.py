@@ -33,6 +33,10 @@ _OPTION_FIELDS = {**{option: name for option, (name, _) in LOOP_OPTIONS.items()}
                   "--checkpoint-every": "checkpoint_every", "--eval-groups": "eval_groups"}
 
 
+def _as_given(text: str | None) -> str | None:
+    return text
+
+
 def _local_abs(text: str | None) -> str | None:
     """A local path made absolute (workers may run elsewhere); URLs and models:/ URIs unchanged."""
     if text is None or "://" in text or "::" in text or text.startswith("models:/"):
@@ -100,19 +104,20 @@ def train_command(
 
     Several --lmbda make a sweep: a task per λ on the Dask workers, an MLflow parent run with a child per λ.
     """
-
     lmbdas = list(lmbda or [1024.0])
     # user errors first, before any service starts (and before torch is imported)
     if steps < 1 or batch_size < 1 or crop < 64 or (checkpoint_every is not None and checkpoint_every < 1):
         fail("--steps, --batch-size and --checkpoint-every must be >= 1 and --crop >= 64")
-    for value in lmbdas:
-        if not value > 0:
-            fail(f"--lmbda must be > 0, got {value:g}")
+    for lam in lmbdas:
+        if not lam > 0:
+            fail(f"--lmbda must be > 0, got {lam:g}")
     if len({f"{v:g}" for v in lmbdas}) != len(lmbdas):
         fail(f"--lmbda values repeat: {', '.join(f'{v:g}' for v in lmbdas)}")
-    for option, value, low in (("--eval-groups", eval_groups, 1), ("--val-groups", val_groups, 1),
-                               ("--val-every", val_every, 1), ("--grad-accum", grad_accum, 1),
-                               ("--loader-workers", loader_workers, 0), ("--world-size", world_size, 1)):
+    bounds: list[tuple[str, int | None, int]] = [
+        ("--eval-groups", eval_groups, 1), ("--val-groups", val_groups, 1), ("--val-every", val_every, 1),
+        ("--grad-accum", grad_accum, 1), ("--loader-workers", loader_workers, 0), ("--world-size", world_size, 1),
+    ]
+    for option, value, low in bounds:
         if value is not None and value < low:
             fail(f"{option} must be >= {low}, got {value}")
     device = _device(device, fail)
@@ -122,18 +127,21 @@ def train_command(
     from mvarchive.training import TrainConfig
 
     loop = call_or_exit(_loop_fields, {"metric": metric, "lr_schedule": lr_schedule, "val_every": val_every,
-                               "val_dataset": val_dataset, "val_groups": val_groups, "grad_accum": grad_accum,
-                               "precision": precision, "compile": compile_model, "loader_workers": loader_workers,
-                               "world_size": world_size})
-    extra = {} if checkpoint_every is None else {"checkpoint_every": checkpoint_every}
+                                       "val_dataset": val_dataset, "val_groups": val_groups, "grad_accum": grad_accum,
+                                       "precision": precision, "compile": compile_model,
+                                       "loader_workers": loader_workers, "world_size": world_size})
     sweep = len(lmbdas) > 1
-    paths = _local_abs if sweep else (lambda text: text)  # a sweep's workers may run elsewhere
+    paths = _local_abs if sweep else _as_given  # a sweep's workers may run elsewhere
+    fields: dict[str, Any] = {
+        "dataset": paths(dataset), "output_dir": paths(str(output_dir)), "codec": codec, "preset": preset,
+        "steps": steps, "batch_size": batch_size, "crop": crop, "lmbda": lmbdas[0], "learning_rate": learning_rate,
+        "device": device, "layout": layout, "eval_dataset": paths(eval_dataset), "eval_groups": eval_groups,
+        "eval_baselines": eval_baselines,
+        **({} if checkpoint_every is None else {"checkpoint_every": checkpoint_every}),
+        **{k: (paths(v) if k == "val_dataset" else v) for k, v in loop.items()},
+    }
     try:
-        config = TrainConfig(dataset=paths(dataset), output_dir=paths(str(output_dir)), codec=codec, preset=preset,
-                             steps=steps, batch_size=batch_size, crop=crop, lmbda=lmbdas[0], learning_rate=learning_rate,
-                             device=device, layout=layout, eval_dataset=paths(eval_dataset), eval_groups=eval_groups,
-                             eval_baselines=eval_baselines, **extra,
-                             **{k: (paths(v) if k == "val_dataset" else v) for k, v in loop.items()})
+        config = TrainConfig(**fields)
     except (ValueError, TypeError) as exc:
         fail(_option_message(str(exc)))
     index = call_or_exit(discover_dataset, dataset, layout)

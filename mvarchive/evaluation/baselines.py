@@ -61,7 +61,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from PIL import Image, features
@@ -132,7 +132,7 @@ def _pillow_decode(data: bytes, what: str) -> np.ndarray:
         raise BaselineError(f"{what}: cannot decode {len(data)} bytes: {exc}") from exc
 
 
-def _pillow_encode(view: np.ndarray, fmt: str, **options) -> bytes:
+def _pillow_encode(view: np.ndarray, fmt: str, **options: Any) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(view, "RGB").save(buf, format=fmt, **options)
     return buf.getvalue()

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -82,7 +82,8 @@ def _overlap(a: np.ndarray, b: np.ndarray) -> float:
     return float(max(hi - lo, 0.0) / span) if span > 0 else 0.0
 
 
-def _prepared(anchor_rate, anchor_quality, test_rate, test_quality):
+def _prepared(anchor_rate: Sequence[float], anchor_quality: Sequence[float], test_rate: Sequence[float],
+              test_quality: Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     ra, qa = monotone_curve(anchor_rate, anchor_quality)
     rt, qt = monotone_curve(test_rate, test_quality)
     for name, r in (("anchor", ra), ("test", rt)):
@@ -134,16 +135,16 @@ class BDResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BDResult:
-        values = {k: (math.nan if v is None and k not in ("test", "anchor", "method", "note") else v)
-                  for k, v in data.items()}
+        values: dict[str, Any] = {k: (math.nan if v is None and k not in ("test", "anchor", "method", "note") else v)
+                                  for k, v in data.items()}
         return cls(**values)
 
 
 def compare_curves(
     anchor_name: str,
-    anchor: dict[str, Sequence[float]],
+    anchor: Mapping[str, Sequence[float]],
     test_name: str,
-    test: dict[str, Sequence[float]],
+    test: Mapping[str, Sequence[float]],
     method: str = DEFAULT_METHOD,
 ) -> BDResult:
     """All four deltas of ``test`` against ``anchor``; each curve is ``{"bpp", "psnr", "ms_ssim"}``.
@@ -158,7 +159,8 @@ def compare_curves(
     ra, qa = monotone_curve(anchor["bpp"], anchor["psnr"])
     rt, qt = monotone_curve(test["bpp"], test["psnr"])
 
-    def safe(fn, a_rate, a_q, t_rate, t_q, what: str) -> float:
+    def safe(fn: Callable[..., float], a_rate: Sequence[float], a_q: Sequence[float], t_rate: Sequence[float],
+             t_q: Sequence[float], what: str) -> float:
         try:
             value = fn(a_rate, a_q, t_rate, t_q, method)
         except ValueError as exc:

@@ -201,8 +201,11 @@ def _load_coder(spec: PointSpec) -> tuple[MultiViewCodec | Baseline, dict[str, A
     from mvarchive.codecs import weights_digest
     from mvarchive.runtime.model_cache import codec_on_worker
 
-    codec = codec_on_worker(spec.ref)
-    return codec, {"preset": spec.ref.preset, "checkpoint": spec.ref.checkpoint, "seed": spec.ref.seed,
+    ref = spec.ref
+    if ref is None:  # PointSpec refuses a learned point without one; this tells the type checker
+        raise ValueError(f"learned rate point {spec.label!r} has no codec reference")
+    codec = codec_on_worker(ref)
+    return codec, {"preset": ref.preset, "checkpoint": ref.checkpoint, "seed": ref.seed,
                    "weights_digest": weights_digest(codec)}
 
 

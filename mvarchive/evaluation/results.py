@@ -126,8 +126,8 @@ class EvaluationResult:
             return ViewResult(v["camera"], v["bytes"], v["bpp"], _nan(v["psnr"]), _nan(v["ms_ssim"]))
 
         def group(g: dict) -> GroupResult:
-            fields = {k: (_nan(v) if k in ("psnr", "ms_ssim", "psnr_gap", "bpp", "encode_s", "decode_s") else v)
-                      for k, v in g.items() if k != "per_view"}
+            floats = ("psnr", "ms_ssim", "psnr_gap", "bpp", "encode_s", "decode_s")
+            fields: dict[str, Any] = {k: (_nan(v) if k in floats else v) for k, v in g.items() if k != "per_view"}
             return GroupResult(**fields, per_view=[view(v) for v in g["per_view"]])
 
         def point(p: dict) -> RatePoint:

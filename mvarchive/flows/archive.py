@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from prefect import flow
@@ -219,6 +220,8 @@ def plan_archive(config: ArchiveConfig, check_lease: bool = True) -> ArchivePlan
         codec = load_codec(name=config.codec, preset=config.preset, seed=config.seed)
     check_view_count(codec, len(index.cameras))
     identity = codec.identity
+    if identity is None:  # codecs are complete at construction; a subclass that is not cannot be archived
+        raise ValueError(f"codec {config.codec!r} has no registered identity to record in the archive")
     digest = weights_digest(codec)
     embedded = embedded_path(digest) if (checkpoint_bytes is not None and config.embed_model) else None
     record = CodecRecord(
@@ -318,7 +321,7 @@ def report_drift(location: Location, growth: GrowthPlan) -> None:
                     location, len(growth.vanished), _names(growth.vanished))
 
 
-def _shard_bpp(rows: list[IndexRow]) -> float:
+def _shard_bpp(rows: Sequence[IndexRow]) -> float:
     pixels = sum(8.0 * r.metrics["bytes"] / r.metrics["bpp"] for r in rows if r.metrics.get("bpp"))
     return 8.0 * sum(r.metrics.get("bytes", 0.0) for r in rows) / pixels if pixels else math.nan
 

@@ -14,8 +14,10 @@ from __future__ import annotations
 import dataclasses
 import zlib
 from dataclasses import dataclass
+from typing import Any
 
 from .restore_config import RestoreConfig, RestoreReport, VerifyConfig
+from .restore_core import Loader
 
 __all__ = ["OnDemandJob", "Outcome", "run_on_cluster", "run_on_worker"]
 
@@ -39,7 +41,7 @@ class OnDemandJob:
         from mvarchive.storage import absolute_url
 
         config = self.config
-        changes = {"archive": absolute_url(config.archive)}
+        changes: dict[str, Any] = {"archive": absolute_url(config.archive)}
         if config.checkpoint and not config.checkpoint.startswith("models:/"):
             changes["checkpoint"] = absolute_url(config.checkpoint)
         if isinstance(config, RestoreConfig):
@@ -67,9 +69,11 @@ def run_on_worker(job: OnDemandJob) -> Outcome:
 
             from .restore import restore_on_demand, verify_on_demand
 
-            flow = verify_on_demand if job.verb == "verify" else restore_on_demand
             with temporary_settings({PREFECT_API_URL: job.prefect_api_url}):
-                report = flow(job.config, job.tracking_uri, job.experiment)
+                if isinstance(job.config, VerifyConfig):
+                    report = verify_on_demand(job.config, job.tracking_uri, job.experiment)
+                else:
+                    report = restore_on_demand(job.config, job.tracking_uri, job.experiment)
         else:
             report = _run_plain(job, worker_codec_loader())
         return Outcome(report)
@@ -80,7 +84,7 @@ def run_on_worker(job: OnDemandJob) -> Outcome:
         return Outcome(error=str(exc), error_type=type(exc).__name__)
 
 
-def _run_plain(job: OnDemandJob, load) -> RestoreReport:
+def _run_plain(job: OnDemandJob, load: Loader) -> RestoreReport:
     from .restore_core import restore_here, verify_here
 
     tracking = None

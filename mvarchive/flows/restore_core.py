@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -293,7 +294,7 @@ def raise_failures(report: RestoreReport, config: RestoreConfig) -> RestoreRepor
     return report
 
 
-def _tracked(tracking: TrackingConfig | None, name: str, job: str):
+def _tracked(tracking: TrackingConfig | None, name: str, job: str) -> AbstractContextManager[RunLogger | None]:
     """An MLflow run, importing MLflow only when tracking is asked for (it costs seconds)."""
     if tracking is None or not tracking.tracking_uri:
         import contextlib

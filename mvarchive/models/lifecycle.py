@@ -8,17 +8,21 @@ shows what a version measured where.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .gate import GateDecision, decide
 from .rd_figures import EvalSet, evaluate_version
 from .registry import CHAMPION, ModelRegistryError, ModelVersionRef, registry_client, resolve_model_uri
+
+if TYPE_CHECKING:
+    from mvarchive.tracking import RunLogger
 
 __all__ = ["PromotionReport", "champion_of", "dataset_label", "promote_version", "record_evaluation"]
 
@@ -67,10 +71,16 @@ def _eval_tag(figures: Mapping[str, Any], run_id: str | None) -> str:
     return json.dumps({**kept, "dataset": figures.get("dataset"), "run_id": run_id}, sort_keys=True)
 
 
-def _tracked(tracking_uri: str, experiment: str, run_name: str, job: str, tags: Mapping[str, str] | None):
+@contextlib.contextmanager
+def _tracked(tracking_uri: str, experiment: str, run_name: str, job: str,
+             tags: Mapping[str, str] | None) -> Iterator[RunLogger]:
+    """The MLflow run that records an evaluation or a gate decision (always tracked)."""
     from mvarchive.tracking import TrackingConfig, tracked_run
 
-    return tracked_run(TrackingConfig(tracking_uri, experiment), run_name, job, tags=tags)
+    with tracked_run(TrackingConfig(tracking_uri, experiment), run_name, job, tags=tags) as logger:
+        if logger is None:
+            raise ValueError(f"{job} records its figures in MLflow: give a tracking URI, got {tracking_uri!r}")
+        yield logger
 
 
 def record_evaluation(uri: str, data: EvalSet, tracking_uri: str, experiment: str = "mvarchive",

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from mvarchive.datasets import DatasetIndex
     from mvarchive.evaluation.bd import BDResult
     from mvarchive.evaluation.measuring import RatePoint
+    from mvarchive.evaluation.planning import PointSpec
     from mvarchive.evaluation.results import EvaluationResult
 
 __all__ = ["EvalSet", "baseline_rate_points", "bd_against_baselines", "evaluate_checkpoint", "evaluate_version",
@@ -63,7 +64,7 @@ def figures_from_point(point: RatePoint) -> dict[str, float]:
     }
 
 
-def _learned_spec(checkpoint: str | Path, label: str):
+def _learned_spec(checkpoint: str | Path, label: str) -> PointSpec:
     from mvarchive.codecs import CodecRef
     from mvarchive.codecs.checkpoint import read_checkpoint
     from mvarchive.evaluation.planning import PointSpec
@@ -113,7 +114,7 @@ def baseline_rate_points(data: EvalSet,
     return [evaluate_point(spec, index.groups, data.storage_options, index.cameras) for spec in specs], unavailable
 
 
-def _spec_of(point: RatePoint):
+def _spec_of(point: RatePoint) -> PointSpec:
     """A PointSpec naming a measured point's curve (assembling needs the kind and the name only)."""
     from mvarchive.codecs import CodecRef
     from mvarchive.evaluation.baselines import BASELINE_NAMES

@@ -74,6 +74,8 @@ def encode_shard_fn(job: EncodeShardJob) -> ShardResult:
         started = time.perf_counter()
         compressed = encoder.compress(to_tensor(views))
         encode_s = time.perf_counter() - started
+        if compressed.x_hat is None:
+            raise RuntimeError(f"group {group.name}: the encoder returned no reconstruction to fingerprint")
         reconstruction = to_uint8(compressed.x_hat)
         metrics = group_metrics(views, reconstruction, len(compressed.data),
                                 with_ms_ssim=measured_for_quality(group.name, job.metrics_fraction))
@@ -94,10 +96,7 @@ def encode_shard_fn(job: EncodeShardJob) -> ShardResult:
                        tuple(rows), blob)
 
 
-encode_shard = task(
-    encode_shard_fn,
-    name="encode-shard",
-    task_run_name="encode-shard-{job.shard_id}",
-    **TRANSIENT_RETRIES,
+encode_shard = task(name="encode-shard", task_run_name="encode-shard-{job.shard_id}", **TRANSIENT_RETRIES)(
+    encode_shard_fn
 )
 

@@ -32,9 +32,5 @@ def evaluate_point_fn(job: EvaluatePointJob) -> RatePoint:
 
 
 evaluate_point_task = task(
-    evaluate_point_fn,
-    name="evaluate-point",
-    task_run_name="evaluate-{job.spec.codec}-{job.spec.label}",
-    retries=1,
-    retry_delay_seconds=2,
-)
+    name="evaluate-point", task_run_name="evaluate-{job.spec.codec}-{job.spec.label}", retries=1, retry_delay_seconds=2,
+)(evaluate_point_fn)

@@ -65,4 +65,4 @@ def check_groups_fn(job: PreflightJob) -> PreflightResult:
     return PreflightResult(tuple(problems), tuple(notices))
 
 
-check_groups = task(check_groups_fn, name="preflight", task_run_name="preflight-{job.groups[0].name}")
+check_groups = task(name="preflight", task_run_name="preflight-{job.groups[0].name}")(check_groups_fn)

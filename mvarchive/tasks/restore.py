@@ -86,8 +86,7 @@ def _restore_groups_task() -> Any:
 
     from .retry import TRANSIENT_RETRIES
 
-    return task(restore_groups_fn, name="restore-groups", task_run_name="restore-{job.indices[0]}",
-                **TRANSIENT_RETRIES)
+    return task(name="restore-groups", task_run_name="restore-{job.indices[0]}", **TRANSIENT_RETRIES)(restore_groups_fn)
 
 
 def __getattr__(name: str) -> Any:

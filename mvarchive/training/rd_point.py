@@ -48,7 +48,7 @@ def rd_point(codec: MultiViewCodec, index: DatasetIndex, max_groups: int = 8,
     codec.eval()
     device = next(codec.parameters()).device
     rows = []
-    view_bits = 0.0
+    view_bits = np.zeros(0)  # per view, summed over groups (sized by the first group)
     view_pixels = 0
     squared_error = 0.0
     view_psnr: list[np.ndarray] = []
@@ -56,9 +56,12 @@ def rd_point(codec: MultiViewCodec, index: DatasetIndex, max_groups: int = 8,
         views = load_group(group, storage_options)  # (K, H, W, 3)
         x = to_tensor(views).to(device)
         compressed = codec.compress(x)
+        if compressed.x_hat is None:
+            raise RuntimeError(f"group {group.name}: the encoder returned no reconstruction")
         decoded = to_uint8(compressed.x_hat.cpu())
         rows.append(group_metrics(views, decoded, len(compressed.data)))
-        view_bits = view_bits + estimated_view_bits(codec, x).cpu().numpy()
+        bits = estimated_view_bits(codec, x).cpu().numpy()
+        view_bits = bits if view_bits.size == 0 else view_bits + bits
         view_pixels += views.shape[1] * views.shape[2]
         errors = (views.astype(np.float64) - decoded.astype(np.float64)) ** 2
         squared_error += float(errors.sum()) / 255.0**2
