@@ -17,7 +17,6 @@ decoder crops back using the sizes stored in the header.
 from __future__ import annotations
 
 import contextlib
-import copy
 import dataclasses
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from compressai.models.base import CompressionModel
 
 from . import bitstream
 from .padding import crop_to, pad_to_multiple, padded_size
+from .placement import AnalysisPlacement, with_offloaded
 
 
 @dataclass(frozen=True)
@@ -126,71 +126,6 @@ class CodedStreams(NamedTuple):
     streams: list[bytes]
     latents: dict[str, torch.Tensor]  # integer tensors with a leading view axis
     x_hat: torch.Tensor | None  # (K, 3, Hp, Wp); None when the encoder was asked for no reconstruction
-
-
-@dataclass(frozen=True)
-class AnalysisPlacement:
-    """Where the encoder-only analysis transforms run while compressing (docs/gpu.md).
-
-    ``precision`` is "fp32" or "bf16" (autocast); ``channels_last`` changes the memory
-    format of the accelerator copy. The default (CPU, fp32) is the canonical path.
-    """
-
-    device: str = "cpu"
-    precision: str = "fp32"
-    channels_last: bool = False
-
-    def __post_init__(self) -> None:
-        if self.precision not in ("fp32", "bf16"):
-            raise ValueError(f"analysis precision {self.precision!r} is not 'fp32' or 'bf16'")
-        device = self.device.strip().lower()
-        if not (device in ("cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit())):
-            raise ValueError(f"analysis device {self.device!r} is not one of 'cpu', 'cuda', 'cuda:N'")
-
-    @classmethod
-    def for_device(cls, device: str) -> AnalysisPlacement:
-        """The placement an encode task uses for ``device``: CUDA runs bf16 and channels_last."""
-        if device.strip().lower().startswith("cuda"):
-            return cls(device, "bf16", True)
-        return cls(device)
-
-    @property
-    def canonical(self) -> bool:
-        return self.device.strip().lower() == "cpu" and self.precision == "fp32"
-
-
-class _OffloadedAnalysis(torch.nn.Module):
-    """An encoder-only module run elsewhere: inputs go to its device, outputs come back as
-    contiguous CPU float32, which is all the canonical entropy path ever sees."""
-
-    def __init__(self, inner: torch.nn.Module, placement: AnalysisPlacement) -> None:
-        super().__init__()
-        self.inner = inner
-        self.device = torch.device(placement.device)
-        self.bf16 = placement.precision == "bf16"
-        self.channels_last = placement.channels_last
-
-    def _to_device(self, value: Any) -> Any:
-        if not isinstance(value, torch.Tensor):
-            return value
-        value = value.to(self.device)
-        if self.channels_last and value.dim() == 4:
-            value = value.contiguous(memory_format=torch.channels_last)
-        return value
-
-    def forward(self, *args: Any, **kwargs: Any) -> Any:
-        from torch.utils._pytree import tree_map
-
-        args, kwargs = tree_map(self._to_device, (args, kwargs))
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            out = self.inner(*args, **kwargs)
-        return tree_map(_canonical_tensor, out)
-
-
-def _canonical_tensor(value: Any) -> Any:
-    if isinstance(value, torch.Tensor) and value.is_floating_point():
-        return value.detach().to("cpu", torch.float32).contiguous()
-    return value
 
 
 class MultiViewCodec(CompressionModel):
@@ -326,13 +261,7 @@ class MultiViewCodec(CompressionModel):
         """
         if placement.canonical:
             return self
-        replacements: dict[str, torch.nn.Module] = {}
-        for name in self.encoder_only_modules():
-            moved = copy.deepcopy(self.get_submodule(name)).to(placement.device)
-            if placement.channels_last:
-                moved = moved.to(memory_format=torch.channels_last)
-            replacements[name] = _OffloadedAnalysis(moved.eval(), placement)
-        return _with_modules(self, replacements)
+        return with_offloaded(self, self.encoder_only_modules(), placement)
 
     @contextlib.contextmanager
     def analysis_on(self, placement: AnalysisPlacement) -> Iterator[MultiViewCodec]:
@@ -422,23 +351,6 @@ class MultiViewCodec(CompressionModel):
             latents={k: v.cpu().numpy().astype(np.int32) for k, v in coded.latents.items()},
             header=header,
         )
-
-
-def _with_modules(module: torch.nn.Module, replacements: dict[str, torch.nn.Module]) -> Any:
-    """A shallow copy of ``module`` with the named (dotted) submodules replaced; the copies along
-    each path get their own child tables, everything else is shared with ``module``."""
-    clone = copy.copy(module)
-    object.__setattr__(clone, "_modules", dict(module._modules))
-    nested: dict[str, dict[str, torch.nn.Module]] = {}
-    for name, replacement in replacements.items():
-        head, _, rest = name.partition(".")
-        if rest:
-            nested.setdefault(head, {})[rest] = replacement
-        else:
-            clone._modules[head] = replacement
-    for head, inner in nested.items():
-        clone._modules[head] = _with_modules(module.get_submodule(head), inner)
-    return clone
 
 
 def parameter_count(*parts: torch.nn.Module | torch.Tensor | None) -> int:

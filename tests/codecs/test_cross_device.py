@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from mvarchive.codecs import load_codec, weights_digest
-from mvarchive.codecs.base import AnalysisPlacement
+from mvarchive.codecs.placement import AnalysisPlacement
 from mvarchive.integrity import Fingerprint
 from mvarchive.metrics import to_uint8
 
