@@ -19,7 +19,7 @@ from pathlib import Path
 from types import TracebackType
 
 _SERVER = r"""
-import json, os, sys, time, traceback
+import atexit, json, os, sys, threading, time, traceback
 from importlib.metadata import entry_points
 
 replies = os.fdopen(os.dup(1), "w")  # the replies go here; what anything else prints, nowhere
@@ -41,6 +41,8 @@ def child(args, out, err):
     if isinstance(code, str):
         print(code, file=sys.stderr)
         code = 1
+    threading._shutdown()  # then what the interpreter does on exit: join the threads, run the atexit hooks
+    atexit._run_exitfuncs()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code or 0)
