@@ -65,5 +65,5 @@ def test_archives_and_restores_a_real_group(name, sample_data, tmp_path):
     for k, view in enumerate(index.groups[0].views):
         restored = load_image(str(tmp_path / "out" / "motorcycle" / f"{view.camera}.png"))
         assert restored.shape == load_image(view.url).shape
-        assert pixel_digest(restored) == stored.fingerprint.pixels[k], f"view {view.camera}: not what the encoder recorded"
+        assert pixel_digest(restored) == stored.fingerprint.pixels[k], f"{view.camera}: not what the encoder recorded"
         np.testing.assert_array_equal(restored, expected[k], err_msg=f"view {view.camera}")
