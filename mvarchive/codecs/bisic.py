@@ -85,12 +85,10 @@ from compressai.layers import ResidualBlock
 from .base import CodecIdentity, CodedStreams, MultiViewCodec, ViewRange, parameter_count
 from .entropy import (
     HYPERPRIOR_MULTIPLE,
-    CdfTables,
     Hyperprior,
     Quantizer,
     RansQuantizer,
     STEQuantizer,
-    SymbolCoder,
     channel_slices,
     checkerboard,
     exact_entropy_active,
@@ -391,13 +389,13 @@ class CrossDimensionalEntropyModel(nn.Module):
 
     def encode(self, y, h_mu, h_sigma, gc):
         """-> (symbols, y_hat, [y stream of each view])."""
-        coder = SymbolCoder(CdfTables.of(gc), VIEWS)
-        y_hat, symbols = self.run(RansQuantizer(gc, coder), h_mu, h_sigma, y)
-        return symbols, y_hat, coder.flush()
+        quantizer = RansQuantizer.encoding(gc, VIEWS)
+        y_hat, symbols = self.run(quantizer, h_mu, h_sigma, y)
+        return symbols, y_hat, quantizer.flush()
 
     def decode(self, h_mu, h_sigma, gc, streams):
         """-> (symbols, y_hat), reading view v's symbols from ``streams[v]``."""
-        y_hat, symbols = self.run(RansQuantizer(gc, SymbolCoder.reading(CdfTables.of(gc), streams)), h_mu, h_sigma)
+        y_hat, symbols = self.run(RansQuantizer.decoding(gc, streams), h_mu, h_sigma)
         return symbols, y_hat
 
 

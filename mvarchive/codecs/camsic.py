@@ -58,12 +58,10 @@ from .base import CodecIdentity, CodedStreams, MultiViewCodec, ViewRange, parame
 from .elic import elic_analysis, elic_synthesis
 from .entropy import (
     HYPERPRIOR_MULTIPLE,
-    CdfTables,
     Hyperprior,
     Quantizer,
     RansQuantizer,
     STEQuantizer,
-    SymbolCoder,
     hyper_analysis,
     hyper_synthesis,
     masked_steps,
@@ -371,12 +369,11 @@ class CAMSIC(MultiViewCodec):
         y_symbols, y_hats, z_symbols, prior = [], [], [], None
         for view in range(x.shape[0]):
             z = hyperprior.encode_z(z_all[view : view + 1])
-            coder = SymbolCoder(CdfTables.of(self.gaussian_conditional), 1)
+            quantizer = RansQuantizer.encoding(self.gaussian_conditional, 1)
             with single_threaded():
                 content = self._tokens(z.features, prior)
-                quantizer = RansQuantizer(self.gaussian_conditional, coder)
                 y_hat, symbols = self._iterate(content, quantizer, y_all[view : view + 1])
-            streams += [*z.strings, *coder.flush()]
+            streams += [*z.strings, *quantizer.flush()]
             y_symbols.append(symbols)
             y_hats.append(y_hat)
             z_symbols.append(z.symbols)
@@ -389,10 +386,10 @@ class CAMSIC(MultiViewCodec):
         y_symbols, y_hats, z_symbols, prior = [], [], [], None
         for view in range(num_views):
             z = self.hyperprior.decode([streams[2 * view]], size)
-            coder = SymbolCoder.reading(CdfTables.of(self.gaussian_conditional), [streams[2 * view + 1]])
+            quantizer = RansQuantizer.decoding(self.gaussian_conditional, [streams[2 * view + 1]])
             with single_threaded():
                 content = self._tokens(z.features, prior)
-                y_hat, symbols = self._iterate(content, RansQuantizer(self.gaussian_conditional, coder))
+                y_hat, symbols = self._iterate(content, quantizer)
             y_symbols.append(symbols)
             y_hats.append(y_hat)
             z_symbols.append(z.symbols)

@@ -28,7 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .base import CodecIdentity, CodedStreams, MultiViewCodec, ViewRange, parameter_count
-from .entropy import CdfTables, Quantizer, RansQuantizer, STEQuantizer, SymbolCoder, single_threaded
+from .entropy import Quantizer, RansQuantizer, STEQuantizer, single_threaded
 from .laplace import FactorizedLaplace, LaplaceConditional, laplace_scale_table
 from .registry import register_codec
 
@@ -340,10 +340,10 @@ class ECSIC(MultiViewCodec):
 
     def _encode_padded(self, x: torch.Tensor, reconstruct: bool = True) -> CodedStreams:
         values = self._analyze(x[0:1], x[1:2])
-        coder = SymbolCoder(CdfTables.of(self.laplace), 4)
+        quantizer = RansQuantizer.encoding(self.laplace, 4)
         with single_threaded():
-            y_left, y_right, symbols = self.entropy_chain(values[0].shape, RansQuantizer(self.laplace, coder), values)
-        return self._finish(coder.flush(), symbols, y_left, y_right, reconstruct)
+            y_left, y_right, symbols = self.entropy_chain(values[0].shape, quantizer, values)
+        return self._finish(quantizer.flush(), symbols, y_left, y_right, reconstruct)
 
     def _decode_padded(self, streams, num_views, size):
         if num_views != 2 or len(streams) != 4:
@@ -351,10 +351,10 @@ class ECSIC(MultiViewCodec):
         height, width = size
         if height % self.pad_multiple or width % self.pad_multiple:
             raise ValueError(f"padded size {size} is not a multiple of {self.pad_multiple}")
-        coder = SymbolCoder.reading(CdfTables.of(self.laplace), streams)
+        quantizer = RansQuantizer.decoding(self.laplace, streams)
         z_shape = (1, self.config.M, height // self.pad_multiple, width // self.pad_multiple)
         with single_threaded():
-            y_left, y_right, symbols = self.entropy_chain(z_shape, RansQuantizer(self.laplace, coder))
+            y_left, y_right, symbols = self.entropy_chain(z_shape, quantizer)
         return self._finish(list(streams), symbols, y_left, y_right)
 
     def parameter_counts(self) -> dict[str, int]:

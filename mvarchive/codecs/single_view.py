@@ -13,7 +13,7 @@ import torch
 from compressai.models import MeanScaleHyperprior
 
 from .base import CodecIdentity, CodedStreams, MultiViewCodec, ViewRange
-from .entropy import HYPERPRIOR_MULTIPLE, CdfTables, HyperCode, Hyperprior, RansQuantizer, SymbolCoder, single_threaded
+from .entropy import HYPERPRIOR_MULTIPLE, HyperCode, Hyperprior, RansQuantizer, single_threaded
 from .registry import register_codec
 
 
@@ -49,20 +49,20 @@ class SingleViewMeanScale(PerViewCodec):
         return Hyperprior(self.model.h_a, self.model.entropy_bottleneck, self.model.h_s)
 
     def _code_y(
-        self, z: HyperCode, coder: SymbolCoder, y: torch.Tensor | None = None
+        self, z: HyperCode, quantizer: RansQuantizer, y: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The y symbols and y^ of every view, each view in its own stream of ``coder``."""
+        """The y symbols and y^ of every view, each view in its own stream."""
         scales, means = z.features.chunk(2, dim=1)
         with single_threaded():
-            y_hat, symbols = RansQuantizer(self.model.gaussian_conditional, coder)(y, scales, means)
+            y_hat, symbols = quantizer(y, scales, means)
         return symbols, y_hat
 
     def _encode_padded(self, x: torch.Tensor, reconstruct: bool = True) -> CodedStreams:
         y = self.model.g_a(x)
         z = self.hyperprior.encode(y)
-        coder = SymbolCoder(CdfTables.of(self.model.gaussian_conditional), x.shape[0])
-        y_symbols, y_hat = self._code_y(z, coder, y)
-        streams = [s for pair in zip(z.strings, coder.flush()) for s in pair]
+        quantizer = RansQuantizer.encoding(self.model.gaussian_conditional, x.shape[0])
+        y_symbols, y_hat = self._code_y(z, quantizer, y)
+        streams = [s for pair in zip(z.strings, quantizer.flush()) for s in pair]
         latents = {"y": y_symbols, "z": z.symbols}
         return CodedStreams(streams, latents, self.model.g_s(y_hat) if reconstruct else None)
 
@@ -70,8 +70,7 @@ class SingleViewMeanScale(PerViewCodec):
         if len(streams) != 2 * num_views:
             raise ValueError(f"expected {2 * num_views} streams for {num_views} views, found {len(streams)}")
         z = self.hyperprior.decode(streams[0::2], size)
-        coder = SymbolCoder.reading(CdfTables.of(self.model.gaussian_conditional), streams[1::2])
-        y_symbols, y_hat = self._code_y(z, coder)
+        y_symbols, y_hat = self._code_y(z, RansQuantizer.decoding(self.model.gaussian_conditional, streams[1::2]))
         return CodedStreams(list(streams), {"y": y_symbols, "z": z.symbols}, self.model.g_s(y_hat))
 
 

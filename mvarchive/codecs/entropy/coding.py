@@ -100,15 +100,12 @@ class SymbolCoder:
         self.tables = tables
         self.views = views
         self.decoders = decoders
-        self.streams: list[bytes] = []  # what a decoding coder reads (:meth:`reading`)
         self.queued: list[tuple[list[int], list[int]]] = [([], []) for _ in range(views)]
 
     @classmethod
     def reading(cls, tables: CdfTables, streams: Sequence[bytes]) -> SymbolCoder:
         """A decoding coder over ``streams`` (:func:`open_decoders`)."""
-        coder = cls(tables, len(streams), open_decoders(streams))
-        coder.streams = list(streams)
-        return coder
+        return cls(tables, len(streams), open_decoders(streams))
 
     @property
     def decoding(self) -> bool:

@@ -9,7 +9,7 @@ only in the quantizer they hand it (:mod:`.quantizer`):
 * ``encode(y, hyper, gc)`` -> ``(symbols, y_hat, streams)``; ``decode(hyper, gc, streams)``
   -> ``(symbols, y_hat)``. Batch element ``n`` is coded into stream ``n``, so one rANS
   stream per view. Encoder and decoder run the very same tensor operations in the same order
-  (through one :class:`SymbolCoder`), which is what makes decoding exact.
+  (through one :class:`.quantizer.RansQuantizer`), which is what makes decoding exact.
 
 :class:`AutoregressiveGaussianContext` is the serial raster-scan model of Minnen et al. 2018
 (5x5 masked convolution, mask type A); :class:`CheckerboardGaussianContext` is the two-pass
@@ -26,7 +26,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 from compressai.entropy_models import GaussianConditional
 
-from .coding import CdfTables, SymbolCoder
 from .exact import exact_entropy_active
 from .quantizer import Quantizer, RansQuantizer, STEQuantizer
 from .schedules import checkerboard, raster
@@ -102,14 +101,14 @@ class GaussianContextModel(nn.Module):
     def encode(
         self, y: torch.Tensor, hyper: torch.Tensor, gc: GaussianConditional
     ) -> tuple[torch.Tensor, torch.Tensor, list[bytes]]:
-        coder = SymbolCoder(CdfTables.of(gc), views=y.shape[0])
-        y_hat, symbols = self.run(RansQuantizer(gc, coder), hyper, y)
-        return symbols, y_hat, coder.flush()
+        quantizer = RansQuantizer.encoding(gc, y.shape[0])
+        y_hat, symbols = self.run(quantizer, hyper, y)
+        return symbols, y_hat, quantizer.flush()
 
     def decode(
         self, hyper: torch.Tensor, gc: GaussianConditional, streams: Sequence[bytes]
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        y_hat, symbols = self.run(RansQuantizer(gc, SymbolCoder.reading(CdfTables.of(gc), streams)), hyper)
+        y_hat, symbols = self.run(RansQuantizer.decoding(gc, streams), hyper)
         return symbols, y_hat
 
 

@@ -10,12 +10,13 @@ decoding run the same steps and cannot drift apart.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 import torch
 from compressai.entropy_models import GaussianConditional
 
-from .coding import SymbolCoder, ste_round
+from .coding import CdfTables, SymbolCoder, ste_round
 
 
 class Quantizer(Protocol):
@@ -61,6 +62,20 @@ class RansQuantizer:
     def __init__(self, conditional: GaussianConditional, coder: SymbolCoder) -> None:
         self.conditional = conditional
         self.coder = coder
+
+    @classmethod
+    def encoding(cls, conditional: GaussianConditional, streams: int) -> RansQuantizer:
+        """A quantizer writing ``streams`` new rANS streams with the conditional's CDF tables."""
+        return cls(conditional, SymbolCoder(CdfTables.of(conditional), streams))
+
+    @classmethod
+    def decoding(cls, conditional: GaussianConditional, streams: Sequence[bytes]) -> RansQuantizer:
+        """A quantizer reading ``streams`` with the conditional's CDF tables."""
+        return cls(conditional, SymbolCoder.reading(CdfTables.of(conditional), streams))
+
+    def flush(self) -> list[bytes]:
+        """The encoded streams (encoding only)."""
+        return self.coder.flush()
 
     def __call__(self, y, scales, means, stream=None):
         indexes = self.conditional.build_indexes(scales)

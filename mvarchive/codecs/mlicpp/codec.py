@@ -11,11 +11,9 @@ from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from ..base import CodecIdentity, CodedStreams, MultiViewCodec, ViewRange, parameter_count
 from ..entropy import (
     HYPERPRIOR_MULTIPLE,
-    CdfTables,
     HyperCode,
     Hyperprior,
     RansQuantizer,
-    SymbolCoder,
     single_threaded,
 )
 from ..registry import register_codec
@@ -73,29 +71,32 @@ class MLICPPCore(nn.Module):
         y_hat, y_likelihoods = self.mem(y, hyper, self.gaussian_conditional)
         return self.g_s(y_hat), y_likelihoods, z_likelihoods
 
-    def _code_view(self, z: HyperCode, coder: SymbolCoder, y=None, view_context=None) -> ViewCode:
+    def _code_view(
+        self, z: HyperCode, quantizer: RansQuantizer, y_string: bytes | None, y=None, view_context=None
+    ) -> ViewCode:
         hyper = z.features
         if hyper.shape[0] != 1:
             raise ValueError(f"coding takes one view at a time, got a batch of {hyper.shape[0]}")
         with single_threaded():
-            y_hat, y_symbols = self.mem.run(hyper, RansQuantizer(self.gaussian_conditional, coder), y, view_context)
-        (y_string,) = coder.flush() if y is not None else coder.streams
+            y_hat, y_symbols = self.mem.run(hyper, quantizer, y, view_context)
+        if y_string is None:
+            (y_string,) = quantizer.flush()
         return ViewCode(z.strings[0], y_string, y_symbols, z.symbols, y_hat, hyper.chunk(2, dim=1)[1])
 
     def encode_view(self, x: torch.Tensor, view_context: ViewContextHook | None = None) -> ViewCode:
         """Code one padded view (1, 3, H, W) into its z and y strings."""
         y = self.g_a(x)
         z = self.hyperprior.encode(y)
-        coder = SymbolCoder(CdfTables.of(self.gaussian_conditional), 1)
-        return self._code_view(z, coder, y=y, view_context=view_context)
+        quantizer = RansQuantizer.encoding(self.gaussian_conditional, 1)
+        return self._code_view(z, quantizer, None, y=y, view_context=view_context)
 
     def decode_view(
         self, z_string: bytes, y_string: bytes, size: tuple[int, int], view_context: ViewContextHook | None = None
     ) -> ViewCode:
         """Decode one view of padded size ``size`` from its z and y strings."""
         z = self.hyperprior.decode([z_string], size)
-        coder = SymbolCoder.reading(CdfTables.of(self.gaussian_conditional), [y_string])
-        return self._code_view(z, coder, view_context=view_context)
+        quantizer = RansQuantizer.decoding(self.gaussian_conditional, [y_string])
+        return self._code_view(z, quantizer, y_string, view_context=view_context)
 
     def parameter_counts(self) -> dict[str, int]:
         parts = self.mem.slices
