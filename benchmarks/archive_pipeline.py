@@ -34,9 +34,10 @@ import platform
 import shutil
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -115,7 +116,8 @@ def worker_threads(workers: int) -> int:
             os.environ[WORKERS_PER_HOST_ENV] = saved
 
 
-def encode_only(source: Path, codec_name: str, preset: str, threads: int, every: int = 1, offset: int = 0) -> list[float]:
+def encode_only(source: Path, codec_name: str, preset: str, threads: int, every: int = 1,
+                offset: int = 0) -> list[float]:
     """Seconds of ``compress`` per group (every ``every``-th group from ``offset``), images decoded
     beforehand, ``threads`` torch threads."""
     import torch
@@ -146,7 +148,8 @@ def parallel_encode_only(source: Path, codec_name: str, preset: str, threads: in
     jobs = [(source, codec_name, preset, threads, workers, i) for i in range(workers)]
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
         pool.apply(time.sleep, (0,))  # processes up before the clock starts
-        pool.starmap(encode_only, [(source, codec_name, preset, threads, len(jobs) * 1000, 0)] * workers)  # warm imports
+        warm = [(source, codec_name, preset, threads, len(jobs) * 1000, 0)] * workers
+        pool.starmap(encode_only, warm)  # warm imports
         started = time.perf_counter()
         seconds = pool.starmap(encode_only, jobs)
         wall = time.perf_counter() - started
@@ -162,8 +165,8 @@ def archive_config(source: Path, dest: Path, args: argparse.Namespace) -> Any:
         if "metrics_fraction" not in names:
             raise SystemExit("this code has no ArchiveConfig.metrics_fraction")
         extra["metrics_fraction"] = args.metrics_fraction
-    return ArchiveConfig(source=str(source), dest=str(dest), codec=args.codec, preset=args.preset, untrained=True, layout="group-folders",
-                         shard_size=args.shard_size, **extra)
+    return ArchiveConfig(source=str(source), dest=str(dest), codec=args.codec, preset=args.preset, untrained=True,
+                         layout="group-folders", shard_size=args.shard_size, **extra)
 
 
 def profile_shard(source: Path, dest: Path, args: argparse.Namespace, threads: int) -> dict[str, float]:
@@ -244,8 +247,8 @@ def run_pipeline(source: Path, warm_source: Path, dest: Path, home: Path, args: 
             startup_s = time.perf_counter() - started
             tracking = TrackingConfig(cluster.resolved_mlflow_uri(), cluster.mlflow_experiment)
             warm_started = time.perf_counter()
-            run_on_dask(archive_dataset, cluster, api_url, config=archive_config(warm_source, dest.with_name("warm.zarr"), args),
-                        tracking=tracking, show_progress=False)
+            warm_config = archive_config(warm_source, dest.with_name("warm.zarr"), args)
+            run_on_dask(archive_dataset, cluster, api_url, config=warm_config, tracking=tracking, show_progress=False)
             warm_s = time.perf_counter() - warm_started
             flow_started = time.perf_counter()
             report = run_on_dask(archive_dataset, cluster, api_url, config=archive_config(source, dest, args),
@@ -254,7 +257,8 @@ def run_pipeline(source: Path, warm_source: Path, dest: Path, home: Path, args: 
     return {"prefect_start_s": prefect_s, "startup_s": startup_s, "warm_flow_s": warm_s, "flow_s": flow_s,
             "flow_inner_s": report.wall_s, "total_s": time.perf_counter() - started,
             "in_task_encode_s": report.run_summary.get("encode_s", math.nan),
-            "groups_archived": float(report.groups_added), "ms_ssim_groups": float(report.summary.get("ms_ssim_groups", math.nan)),
+            "groups_archived": float(report.groups_added),
+            "ms_ssim_groups": float(report.summary.get("ms_ssim_groups", math.nan)),
             "psnr": report.summary.get("psnr", math.nan), "ms_ssim": report.summary.get("ms_ssim", math.nan),
             "bpp": report.summary.get("bpp", math.nan)}
 
@@ -324,7 +328,8 @@ def print_tables(f: dict[str, Any]) -> None:
         print(f"| encode-only / workers (the floor; mean of both measurements) | {floor:.1f} | 100 % |")
         print(f"| start-up: Prefect server | {f['prefect_start_s']:.1f} | |")
         print(f"| start-up: Prefect server + LocalCluster | {f['startup_s']:.1f} | |")
-        print(f"| first flow on fresh workers (2 groups: imports, codec load, MLflow store) | {f['warm_flow_s']:.1f} | |")
+        print("| first flow on fresh workers (2 groups: imports, codec load, MLflow store) | "
+              f"{f['warm_flow_s']:.1f} | |")
         print(f"| **flow, steady state ({f['groups']} groups)** | {f['flow_s']:.1f} | **{f['efficiency_flow']:.1%}** |")
         print(f"| cold: start-up + first-flow costs + flow | {f['startup_s'] + f['warm_flow_s'] + f['flow_s']:.1f} | "
               f"{f['efficiency_cold']:.1%} |")

@@ -26,7 +26,7 @@ import argparse
 import os
 import platform
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 BASELINE = "single-view-mbt2018-mean"
 # What the papers report (different hardware: compare ratios, not seconds).
@@ -140,14 +140,15 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     names = args.codecs or [s.name for s in list_codecs()]
-    device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or platform.machine()
-    load = "%.2f %.2f %.2f" % os.getloadavg()
+    cuda = args.device.startswith("cuda")
+    device_name = torch.cuda.get_device_name() if cuda else platform.processor() or platform.machine()
+    load = " ".join(f"{value:.2f}" for value in os.getloadavg())
     throughput = conv_throughput(args.threads)
     peak = max(throughput.values())
     print(f"# codec speed: preset {args.preset}, {args.views} views, device {args.device} ({device_name}, "
           f"{os.cpu_count()} cores), torch threads {torch.get_num_threads()}, torch {torch.__version__}, "
-          f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, load average {load}")
-    print(f"# conv throughput (192 ch, channels_last): "
+          f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load average {load}")
+    print("# conv throughput (192 ch, channels_last): "
           + ", ".join(f"{k} {v:.1f} GMAC/s" for k, v in throughput.items()) + f"; bound uses {peak:.1f}")
     print()
     print("| codec | size | encode s | enc -synth s | decode s | enc GMAC | dec GMAC | enc × bound | dec × bound "
@@ -171,7 +172,7 @@ def main() -> None:
             print(f"| {name} | {size} | {row['encode']:.2f} | {row['encode_only']:.2f} | {row['decode']:.2f} | "
                   f"{macs} | {bound} | {row['encode'] / base['encode']:.2f} | {row['decode'] / base['decode']:.2f} | "
                   f"{PAPER.get(name, '-')} |", flush=True)
-    print(f"\nload average at the end: {'%.2f %.2f %.2f' % os.getloadavg()}")
+    print("\nload average at the end: " + " ".join(f"{value:.2f}" for value in os.getloadavg()))
 
 
 if __name__ == "__main__":

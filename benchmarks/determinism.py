@@ -329,7 +329,8 @@ def render(cases: list[dict], reference: dict, runs: dict[tuple[str, int], dict]
             if not row.get("decoded"):
                 lines.append(f"| {kernel} | {threads} | {_yes(row['tables'] == ref['tables'])} | "
                              f"{_yes(row['streams_identical'])} | "
-                             f"{row['encode_pixels_maxdiff']} | **NO** ({row.get('error', '')}) | — | — | — | — | — | — |")
+                             f"{row['encode_pixels_maxdiff']} | **NO** ({row.get('error', '')}) | "
+                             "— | — | — | — | — | — |")
                 continue
             lines.append(
                 f"| {kernel} | {threads} | {_yes(row['tables'] == ref['tables'])} | {_yes(row['streams_identical'])} | "

@@ -41,7 +41,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # train_speed's step helpers
 
 import torch  # noqa: E402
-
 from train_speed import loop_step_rate, plain_step_rate  # noqa: E402
 
 
@@ -203,7 +202,10 @@ def codec_speed(section: dict[str, Any], sizes: Sizes, device: str) -> None:
     from mvarchive.codecs import load_codec
     from mvarchive.codecs.base import AnalysisPlacement
 
-    placement = AnalysisPlacement.for_device(device) if device.startswith("cuda") else AnalysisPlacement("cpu", "bf16", True)
+    if device.startswith("cuda"):
+        placement = AnalysisPlacement.for_device(device)
+    else:
+        placement = AnalysisPlacement("cpu", "bf16", True)
     section["setting"] = (f"{sizes.preset} presets, 2 views of {sizes.height}x{sizes.width}, untrained weights, "
                           f"analysis {placement}, {torch.get_num_threads()} CPU threads")
     rows: list[dict[str, Any]] = []
@@ -241,7 +243,7 @@ def archive(section: dict[str, Any], sizes: Sizes, device: str, sample: Any, out
 
     result = train_codec_loop(TrainConfig(
         dataset=str(sample.stereo), output_dir=str(work / "model"), codec="ldmic-fast", preset="tiny",
-        steps=sizes.archive_steps, batch_size=4, crop=sizes.crop if sizes.crop < 128 else 128, device=device, lr_schedule="constant",
+        steps=sizes.archive_steps, batch_size=4, crop=min(sizes.crop, 128), device=device, lr_schedule="constant",
         learning_rate=1e-3, log_every=max(1, sizes.archive_steps // 4), checkpoint_every=sizes.archive_steps,
     ))
     section["model"] = {"steps": result.steps, "seconds": round(result.seconds, 1), "final": result.final}
@@ -340,7 +342,8 @@ def main() -> None:
     if device == "cpu" and not args.smoke:
         print("warning: no CUDA device: the full check on CPU takes far longer than 8 minutes; use --smoke", flush=True)
     out = Path(args.out).resolve()
-    results = Results(out, {"smoke": args.smoke, "device": device, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    results = Results(out, {"smoke": args.smoke, "device": device,
+                            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                             "sizes": sizes.__dict__, "argv": sys.argv[1:]})
     started = time.perf_counter()
     from mvarchive.datasets import build_sample_datasets
@@ -348,11 +351,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as tmp:
         work = Path(tmp)
         sample = build_sample_datasets(work / "sample")
+        use_flow = (args.archive_via or ("process" if args.smoke else "flow")) == "flow"
         sections = {
             "environment": lambda s: environment(s, device),
             "train": lambda s: train(s, sizes, device, sample.stereo),
             "codec": lambda s: codec_speed(s, sizes, device),
-            "archive": lambda s: archive(s, sizes, device, sample, out, work, use_flow=(args.archive_via or ("process" if args.smoke else "flow")) == "flow"),
+            "archive": lambda s: archive(s, sizes, device, sample, out, work, use_flow=use_flow),
         }
         for name in args.sections:
             results.run(name, sizes.limits[name], sections[name])

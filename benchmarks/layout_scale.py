@@ -16,8 +16,9 @@ import platform
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -63,8 +64,9 @@ def build_v2(location: Location, groups: list[dict[str, Any]], shard_size: int) 
     writer = legacy_v2.ArchiveWriter.create_or_resume(location, meta, [g["name"] for g in groups],
                                                       [list(g["files"]) for g in groups])
     for shard in range(meta.num_shards):
-        writer.write_shard(shard, [legacy_v2.GroupRecord(index=i, **{k: v for k, v in groups[i].items() if k != "files"})
-                                   for i in meta.shard_range(shard)])
+        records = [legacy_v2.GroupRecord(index=i, **{k: v for k, v in groups[i].items() if k != "files"})
+                   for i in meta.shard_range(shard)]
+        writer.write_shard(shard, records)
     writer.finalize()
 
 
@@ -106,8 +108,9 @@ def main() -> None:
     parser.add_argument("--groups", type=int, default=10_000)
     parser.add_argument("--shard-size", type=int, default=32)
     parser.add_argument("--v2-groups", type=int, default=None,
-                        help="Groups for the format-2 build (default: --groups); its write time is scaled up to --groups "
-                             "linearly and marked as such, because writing 10,000 format-2 groups takes hours on a busy machine.")
+                        help="Groups for the format-2 build (default: --groups); its write time is scaled up to "
+                             "--groups linearly and marked as such, because writing 10,000 format-2 groups takes "
+                             "hours on a busy machine.")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     rng = np.random.default_rng(0)
@@ -135,7 +138,8 @@ def main() -> None:
         f"# Archive layout at scale ({args.groups} groups, {args.shard_size} groups per shard, SeaweedFS S3)",
         "",
         f"Synthetic groups (2 views, ~4 KB stream, small latents), written sequentially with each layout's writer "
-        f"API on one machine ({platform.machine()}, {platform.python_version()}); `info` = open + summary of all groups; "
+        f"API on one machine ({platform.machine()}, {platform.python_version()}); "
+        "`info` = open + summary of all groups; "
         "one group = open + find + read stream, fingerprint and latents. Best of 3 for reads.",
         "",
         "| layout | objects written | write s | info s | one-group read s |",

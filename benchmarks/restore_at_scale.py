@@ -55,7 +55,8 @@ def one_real_group(folder: Path, height: int, width: int) -> tuple[object, Group
     from mvarchive.codecs import load_codec
 
     codec = load_codec(name="ldmic-fast", preset="tiny", seed=plan.meta.codec.seed or 0)
-    views = np.stack([np.asarray(Image.open(folder / "src" / "g0" / f"{c}.png").convert("RGB")) for c in ("left", "right")])
+    views = np.stack([np.asarray(Image.open(folder / "src" / "g0" / f"{c}.png").convert("RGB"))
+                      for c in ("left", "right")])
     compressed = codec.compress(to_tensor(views))
     reconstruction = to_uint8(compressed.x_hat)
     record = GroupRecord(
@@ -118,9 +119,11 @@ def main() -> None:
             info_s = cli_seconds("info", url, "--options", options, env=env, cwd=work)
             restore_s = cli_seconds("restore", url, f"out-{label}", "--groups", probe, "--archive-options", options,
                                     env=env, cwd=work)
-            restored = sorted(p.relative_to(work / f"out-{label}").as_posix() for p in (work / f"out-{label}").rglob("*.png"))
+            out_dir = work / f"out-{label}"
+            restored = sorted(p.relative_to(out_dir).as_posix() for p in out_dir.rglob("*.png"))
             assert restored == [f"{probe}/left.png", f"{probe}/right.png"], restored
-            rows[label] = {"groups": groups, "build_s": build_s, "read_s": read_s, "info_s": info_s, "restore_s": restore_s}
+            rows[label] = {"groups": groups, "build_s": build_s, "read_s": read_s, "info_s": info_s,
+                           "restore_s": restore_s}
             print(label, rows[label], flush=True)
     small, large = rows["small"], rows["large"]
     lines = [
@@ -131,12 +134,15 @@ def main() -> None:
         f"starts its own Prefect server and LocalCluster); {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}. Baseline: a {args.small}-group archive, same run.",
         "",
-        "| archive | groups | build s | read one group in-process s | `mvarchive info` s | `mvarchive restore --groups ONE` s |",
+        "| archive | groups | build s | read one group in-process s | `mvarchive info` s "
+        "| `mvarchive restore --groups ONE` s |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for label, r in rows.items():
-        lines.append(f"| {label} | {r['groups']} | {r['build_s']:.1f} | {r['read_s']:.3f} | {r['info_s']:.1f} | {r['restore_s']:.1f} |")
-    lines.append(f"| ratio large/small | {large['groups'] / small['groups']:.0f}x | {large['build_s'] / small['build_s']:.0f}x | "
+        lines.append(f"| {label} | {r['groups']} | {r['build_s']:.1f} | {r['read_s']:.3f} | {r['info_s']:.1f} "
+                     f"| {r['restore_s']:.1f} |")
+    lines.append(f"| ratio large/small | {large['groups'] / small['groups']:.0f}x "
+                 f"| {large['build_s'] / small['build_s']:.0f}x | "
                  f"{large['read_s'] / small['read_s']:.2f}x | {large['info_s'] / small['info_s']:.2f}x | "
                  f"{large['restore_s'] / small['restore_s']:.2f}x |")
     text = "\n".join(lines) + "\n"

@@ -121,7 +121,8 @@ def measure(code: Code, work: Path, archive: Path, group: str, runs: int, stack:
     rows = []
     home = work / f"home-{code.label}"
     for n in range(runs):
-        wall, cpu, last = run_cli(code, ["restore", str(archive), f"out-{n}", "--groups", group], work / f"e-{code.label}", home)
+        wall, cpu, last = run_cli(code, ["restore", str(archive), f"out-{n}", "--groups", group],
+                                  work / f"e-{code.label}", home)
         print(f"  {code.label} embedded restore {n}: {wall:.2f} s, CPU {cpu:.2f} s  [{last}]", flush=True)
         if n == 0:
             rows.append(Row(code.label, "embedded", "restore"))
@@ -158,7 +159,8 @@ def measure(code: Code, work: Path, archive: Path, group: str, runs: int, stack:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--baseline-rev", default=None, help="git revision to compare with (e.g. the commit before the change)")
+    parser.add_argument("--baseline-rev", default=None,
+                        help="git revision to compare with (e.g. the commit before the change)")
     parser.add_argument("--no-stack", action="store_true", help="skip the runs with `services up`")
     parser.add_argument("--baseline-only", action="store_true", help="measure only the baseline revision")
     parser.add_argument("--codec", default="ldmic-fast")
@@ -199,12 +201,14 @@ def main() -> None:
              f"{load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}, after "
              f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; wall time of the `mvarchive` subprocess, "
              f"{args.runs} runs.", "",
-             "| code | placement | command | wall, each run (s) | median wall (s) | median CPU (s) | vs baseline (wall) |",
+             "| code | placement | command | wall, each run (s) | median wall (s) | median CPU (s) "
+             "| vs baseline (wall) |",
              "|---|---|---|---|---|---|---|"]
     baseline = {(r.placement, r.command): r.median for r in rows if r.code.startswith("baseline")}
     for r in rows:
         ref = baseline.get((r.placement, r.command))
-        ratio = f"{r.median / ref:.2f}x ({ref / r.median:.1f}x faster)" if ref and not r.code.startswith("baseline") else ""
+        compared = ref and not r.code.startswith("baseline")
+        ratio = f"{r.median / ref:.2f}x ({ref / r.median:.1f}x faster)" if compared else ""
         runs = ", ".join(f"{t:.2f}" for t in r.times) + (f" (first after up: {r.first:.2f})" if r.first else "")
         lines.append(f"| {r.code} | {r.placement} | {r.command} | {runs} | {r.median:.2f} | "
                      f"{statistics.median(r.cpu):.2f} | {ratio} |")

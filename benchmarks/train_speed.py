@@ -36,7 +36,8 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def timed_rate(step: Callable[[], None], device: torch.device, *, warmup: int, steps: int, budget_s: float) -> tuple[float, int]:
+def timed_rate(step: Callable[[], None], device: torch.device, *, warmup: int, steps: int,
+               budget_s: float) -> tuple[float, int]:
     """(steps/s, steps timed) of ``step`` after ``warmup`` calls: stops at ``steps`` or ``budget_s``."""
     for _ in range(warmup):
         step()
@@ -77,7 +78,7 @@ def plain_step_rate(
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
             out = model(x)
-        bpp = sum(torch.log(l.float()).sum() for l in out["likelihoods"].values()) / (-math.log(2) * pixels)
+        bpp = sum(torch.log(lik.float()).sum() for lik in out["likelihoods"].values()) / (-math.log(2) * pixels)
         loss = LAMBDA * torch.nn.functional.mse_loss(out["x_hat"].float(), x) + bpp
         loss.backward()
         torch.nn.utils.clip_grad_norm_(main, 1.0)
