@@ -1,7 +1,7 @@
 """The bad-input matrix, as a user meets it: the installed ``mvarchive`` script, run from a
 working directory of its own (``work/``) with relative paths (``../data/<case>``). The quick
-refusals run the script's entry point in children forked from one warmed interpreter
-(``tests/warm_cli.py``, start-up paid once); every other command runs the script itself.
+refusals (and restore's) run the script's entry point in children forked from one warmed
+interpreter (``tests/warm_cli.py``, start-up paid once); every other command runs the script itself.
 
 Every refused case must end with exit code 2 (1 for ``verify`` finding damaged groups), one
 ``error:`` line on stderr naming the file or group, no traceback, no new file in the
@@ -39,7 +39,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -412,13 +412,20 @@ class FastRuns:
 
 
 @pytest.fixture(scope="module")
-def fast_runs(ctx: Ctx) -> FastRuns:
+def warm(ctx: Ctx) -> Iterator[WarmCli]:
+    """The script's entry point in children forked from one warmed interpreter, with the
+    environment of :meth:`Ctx.cli` without services: for commands refused before any starts."""
+    with WarmCli(cli_env(ctx.home)) as cli:
+        yield cli
+
+
+@pytest.fixture(scope="module")
+def fast_runs(ctx: Ctx, warm: WarmCli) -> FastRuns:
     args = {_slug(case): case.build(ctx, ctx.data / _slug(case)) for case in FAST_CASES}
     dests = {_slug(case): ctx.out / case.dest for case in FAST_CASES if case.dest}
     dest_before = {slug: snapshot(dest) for slug, dest in dests.items()}
     watched_before = _watched(ctx)
-    with WarmCli(cli_env(ctx.home)) as cli:
-        runs = cli.run_many(args, ctx.work, parallel=2)
+    runs = warm.run_many(args, ctx.work, parallel=2)
     return FastRuns(runs, dest_before, {slug: snapshot(dest) for slug, dest in dests.items()},
                     watched_before, _watched(ctx))
 
@@ -596,9 +603,9 @@ def test_accepted_inputs_archive_and_restore_under_their_names(
                "restored as " + ", ".join(EXPECTED_NAMES["absolute"]) + "; nothing outside OUT")
 
 
-def _restore_refused(ctx: Ctx, args: list[str], dest: Path, pattern: str) -> str:
+def _restore_refused(ctx: Ctx, warm: WarmCli, args: list[str], dest: Path, pattern: str) -> str:
     before, dest_before = _watched(ctx), snapshot(dest)
-    run = ctx.cli(args, timeout=300)
+    run = warm.run(args, ctx.work, timeout=300)
     line = assert_refused(run, pattern)
     assert _watched(ctx) == before
     assert snapshot(dest) == dest_before
@@ -606,28 +613,28 @@ def _restore_refused(ctx: Ctx, args: list[str], dest: Path, pattern: str) -> str
 
 
 @pytest.mark.slow
-def test_restore_refuses_existing_files(ctx: Ctx, accepted: Accepted, matrix: Matrix):
+def test_restore_refuses_existing_files(ctx: Ctx, warm: WarmCli, accepted: Accepted, matrix: Matrix):
     out = ctx.out / "existing"
     (out / "gray").mkdir(parents=True)
     (out / "gray" / "left.png").write_bytes(b"a file of the user's")
-    line = _restore_refused(ctx, ["restore", ctx.rel(accepted.archive), ctx.rel(out)], out,
+    line = _restore_refused(ctx, warm, ["restore", ctx.rel(accepted.archive), ctx.rel(out)], out,
                             r"restore would overwrite 1 existing file\(s\) in .*existing: gray/left\.png; "
                             r"pass --overwrite")
     matrix.add("restore over existing files", "refused without --overwrite, files named", line)
 
 
 @pytest.mark.slow
-def test_restore_refuses_the_source_folder(ctx: Ctx, accepted: Accepted, matrix: Matrix):
+def test_restore_refuses_the_source_folder(ctx: Ctx, warm: WarmCli, accepted: Accepted, matrix: Matrix):
     out = accepted.folder / "restored"
-    line = _restore_refused(ctx, ["restore", ctx.rel(accepted.archive), ctx.rel(out)], out,
+    line = _restore_refused(ctx, warm, ["restore", ctx.rel(accepted.archive), ctx.rel(out)], out,
                             r"refusing to restore into .*accepted/restored: it overlaps the source dataset")
     matrix.add("restore into the source dataset", "refused, nothing written", line)
 
 
 @pytest.mark.slow
-def test_restore_refuses_another_codecs_checkpoint(ctx: Ctx, accepted: Accepted, matrix: Matrix):
+def test_restore_refuses_another_codecs_checkpoint(ctx: Ctx, warm: WarmCli, accepted: Accepted, matrix: Matrix):
     out = ctx.out / "other-ckpt-restored"
-    line = _restore_refused(ctx, ["restore", ctx.rel(accepted.archive), ctx.rel(out), "--checkpoint",
+    line = _restore_refused(ctx, warm, ["restore", ctx.rel(accepted.archive), ctx.rel(out), "--checkpoint",
                                   ctx.other_checkpoint], out,
                             r"needs the ldmic-fast \(tiny\) weights .*mbt\.pt holds codec 'single-view-mbt2018-mean'")
     matrix.add("restore --checkpoint of another codec", "refused, checkpoint named", line)
