@@ -29,7 +29,6 @@ from .base import (
 from .bitstream import BitstreamError
 from .checkpoint import (
     CheckpointError,
-    CodecRef,
     codec_from_checkpoint_bytes,
     load_codec,
     read_checkpoint_bytes,
@@ -43,7 +42,6 @@ __all__ = [
     "BitstreamError",
     "CheckpointError",
     "CodecIdentity",
-    "CodecRef",
     "CodecSpec",
     "CompressedGroup",
     "DecodedGroup",

@@ -10,18 +10,16 @@ with other weights. Checkpoints written before the digest was recorded still loa
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import io
 import pickle
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
-
-from mvarchive.storage.options import StorageOptions, as_options
 
 from .base import MultiViewCodec
 from .registry import create_codec
@@ -96,15 +94,16 @@ def save_checkpoint(model: MultiViewCodec, path: str | Path, extra: dict[str, An
 
 
 def read_checkpoint_bytes(checkpoint: str | Path, storage_options: dict[str, Any] | None = None) -> bytes:
-    """The raw bytes of a checkpoint at a local path, fsspec URL or registry URI
-    (``models:/NAME/VERSION``, ``models:/NAME@champion``: fetched from MLflow and cached; the
-    store is ``storage_options["mlflow_tracking_uri"]`` if given, else the environment's)."""
+    """The raw bytes of a checkpoint at a local path or fsspec URL. A registry URI
+    (``models:/…``) needs MLflow, which codecs never import: read those with
+    :func:`mvarchive.runtime.checkpoints.fetch_checkpoint_bytes`."""
     import fsspec
 
     if str(checkpoint).startswith("models:/"):
-        from mvarchive.models.registry import fetch_checkpoint  # lazy: imports mlflow
-
-        return fetch_checkpoint(str(checkpoint), (storage_options or {}).get("mlflow_tracking_uri"))
+        raise CheckpointError(
+            f"{checkpoint} is a model-registry URI: read it with mvarchive.runtime.checkpoints.fetch_checkpoint_bytes "
+            "(the codecs package does not talk to MLflow)"
+        )
     try:
         with fsspec.open(str(checkpoint), "rb", **(storage_options or {})) as handle:
             return handle.read()
@@ -148,7 +147,7 @@ def parse_checkpoint(data: bytes, where: str) -> Checkpoint:
 
 
 def read_checkpoint(checkpoint: str | Path, storage_options: dict[str, Any] | None = None) -> Checkpoint:
-    """The checkpoint at a local path, fsspec URL or ``models:/`` URI (see :func:`read_checkpoint_bytes`)."""
+    """The checkpoint at a local path or fsspec URL (see :func:`read_checkpoint_bytes`)."""
     return parse_checkpoint(read_checkpoint_bytes(checkpoint, storage_options), str(checkpoint))
 
 
@@ -193,32 +192,3 @@ def load_codec(
     model.eval()
     model.update(force=True)
     return model
-
-
-@dataclass(frozen=True)
-class CodecRef:
-    """A picklable reference to a ready codec: what tasks receive instead of a model.
-
-    ``checkpoint`` is a local path or fsspec URL that every worker can read (with
-    ``storage_options``), or None for an untrained codec from ``seed``; ``digest``, when set,
-    is checked after loading so a worker never codes with other weights than planned.
-    """
-
-    name: str
-    preset: str = "paper"
-    checkpoint: str | None = None
-    seed: int = 0
-    digest: str | None = None
-    storage_options: StorageOptions = dataclasses.field(default_factory=StorageOptions)
-
-    def load(self) -> MultiViewCodec:
-        model = load_codec(self.checkpoint, name=self.name, preset=self.preset, seed=self.seed,
-                           storage_options=as_options(self.storage_options).reveal())
-        if self.digest is not None:
-            actual = weights_digest(model)
-            if actual != self.digest:
-                raise CheckpointError(
-                    f"{self.checkpoint or 'untrained ' + self.name} has weights {actual[:12]}, "
-                    f"expected {self.digest[:12]}"
-                )
-        return model

@@ -13,8 +13,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mvarchive.codecs import CodecRef, get_spec
-from mvarchive.codecs.checkpoint import Checkpoint, read_checkpoint
+from mvarchive.codecs import get_spec
+from mvarchive.codecs.checkpoint import Checkpoint
+from mvarchive.runtime.checkpoints import CodecRef, fetch_checkpoint
 
 from .baselines import get_baseline, parse_baselines
 
@@ -73,7 +74,7 @@ def learned_points(codecs: Sequence[str] = (), checkpoints: Sequence[str] = (), 
     points: list[PointSpec] = []
     with_checkpoint: set[str] = set()
     for path in checkpoints:
-        checkpoint = read_checkpoint(path)
+        checkpoint = fetch_checkpoint(path)
         name = checkpoint.codec
         if wanted and name not in wanted:
             raise ValueError(f"checkpoint {path} holds codec {name!r}, which is not among --codec {', '.join(wanted)}")

@@ -23,12 +23,10 @@ from prefect import flow
 from prefect.futures import as_completed
 
 from mvarchive.codecs import (
-    CodecRef,
     check_view_count,
     codec_from_checkpoint_bytes,
     get_spec,
     load_codec,
-    read_checkpoint_bytes,
     weights_digest,
 )
 from mvarchive.codecs.determinism import decode_policy
@@ -40,6 +38,7 @@ from mvarchive.monitoring import DriftDecision
 from mvarchive.monitoring.watch import ArchiveRunFigures, watch_archive_run
 from mvarchive.progress import progress_bar
 from mvarchive.reporting import archive_summary, rows_summary, summary_markdown
+from mvarchive.runtime.checkpoints import CodecRef, fetch_checkpoint_bytes
 from mvarchive.storage import (
     ArchiveBusyError,
     ArchiveError,
@@ -155,10 +154,8 @@ def _resolve_checkpoint(text: str, registry_uri: str | None) -> tuple[str, str |
     """(what to read, pinned registry URI or None) for a --checkpoint/--model value."""
     if not text.startswith("models:/"):
         return absolute_url(text), None
-    try:
-        from mvarchive.models.registry import resolve_model_uri
-    except ImportError as exc:  # the registry module arrives separately
-        raise ArchiveError(f"{text}: models:/ URIs need mvarchive.models.registry, missing in this build") from exc
+    from mvarchive.models.registry import resolve_model_uri  # lazy: imports mlflow
+
     pinned = resolve_model_uri(text, tracking_uri=registry_uri).uri
     return pinned, pinned
 
@@ -212,7 +209,7 @@ def plan_archive(config: ArchiveConfig, check_lease: bool = True) -> ArchivePlan
     if config.checkpoint is not None:
         checkpoint_url, registered = _resolve_checkpoint(config.checkpoint, config.registry_uri)
         options = _registry_options(registered, config.registry_uri).reveal()
-        checkpoint_bytes = read_checkpoint_bytes(checkpoint_url, options)
+        checkpoint_bytes = fetch_checkpoint_bytes(checkpoint_url, options)
         codec = codec_from_checkpoint_bytes(checkpoint_bytes, config.checkpoint, name=config.codec)
         codec.eval()
     else:

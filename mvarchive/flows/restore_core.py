@@ -25,7 +25,8 @@ from mvarchive.storage.options import StorageOptions
 from .restore_config import RestoreConfig, RestoreReport, VerifyConfig
 
 if TYPE_CHECKING:  # torch comes with these: imported where needed, so refusals answer before it loads
-    from mvarchive.codecs import CodecRef, MultiViewCodec
+    from mvarchive.codecs import MultiViewCodec
+    from mvarchive.runtime.checkpoints import CodecRef
     from mvarchive.tasks.restore import RestoreJob, RestoreResult
     from mvarchive.tracking import RunLogger, TrackingConfig
 
@@ -47,7 +48,8 @@ def model_for_archive(reader: ArchiveReader, checkpoint: str | None, options: St
     ``--checkpoint``, else the copy embedded in the archive, else where it was read when
     archiving (its registry URI first); each checked against the model's digest (by loading it
     with ``load``, so a caller that keeps what it loaded never loads it twice)."""
-    from mvarchive.codecs import CheckpointError, CodecRef
+    from mvarchive.codecs import CheckpointError
+    from mvarchive.runtime.checkpoints import CodecRef
 
     load = load or CodecRef.load
     record = record or reader.meta.codec

@@ -65,11 +65,10 @@ def figures_from_point(point: RatePoint) -> dict[str, float]:
 
 
 def _learned_spec(checkpoint: str | Path, label: str) -> PointSpec:
-    from mvarchive.codecs import CodecRef
-    from mvarchive.codecs.checkpoint import read_checkpoint
     from mvarchive.evaluation.planning import PointSpec
+    from mvarchive.runtime.checkpoints import CodecRef, fetch_checkpoint
 
-    held = read_checkpoint(checkpoint)
+    held = fetch_checkpoint(checkpoint)
     return PointSpec(held.codec, "learned", label, ref=CodecRef(held.codec, held.preset, str(checkpoint)))
 
 
@@ -116,9 +115,9 @@ def baseline_rate_points(data: EvalSet,
 
 def _spec_of(point: RatePoint) -> PointSpec:
     """A PointSpec naming a measured point's curve (assembling needs the kind and the name only)."""
-    from mvarchive.codecs import CodecRef
     from mvarchive.evaluation.baselines import BASELINE_NAMES
     from mvarchive.evaluation.planning import PointSpec
+    from mvarchive.runtime.checkpoints import CodecRef
 
     if point.codec in BASELINE_NAMES:
         return PointSpec(point.codec, "baseline", point.label, setting=point.setting)

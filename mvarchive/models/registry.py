@@ -8,7 +8,7 @@ or a tracking server proxying S3) can download it. Its tags say what it is: weig
 codec, preset, config, λ, datasets, RD point, training run.
 
 ``models:/NAME/VERSION`` and ``models:/NAME@ALIAS`` are accepted wherever a checkpoint is
-(:func:`mvarchive.codecs.checkpoint.read_checkpoint_bytes` delegates here), and downloads are
+(:func:`mvarchive.runtime.checkpoints.fetch_checkpoint_bytes` delegates here), and downloads are
 cached under ``MVARCHIVE_HOME/models-cache/<weights digest>/`` so every Dask worker process on a
 host downloads a version once.
 """

@@ -20,7 +20,9 @@ from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 if TYPE_CHECKING:
-    from mvarchive.codecs import CodecRef, MultiViewCodec
+    from mvarchive.codecs import MultiViewCodec
+
+    from .checkpoints import CodecRef
 
 CAPACITY_ENV = "MVARCHIVE_WORKER_MODELS"
 DEFAULT_CAPACITY = 4

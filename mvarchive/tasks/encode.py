@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 
 from prefect import task
 
-from mvarchive.codecs import CodecRef
 from mvarchive.datasets import GroupRef, load_group
 from mvarchive.integrity import Fingerprint
 from mvarchive.metrics import DEFAULT_METRICS_FRACTION, group_metrics, measured_for_quality, to_tensor, to_uint8
+from mvarchive.runtime.checkpoints import CodecRef
 from mvarchive.runtime.model_cache import codec_on_worker
 from mvarchive.storage import ArchiveMeta, ArchiveWriter, GroupRecord, IndexRow, Location
 from mvarchive.storage.archive import blob_path

@@ -12,10 +12,11 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mvarchive.codecs import BitstreamError, CodecRef
+from mvarchive.codecs import BitstreamError
 from mvarchive.datasets import save_image
 from mvarchive.integrity import GroupCheck, Status, check_group
 from mvarchive.metrics import to_uint8
+from mvarchive.runtime.checkpoints import CodecRef
 from mvarchive.runtime.model_cache import codec_on_worker
 from mvarchive.storage import ArchiveReader, Location
 

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mvarchive.codecs import MultiViewCodec, create_codec
-from mvarchive.codecs.checkpoint import Checkpoint, codec_from_checkpoint, read_checkpoint
+from mvarchive.codecs.checkpoint import Checkpoint, codec_from_checkpoint
+from mvarchive.runtime.checkpoints import fetch_checkpoint
 
 if TYPE_CHECKING:  # loop.py imports this module; the config type is only needed for annotations
     from mvarchive.codecs.vemic import LoadReport
@@ -75,7 +76,7 @@ class InitReport:
 
 def read_init_source(init: str, storage_options: dict[str, Any] | None = None) -> Checkpoint:
     """The checkpoint ``init`` names (path, fsspec URL or ``models:/`` URI), tensors only."""
-    return read_checkpoint(init, storage_options)
+    return fetch_checkpoint(init, storage_options)
 
 
 def _refuse(config: TrainConfig, held: str, why: str = "") -> InitError:

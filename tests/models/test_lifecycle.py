@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from mvarchive.codecs import codec_from_checkpoint_bytes, read_checkpoint_bytes, weights_digest
+from mvarchive.codecs import codec_from_checkpoint_bytes, weights_digest
 from mvarchive.flows.rd_evaluation import registry_checkpoints
 from mvarchive.flows.train import train_task
 from mvarchive.models.lifecycle import promote_version, record_evaluation
 from mvarchive.models.rd_figures import EvalSet
 from mvarchive.models.registry import ModelRegistryError, resolve_model_uri, version_tags
+from mvarchive.runtime.checkpoints import fetch_checkpoint_bytes
 from mvarchive.tracking import TrackingConfig
 from mvarchive.training import TrainConfig
 
@@ -105,15 +106,15 @@ def test_versions_champion_gate_and_fetch(store, sample_data):
     assert pinned.uri == f"models:/{NAME}/2" and pinned.version == "2"
 
     # models:/ wherever checkpoints are read: the exact bytes, digest as tagged, cached per digest
-    data = read_checkpoint_bytes(f"models:/{NAME}@champion")
+    data = fetch_checkpoint_bytes(f"models:/{NAME}@champion")
     assert data == Path(v2.result.checkpoint).read_bytes()
     champion = codec_from_checkpoint_bytes(data, "champion")
     assert weights_digest(champion) == version_tags(pinned.uri, uri)["weights_digest"]
     run = client.get_run(v2.mlflow_run_id)
     stored = Path(run.info.artifact_uri.removeprefix("file://")) / "checkpoint" / Path(v2.result.checkpoint).name
     stored.unlink()  # a second fetch (another worker process) must not download again
-    assert read_checkpoint_bytes(pinned.uri) == data
-    assert read_checkpoint_bytes(pinned.uri, {"mlflow_tracking_uri": uri}) == data  # the store named explicitly
+    assert fetch_checkpoint_bytes(pinned.uri) == data
+    assert fetch_checkpoint_bytes(pinned.uri, {"mlflow_tracking_uri": uri}) == data  # the store named explicitly
     assert (home / "models-cache" / v2.result.weights_digest / stored.name).is_file()
 
     # `models evaluate`: a run named after the version and dataset, figures kept as a version tag

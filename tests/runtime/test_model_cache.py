@@ -7,7 +7,7 @@ import types
 import distributed
 import pytest
 
-from mvarchive.codecs import CodecRef
+from mvarchive.runtime.checkpoints import CodecRef
 from mvarchive.runtime.model_cache import (
     CAPACITY_ENV,
     DEFAULT_CAPACITY,

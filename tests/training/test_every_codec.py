@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from mvarchive.codecs import CodecRef, list_codecs, save_checkpoint
+from mvarchive.codecs import list_codecs, save_checkpoint
 from mvarchive.datasets import discover_dataset, load_group, load_image
 from mvarchive.flows.archive import ArchiveConfig
 from mvarchive.integrity import pixel_digest
 from mvarchive.metrics import to_tensor, to_uint8
+from mvarchive.runtime.checkpoints import CodecRef
 from mvarchive.storage import ArchiveReader, Location
 from mvarchive.tasks.restore import RestoreJob, restore_groups_fn
 from mvarchive.training import TrainConfig, train_codec_loop
