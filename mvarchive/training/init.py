@@ -27,7 +27,7 @@ from mvarchive.codecs.checkpoint import Checkpoint, codec_from_checkpoint
 from mvarchive.runtime.checkpoints import fetch_checkpoint
 
 if TYPE_CHECKING:  # loop.py imports this module; the config type is only needed for annotations
-    from mvarchive.codecs.vemic import LoadReport
+    from mvarchive.codecs.transfer import LoadReport
 
     from .loop import TrainConfig
 

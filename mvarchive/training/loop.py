@@ -46,7 +46,7 @@ from typing import Any
 
 import torch
 
-from mvarchive.codecs import MultiViewCodec, save_checkpoint, weights_digest
+from mvarchive.codecs import MultiViewCodec, check_view_count, save_checkpoint, weights_digest
 from mvarchive.datasets import discover_dataset
 
 from .accelerate import (
@@ -351,7 +351,7 @@ def _train(
     index = discover_dataset(config.dataset, config.layout, config.storage_options)
     if model is None:
         model = initial_model(config)
-    model.check_views(len(index.cameras))
+    check_view_count(model, len(index.cameras))
     if rank.rank > 0:  # same initial weights on every rank, but each draws its own quantization noise
         torch.manual_seed(sampler_seed(config.seed, rank.rank))
     state = load_resume_state(config, model)
