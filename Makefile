@@ -22,7 +22,8 @@ install: $(INSTALLED)
 demo: $(INSTALLED)
 	$(BIN)/mvarchive demo
 
-test: $(INSTALLED)
+# Lint and type checks first (about a minute from a fresh clone, seconds after), then the suite.
+test: lint
 	$(BIN)/python -m pytest
 
 # ruff (lint + import order) and mypy, configured in pyproject.toml; also a pre-commit hook.
