@@ -189,6 +189,11 @@ def load_codec(
         with torch.random.fork_rng():
             torch.manual_seed(seed)
             model = create_codec(name, preset)
+    return ready_to_code(model)
+
+
+def ready_to_code(model: MultiViewCodec) -> MultiViewCodec:
+    """Eval mode with its CDF tables built: what coding needs after the weights are in place."""
     model.eval()
     model.update(force=True)
     return model

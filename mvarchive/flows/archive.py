@@ -24,11 +24,11 @@ from prefect.futures import as_completed
 
 from mvarchive.codecs import (
     check_view_count,
-    codec_from_checkpoint_bytes,
     get_spec,
     load_codec,
     weights_digest,
 )
+from mvarchive.codecs.checkpoint import codec_from_checkpoint, parse_checkpoint
 from mvarchive.codecs.determinism import decode_policy
 from mvarchive.datasets import DatasetError, DatasetIndex, GroupRef, discover_dataset
 from mvarchive.datasets.images import MAX_VIEW_PIXELS
@@ -210,16 +210,19 @@ def plan_archive(config: ArchiveConfig, check_lease: bool = True) -> ArchivePlan
         checkpoint_url, registered = _resolve_checkpoint(config.checkpoint, config.registry_uri)
         options = _registry_options(registered, config.registry_uri).reveal()
         checkpoint_bytes = fetch_checkpoint_bytes(checkpoint_url, options)
-        codec = codec_from_checkpoint_bytes(checkpoint_bytes, config.checkpoint, name=config.codec)
+        held = parse_checkpoint(checkpoint_bytes, config.checkpoint)
+        codec = codec_from_checkpoint(held, f"checkpoint {config.checkpoint}", name=config.codec)
         codec.eval()
+        recorded = held.digest  # checked against these tensors while parsing
     else:
         checkpoint_url = None
+        recorded = None
         codec = load_codec(name=config.codec, preset=config.preset, seed=config.seed)
     check_view_count(codec, len(index.cameras))
     identity = codec.identity
     if identity is None:  # codecs are complete at construction; a subclass that is not cannot be archived
         raise ValueError(f"codec {config.codec!r} has no registered identity to record in the archive")
-    digest = weights_digest(codec)
+    digest = recorded or weights_digest(codec)
     embedded = embedded_path(digest) if (checkpoint_bytes is not None and config.embed_model) else None
     record = CodecRecord(
         name=identity.name, codec_id=identity.codec_id, preset=identity.preset, config=dict(identity.config),

@@ -17,9 +17,11 @@ from mvarchive.codecs import MultiViewCodec
 from mvarchive.codecs.checkpoint import (
     Checkpoint,
     CheckpointError,
+    codec_from_checkpoint,
     load_codec,
     parse_checkpoint,
     read_checkpoint_bytes,
+    ready_to_code,
     weights_digest,
 )
 from mvarchive.storage.options import StorageOptions, as_options
@@ -60,12 +62,15 @@ class CodecRef:
     storage_options: StorageOptions = dataclasses.field(default_factory=StorageOptions)
 
     def load(self) -> MultiViewCodec:
-        data = None
-        if self.checkpoint is not None:
-            data = fetch_checkpoint_bytes(self.checkpoint, as_options(self.storage_options).reveal())
-        model = load_codec(self.checkpoint, name=self.name, preset=self.preset, seed=self.seed, data=data)
+        if self.checkpoint is None:
+            model = load_codec(name=self.name, preset=self.preset, seed=self.seed)
+            recorded = None
+        else:
+            held = fetch_checkpoint(self.checkpoint, as_options(self.storage_options).reveal())
+            model = ready_to_code(codec_from_checkpoint(held, f"checkpoint {self.checkpoint}", self.name))
+            recorded = held.digest  # already checked against these tensors while parsing: not hashed twice
         if self.digest is not None:
-            actual = weights_digest(model)
+            actual = recorded or weights_digest(model)
             if actual != self.digest:
                 raise CheckpointError(
                     f"{self.checkpoint or 'untrained ' + self.name} has weights {actual[:12]}, "
