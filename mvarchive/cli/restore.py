@@ -30,9 +30,10 @@ def _group_count(archive_url: str, groups: list[str] | None, options: dict) -> i
 
 
 def _on_demand(services: ServicesConfig, config: RestoreConfig | VerifyConfig, placement: Placement, track: bool,
-               show_progress: bool) -> RestoreReport:
+               show_progress: bool) -> tuple[RestoreReport, str | None]:
     """Run a small job in this process or on the running cluster (see mvarchive.flows.placement);
-    errors become one line, as for the flow."""
+    errors become one line, as for the flow. Also returns the request id the stack's worker
+    records the job under (None in this process)."""
     from mvarchive.flows.placement import Placement
 
     if placement is Placement.STACK:
@@ -47,7 +48,7 @@ def _on_demand(services: ServicesConfig, config: RestoreConfig | VerifyConfig, p
 
             err.print(f"[bold red]error:[/] {outcome.error_type}: {escape(outcome.error)}", highlight=False)
             raise typer.Exit(1)
-        return outcome.report
+        return outcome.report, job.request
     from mvarchive.flows.restore_config import VerifyConfig
     from mvarchive.flows.restore_core import restore_here, verify_here
 
@@ -59,11 +60,13 @@ def _on_demand(services: ServicesConfig, config: RestoreConfig | VerifyConfig, p
         os.environ.update(offline_environment())
         tracking = TrackingConfig(services.resolved_mlflow_uri(), services.mlflow_experiment)
     here = verify_here if isinstance(config, VerifyConfig) else restore_here
-    return call_or_exit(here, config, tracking, show_progress=show_progress)
+    return call_or_exit(here, config, tracking, show_progress=show_progress), None
 
 
-def _recorded(report: RestoreReport, placement: Placement, services: ServicesConfig) -> str:
-    """Where the job ran and what recorded it, for the last line of restore and verify."""
+def _recorded(report: RestoreReport, placement: Placement, services: ServicesConfig, request: str | None) -> str:
+    """Where the job ran and what recorded it, for the last line of restore and verify. A stack
+    worker answers before it finishes its records: the ids it had opened by then are shown, and
+    the request id finds both runs in any case."""
     text = placement.describe(services.dask_address)
     if report.placement == "in-process" and report.mlflow_run_id:
         text = "decoded in this process"
@@ -71,6 +74,11 @@ def _recorded(report: RestoreReport, placement: Placement, services: ServicesCon
         text += f"; Prefect flow run {report.flow_run_id}"
     if report.mlflow_run_id:
         text += f"; MLflow run {report.mlflow_run_id}"
+    if request:
+        runs = [name for name, on in (("Prefect flow run", services.prefect_api_url),
+                                      ("MLflow run", services.resolved_mlflow_uri())) if on]
+        if runs:
+            text += f"; the worker records the {' and the '.join(runs)} after this answer (request {request})"
     return text
 
 
@@ -115,16 +123,17 @@ def restore_command(
         from mvarchive.tracking import TrackingConfig
 
         call_or_exit(plan_restore, config)  # every user error shows here, before any service starts
+        request = None
         with prefect_session(services) as api_url:
             report = call_or_exit(run_on_dask, restore_dataset, services, api_url, config=config,
                           tracking=TrackingConfig(services.resolved_mlflow_uri(), services.mlflow_experiment))
     else:
-        report = _on_demand(services, config, where, track, show_progress=True)
+        report, request = _on_demand(services, config, where, track, show_progress=True)
     close = report.count(Status.CLOSE)
     out.print(f"restored {report.images} images of {report.groups} groups into {report.out} "
               f"(decode {report.decode_s:.2f} s, wall {report.wall_s:.1f} s); verified: "
               f"{report.count(Status.OK)} exact" + (f", {close} within rounding" if close else ""), soft_wrap=True)
-    out.print(_recorded(report, where, services), highlight=False, soft_wrap=True)
+    out.print(_recorded(report, where, services, request), highlight=False, soft_wrap=True)
 
 
 def verify_command(
@@ -159,18 +168,20 @@ def verify_command(
         from mvarchive.tracking import TrackingConfig
 
         call_or_exit(plan_verify, config)
+        request = None
         with prefect_session(services) as api_url:
             report = call_or_exit(run_on_dask, verify_archive, services, api_url, config=config,
                           show_progress=not json_output,
                           tracking=TrackingConfig(services.resolved_mlflow_uri(), services.mlflow_experiment))
     else:
-        report = _on_demand(services, config, where, track, show_progress=not json_output)
+        report, request = _on_demand(services, config, where, track, show_progress=not json_output)
     failed = [c for c in report.checks if c.status.failed]
     if json_output:
         print(json.dumps({
             "archive": archive_url, "groups": len(report.checks),
             "counts": {s.value: report.count(s) for s in Status}, "decode_s": report.decode_s,
             "placement": report.placement, "prefect_flow_run": report.flow_run_id, "mlflow_run": report.mlflow_run_id,
+            "request": request,
             "results": [{"group": c.group, "status": c.status.value, "detail": c.describe(),
                          "views": {v.camera: v.status.value for v in c.views}} for c in report.checks],
         }, indent=2))
@@ -180,6 +191,6 @@ def verify_command(
                 (err if check.status.failed else out).print(check.describe())
         counts = ", ".join(f"{report.count(s)} {s.value}" for s in Status)
         out.print(f"verified {len(report.checks)} groups of {archive_url}: {counts} (decode {report.decode_s:.2f} s)", soft_wrap=True)
-        out.print(_recorded(report, where, services), highlight=False, soft_wrap=True)
+        out.print(_recorded(report, where, services, request), highlight=False, soft_wrap=True)
     if failed:
         raise typer.Exit(1)

@@ -3,21 +3,26 @@
 The calling process (the ``mvarchive`` command) only pickles the request and waits: it imports
 neither torch nor Prefect nor MLflow. The worker, which keeps its torch import and its loaded
 codecs between tasks (:func:`mvarchive.runtime.model_cache.worker_codec_loader`), plans, decodes,
-checks and writes exactly as the flow does (:mod:`mvarchive.flows.restore_core`), records a
-Prefect flow run when a Prefect API is given and an MLflow run when a tracking URI is, and hands
-back the report, or the error as text (so that reading it needs no import of the library's
-exception classes here).
+checks and writes exactly as the flow does (:mod:`mvarchive.flows.restore_core`) and hands back
+the report, or the error as text (so that reading it needs no import of the library's exception
+classes here), as soon as it has one. The Prefect flow run (when a Prefect API is given) and the
+MLflow run (when a tracking URI is) are recorded by the worker beside the job and after the
+answer (:mod:`mvarchive.flows.on_demand_record`): the user does not wait for the bookkeeping.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import uuid
 import zlib
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from .restore_config import RestoreConfig, RestoreReport, VerifyConfig
 from .restore_core import Loader
+
+if TYPE_CHECKING:
+    from .on_demand_record import JobRecorder, RunRecord
 
 __all__ = ["OnDemandJob", "Outcome", "run_on_cluster", "run_on_worker"]
 
@@ -31,6 +36,7 @@ class OnDemandJob:
     tracking_uri: str | None = None  # MLflow store; None: no MLflow run
     experiment: str = "mvarchive"
     prefect_api_url: str | None = None  # Prefect API to record the flow run in; None: no flow run
+    request: str = field(default_factory=lambda: uuid.uuid4().hex[:12])  # names the job's records
 
     @property
     def verb(self) -> str:
@@ -60,41 +66,58 @@ class Outcome:
 
 
 def run_on_worker(job: OnDemandJob) -> Outcome:
-    """The Dask task: run the job in this worker process with its cached models."""
+    """The Dask task: run the job in this worker process with its cached models, and answer as
+    soon as the files are written and verified; the Prefect flow run and the MLflow run are
+    recorded beside and after it (:mod:`mvarchive.flows.on_demand_record`)."""
     from mvarchive.runtime.model_cache import worker_codec_loader
 
+    from .on_demand_record import JobRecorder
+
+    recorder = JobRecorder.start(job) if job.prefect_api_url or job.tracking_uri else None
+    records: list[RunRecord] = []
     try:
-        if job.prefect_api_url:
-            from prefect.settings import PREFECT_API_URL, temporary_settings
-
-            from .restore import restore_on_demand, verify_on_demand
-
-            with temporary_settings({PREFECT_API_URL: job.prefect_api_url}):
-                if isinstance(job.config, VerifyConfig):
-                    report = verify_on_demand(job.config, job.tracking_uri, job.experiment)
-                else:
-                    report = restore_on_demand(job.config, job.tracking_uri, job.experiment)
-        else:
-            report = _run_plain(job, worker_codec_loader())
-        return Outcome(report)
+        outcome = Outcome(_run(job, worker_codec_loader(), recorder, records))
     except USER_ERRORS as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        return Outcome(error=str(message), error_type=type(exc).__name__, user_error=True)
+        outcome = Outcome(error=str(message), error_type=type(exc).__name__, user_error=True)
     except Exception as exc:  # noqa: BLE001 - reported to the command as one line
-        return Outcome(error=str(exc), error_type=type(exc).__name__)
+        outcome = Outcome(error=str(exc), error_type=type(exc).__name__)
+    if recorder is not None:
+        recorder.finish(outcome, records[0] if records else None)
+    return outcome
 
 
-def _run_plain(job: OnDemandJob, load: Loader) -> RestoreReport:
-    from .restore_core import restore_here, verify_here
+def _run(job: OnDemandJob, load: Loader, recorder: JobRecorder | None, records: list[RunRecord]) -> RestoreReport:
+    """Plan, decode, check and write as ``restore_here`` / ``verify_here`` do, telling the
+    recorder when the request is planned and keeping what its MLflow run logs in ``records``
+    (also when some groups then fail their check)."""
+    from .on_demand_record import RunRecord
+    from .restore_core import (
+        decode_here,
+        plan_restore,
+        plan_verify,
+        raise_failures,
+        restore_record,
+        run_name,
+        verify_record,
+    )
 
-    tracking = None
-    if job.tracking_uri:
-        from mvarchive.tracking import TrackingConfig
-
-        tracking = TrackingConfig(job.tracking_uri, job.experiment)
-    if isinstance(job.config, VerifyConfig):
-        return verify_here(job.config, tracking, load=load, placement="stack")
-    return restore_here(job.config, tracking, load=load, placement="stack")
+    config = job.config
+    if isinstance(config, VerifyConfig):
+        plan = plan_verify(config, load=load)
+        restore = config.as_restore()
+    else:
+        plan = plan_restore(config, load=load)
+        restore = config
+    name = run_name(job.verb, plan)
+    if recorder is not None:
+        recorder.planned(name)
+    report = decode_here(plan, restore, job.verb, False, load, placement="stack")
+    if isinstance(config, VerifyConfig):
+        records.append(RunRecord(name, *verify_record(plan, report)))
+        return report
+    records.append(RunRecord(name, *restore_record(plan, report, config)))
+    return raise_failures(report, config)
 
 
 def _worker_for(archive: str, workers: list[str]) -> str | None:

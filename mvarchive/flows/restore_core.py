@@ -261,22 +261,38 @@ def run_name(verb: str, plan: RestorePlan) -> str:
     return f"{verb} {name} {count} group{'s' if count != 1 else ''}"
 
 
+def restore_record(plan: RestorePlan, report: RestoreReport, config: RestoreConfig) -> tuple[dict, dict]:
+    """The parameters and metrics a restore's MLflow run logs (whichever process logs them)."""
+    params = {"archive": plan.reader.location.url, "out": report.out, "groups": len(plan.indices),
+              "cameras": ",".join(plan.reader.cameras[c] for c in plan.cameras),
+              "codec": plan.codec.name, "overwrite": config.overwrite, "placement": report.placement}
+    metrics = {"decode_s": report.decode_s, "images": report.images, "wall_s": report.wall_s,
+               **{f"groups_{s.value}": report.count(s) for s in Status}}
+    return params, metrics
+
+
+def verify_record(plan: RestorePlan, report: RestoreReport) -> tuple[dict, dict]:
+    """The parameters and metrics a verify's MLflow run logs."""
+    params = {"archive": plan.reader.location.url, "groups": len(plan.indices), "codec": plan.codec.name,
+              "placement": report.placement}
+    metrics = {"decode_s": report.decode_s, "wall_s": report.wall_s,
+               **{f"groups_{s.value}": report.count(s) for s in Status}}
+    return params, metrics
+
+
 def log_restore(logger: RunLogger | None, plan: RestorePlan, report: RestoreReport, config: RestoreConfig) -> None:
     if logger:
-        logger.log_params({"archive": plan.reader.location.url, "out": report.out, "groups": len(plan.indices),
-                           "cameras": ",".join(plan.reader.cameras[c] for c in plan.cameras),
-                           "codec": plan.codec.name, "overwrite": config.overwrite, "placement": report.placement})
-        logger.log_metrics({"decode_s": report.decode_s, "images": report.images, "wall_s": report.wall_s,
-                            **{f"groups_{s.value}": report.count(s) for s in Status}})
+        params, metrics = restore_record(plan, report, config)
+        logger.log_params(params)
+        logger.log_metrics(metrics)
         report.mlflow_run_id = logger.run_id
 
 
 def log_verify(logger: RunLogger | None, plan: RestorePlan, report: RestoreReport) -> None:
     if logger:
-        logger.log_params({"archive": plan.reader.location.url, "groups": len(plan.indices), "codec": plan.codec.name,
-                           "placement": report.placement})
-        logger.log_metrics({"decode_s": report.decode_s, "wall_s": report.wall_s,
-                            **{f"groups_{s.value}": report.count(s) for s in Status}})
+        params, metrics = verify_record(plan, report)
+        logger.log_params(params)
+        logger.log_metrics(metrics)
         report.mlflow_run_id = logger.run_id
 
 
