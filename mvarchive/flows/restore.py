@@ -90,9 +90,10 @@ def _tracking(tracking_uri: str | None, experiment: str) -> TrackingConfig | Non
 @flow(name="restore-on-demand", log_prints=True)
 def restore_on_demand(config: RestoreConfig, tracking_uri: str | None = None,
                       experiment: str = "mvarchive") -> RestoreReport:
-    """A small restore in one process, run by a warm worker of the running cluster (see
-    :mod:`mvarchive.flows.on_demand`): the same checks and refusals as ``restore-dataset``,
-    with the models the worker already holds."""
+    """A small restore in one process with the models this worker already holds: the same checks
+    and refusals as ``restore-dataset``. A stack worker's on-demand jobs are recorded as runs of
+    this flow (:mod:`mvarchive.flows.on_demand_record`: answer first, record after), without
+    running it, so that the answer does not wait for Prefect; called, it runs the job itself."""
     from mvarchive.runtime.model_cache import worker_codec_loader
 
     report = restore_here(config, _tracking(tracking_uri, experiment), load=worker_codec_loader(), placement="stack")
@@ -103,7 +104,7 @@ def restore_on_demand(config: RestoreConfig, tracking_uri: str | None = None,
 @flow(name="verify-on-demand", log_prints=True)
 def verify_on_demand(config: VerifyConfig, tracking_uri: str | None = None,
                      experiment: str = "mvarchive") -> RestoreReport:
-    """A small verify in one process on a warm worker (see :func:`restore_on_demand`)."""
+    """A small verify in one process with the worker's models (see :func:`restore_on_demand`)."""
     from mvarchive.runtime.model_cache import worker_codec_loader
 
     report = verify_here(config, _tracking(tracking_uri, experiment), load=worker_codec_loader(), placement="stack")

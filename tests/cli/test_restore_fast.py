@@ -2,17 +2,20 @@
 
 Without a stack, one group decodes in the command's own process (no Prefect server, no
 LocalCluster, no MLflow store created); with a configured cluster, the job runs on one of its
-warm workers and records a Prefect flow run. Either way the images equal a full restore by the
-flow, existing files are refused, and a damaged group fails loudly with nothing written for it."""
+warm workers, which answers first and records the Prefect flow run and the MLflow run after.
+Either way the images equal a full restore by the flow, existing files are refused, and a damaged
+group fails loudly with nothing written for it."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +24,7 @@ from PIL import Image
 
 from mvarchive.datasets import load_image
 from mvarchive.flows.archive import ArchiveConfig
+from mvarchive.integrity import Status
 from mvarchive.storage import ArchiveReader, Location
 from tests.archive_helpers import archive_in_process
 
@@ -151,29 +155,168 @@ def test_a_damaged_group_fails_loudly_in_process_and_is_not_written(odd_archive,
     assert not (tmp_path / "home").exists()
 
 
-def test_a_running_cluster_restores_on_a_warm_worker_and_records_the_flow(odd_archive, full_restore, flow_env,
-                                                                           tmp_path):
+def request_of(stdout: str) -> str:
+    """The request id the stack's worker records the job under (last line of restore/verify)."""
+    found = re.search(r"after this answer \(request ([0-9a-f]+)\)", stdout)
+    assert found, stdout
+    return found.group(1)
+
+
+def wait_for(read, deadline_s: float = 180.0):
+    """Poll ``read()`` until it returns something (the worker records after answering)."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        found = read()
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+def final_flow_run(api_url: str, name: str):
+    """The Prefect flow run called ``name`` once it is in a final state, else None."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[name])))
+        if runs and runs[0].state is not None and runs[0].state.is_final():
+            return runs[0], client.read_flow(runs[0].flow_id).name
+    return None
+
+
+def ended_mlflow_runs(tracking_uri: str, request: str) -> list:
+    """The ended MLflow runs tagged with ``request``."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name("mvarchive")
+    if experiment is None:
+        return []
+    runs = client.search_runs([experiment.experiment_id], f"tags.`mvarchive.request` = '{request}'")
+    return [r for r in runs if r.info.status in ("FINISHED", "FAILED")]
+
+
+def test_a_running_cluster_answers_first_and_records_the_runs_after(odd_archive, full_restore, flow_env, tmp_path):
     services, api_url = flow_env
+    mlflow_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {**os.environ, "PREFECT_API_URL": api_url, "MVARCHIVE_DASK_ADDRESS": services.dask_address,
-           "MVARCHIVE_HOME": str(tmp_path / "home"), "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+           "MVARCHIVE_HOME": str(tmp_path / "home"), "MLFLOW_TRACKING_URI": mlflow_uri}
     group = ArchiveReader(Location(str(odd_archive))).names[0]
-    done = mvarchive("restore", str(odd_archive), "out", "--groups", group, cwd=tmp_path, env=env)
+    cwd = tmp_path / "somewhere" / "else"
+    archive = os.path.relpath(odd_archive, cwd)
+    done = mvarchive("restore", archive, "out", "--groups", group, cwd=cwd, env=env)
     assert done.returncode == 0, done.stderr
     assert f"decoded on a worker of the running cluster {services.dask_address}" in done.stdout
-    assert "Prefect flow run" in done.stdout and "MLflow run" in done.stdout
+    request = request_of(done.stdout)
+    out = cwd / "out"
+    assert files_under(out) == [f"{group}/left.png", f"{group}/right.png"]
+    assert all(same_pixels(out / n, full_restore / n) for n in files_under(out))
+
+    # the records appear after the answer: a completed flow run of restore-on-demand, a finished MLflow run
+    found = wait_for(lambda: final_flow_run(api_url, f"restore-{request}"))
+    assert found, f"no final Prefect flow run restore-{request}"
+    run, flow_name = found
+    assert flow_name == "restore-on-demand" and run.state.is_completed(), run.state
+    assert run.start_time <= run.end_time and run.parameters["config"]["groups"] == [group]
+    ended = wait_for(lambda: ended_mlflow_runs(mlflow_uri, request))
+    assert len(ended) == 1 and ended[0].info.status == "FINISHED"
+    mlflow_run = ended[0].data
+    assert mlflow_run.params["placement"] == "stack" and mlflow_run.params["groups"] == "1"
+    assert mlflow_run.metrics["groups_ok"] == 1 and mlflow_run.metrics["images"] == 2
+    assert 0 < mlflow_run.metrics["decode_s"] <= mlflow_run.metrics["wall_s"]
+    assert mlflow_run.tags["mvarchive.prefect_flow_run"] == str(run.id)
+    if "; MLflow run " in done.stdout:  # ids opened before the answer was ready are shown with it
+        assert f"MLflow run {ended[0].info.run_id}" in done.stdout
+
+    # refusals unchanged: one line, nothing written; the flow run records the failure, no MLflow run
+    refused = mvarchive("restore", archive, "out", "--groups", group, cwd=cwd, env=env)
+    assert refused.returncode == 2 and "--overwrite" in refused.stderr and "Traceback" not in refused.stderr
+    assert files_under(out) == [f"{group}/left.png", f"{group}/right.png"]
+
+    verified = mvarchive("verify", archive, "--json", cwd=cwd, env=env)
+    checked = json.loads(verified.stdout)
+    assert checked["placement"] == "stack" and checked["counts"]["ok"] == 3 and checked["request"]
+    found = wait_for(lambda: final_flow_run(api_url, f"verify-{checked['request']}"))
+    assert found and found[1] == "verify-on-demand" and found[0].state.is_completed()
+    assert wait_for(lambda: ended_mlflow_runs(mlflow_uri, checked["request"]))
+
+    # the refusal's flow run: failed with the refusal's message
+    def refused_run() -> list:
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+        from prefect.client.schemas.objects import StateType
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        failed = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.FAILED])))
+        with temporary_settings({PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
+            runs = client.read_flow_runs(flow_run_filter=failed)
+        return [r for r in runs if r.parameters.get("config", {}).get("out") == str(out)]
+
+    failed = wait_for(refused_run)
+    assert len(failed) == 1 and "--overwrite" in failed[0].state.message
+
+
+def test_a_recording_failure_leaves_the_restore_successful(odd_archive, full_restore, flow_env, tmp_path):
+    """Neither the Prefect API nor the MLflow store can be written: the restore still answers,
+    exit 0, the files written and verified."""
+    services, _ = flow_env
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("a file where the MLflow store's folder should be")
+    env = {**os.environ, "PREFECT_API_URL": f"http://127.0.0.1:{closed_port()}/api",
+           "MVARCHIVE_DASK_ADDRESS": services.dask_address, "MVARCHIVE_HOME": str(tmp_path / "home"),
+           "MLFLOW_TRACKING_URI": f"sqlite:///{not_a_folder / 'mlflow.db'}"}
+    group = ArchiveReader(Location(str(odd_archive))).names[2]
+    done = mvarchive("restore", str(odd_archive), "out", "--groups", group, cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "restored 2 images of 1 groups" in done.stdout and "1 exact" in done.stdout
+    assert "; Prefect flow run" not in done.stdout and "; MLflow run" not in done.stdout
     out = tmp_path / "out"
     assert files_under(out) == [f"{group}/left.png", f"{group}/right.png"]
     assert all(same_pixels(out / n, full_restore / n) for n in files_under(out))
 
-    refused = mvarchive("restore", str(odd_archive), "out", "--groups", group, cwd=tmp_path, env=env)
-    assert refused.returncode == 2 and "--overwrite" in refused.stderr and "Traceback" not in refused.stderr
 
-    checked = json.loads(mvarchive("verify", str(odd_archive), "--json", cwd=tmp_path, env=env).stdout)
-    assert checked["placement"] == "stack" and checked["counts"]["ok"] == 3 and checked["prefect_flow_run"]
+def test_the_worker_logs_what_it_could_not_record(odd_archive, tmp_path):
+    """The task function itself, in this process: the answer is the restore's; the failed
+    records are logged (on a worker: in its log) once the recording thread is done."""
+    import logging
+    import threading
 
-    from prefect.client.orchestration import get_client
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from mvarchive.flows.on_demand import OnDemandJob, run_on_worker
+    from mvarchive.flows.restore_config import RestoreConfig
 
-    with temporary_settings({PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
-        run = client.read_flow_run(checked["prefect_flow_run"])  # recorded by the worker in the harness API
-    assert run.state.is_completed()
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    group = ArchiveReader(Location(str(odd_archive))).names[1]
+    job = OnDemandJob(RestoreConfig(str(odd_archive), str(tmp_path / "out"), groups=[group]),
+                      tracking_uri=f"sqlite:///{not_a_folder / 'mlflow.db'}",
+                      prefect_api_url=f"http://127.0.0.1:{closed_port()}/api")
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("mvarchive.restore.record")
+    logger.addHandler(handler)
+    try:
+        outcome = run_on_worker(job)
+        assert outcome.error is None and outcome.report.groups == 1 and outcome.report.count(Status.OK) == 1
+        assert outcome.report.flow_run_id is None and outcome.report.mlflow_run_id is None
+        for thread in threading.enumerate():
+            if thread.name == f"mvarchive-record-{job.request}":
+                thread.join(120)
+                assert not thread.is_alive()
+    finally:
+        logger.removeHandler(handler)
+    messages = [r.getMessage() for r in records]
+    assert any("could not open the Prefect flow run" in m and job.request in m for m in messages), messages
+    assert any("could not open the MLflow run" in m for m in messages), messages
+    assert all(r.levelno == logging.ERROR and r.exc_info for r in records)
+    assert files_under(tmp_path / "out") == [f"{group}/left.png", f"{group}/right.png"]
+
+
+def closed_port() -> int:
+    """A local TCP port nothing listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
