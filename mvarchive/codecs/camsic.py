@@ -168,6 +168,10 @@ class SwinBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """x: (B, Hp, Wp, C), already padded to multiples of the window."""
+        return self.feed_forward(self.attend(x, mask))
+
+    def attend(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """x + LN(W-MSA(x)) on (B, Hp, Wp, C)."""
         b, hp, wp, c = x.shape
         w, s = self.window, self.shift
         shifted = torch.roll(x, (-s, -s), (1, 2)) if s else x
@@ -176,7 +180,10 @@ class SwinBlock(nn.Module):
         out = out.reshape(b, hp // w, wp // w, w, w, c).permute(0, 1, 3, 2, 4, 5).reshape(b, hp, wp, c)
         if s:
             out = torch.roll(out, (s, s), (1, 2))
-        x = x + self.norm1(out)
+        return x + self.norm1(out)
+
+    def feed_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x + LN(MLP(x)), token by token (any leading shape)."""
         return x + self.norm2(self.mlp(x))
 
 
@@ -214,15 +221,28 @@ class SwinTransformer(nn.Module):
         self.window = window
         self.blocks = nn.ModuleList(SwinBlock(dim, heads, window, shift=i % 2 == 1) for i in range(depth))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _, h, w, _ = x.shape
+    def forward(self, x: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Tokens (B, h, w, C) → (B, h, w, C); with ``rows`` (raster indices) → (B, len(rows), C),
+        the output tokens at those positions only.
+
+        The last block's MLP acts on every token by itself and nothing follows it, so with
+        ``rows`` it runs on those tokens alone (the same per-row arithmetic): a coding step
+        needs the parameters of the not-yet-decoded positions only.
+        """
+        b, h, w, c = x.shape
         win = self.window
         x = F.pad(x, (0, 0, 0, (-w) % win, 0, (-h) % win))
         blocks = [cast(SwinBlock, block) for block in self.blocks]
         masks = {s: window_mask(h, w, win, s, x.device) for s in {block.shift for block in blocks}}
-        for block in blocks:
+        if rows is None:
+            for block in blocks:
+                x = block(x, masks[block.shift])
+            return x[:, :h, :w]
+        *first, last = blocks
+        for block in first:
             x = block(x, masks[block.shift])
-        return x[:, :h, :w]
+        x = last.attend(x, masks[last.shift])[:, :h, :w].reshape(b, h * w, c)[:, rows]
+        return last.feed_forward(x)
 
 
 # --- content-aware tokens and hyperprior -------------------------------------------------------
@@ -295,12 +315,28 @@ class CAMSIC(MultiViewCodec):
             prior = self.prior_embedding.reshape(1, -1, 1, 1).expand_as(hyper)
         return self.content_tokens(hyper, prior)
 
-    def entropy_parameters(self, tokens: torch.Tensor, decoded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Composite tokens (B, M, h, w) and a decoded mask (1 or B, h, w) → (σ, μ), each (B, M, h, w)."""
+    def _transformer_input(self, tokens: torch.Tensor, decoded: torch.Tensor) -> torch.Tensor:
         t = self.token_projection(tokens.permute(0, 2, 3, 1))
         ids = torch.where(decoded[..., None], self.identity_embeddings[1], self.identity_embeddings[0])
-        out = self.parameter_head(self.transformer(t + ids)).permute(0, 3, 1, 2)
+        return t + ids
+
+    def entropy_parameters(self, tokens: torch.Tensor, decoded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Composite tokens (B, M, h, w) and a decoded mask (1 or B, h, w) → (σ, μ), each (B, M, h, w)."""
+        out = self.parameter_head(self.transformer(self._transformer_input(tokens, decoded))).permute(0, 3, 1, 2)
         scales, means = out.chunk(2, dim=1)
+        return scales.contiguous(), means.contiguous()
+
+    def step_parameters(self, tokens: torch.Tensor, decoded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`entropy_parameters` where a coding step reads them: at the not-yet-decoded
+        positions of a (1, h, w) mask, zeros at the decoded ones (never read: a step codes
+        undecoded positions only). The last Swin block's MLP and the head, token-wise, then run
+        on those positions alone (over half of them are decoded, on average over the steps)."""
+        b, m, h, w = tokens.shape
+        rows = (~decoded.reshape(-1)).nonzero().squeeze(1)
+        out = self.parameter_head(self.transformer(self._transformer_input(tokens, decoded), rows))
+        full = out.new_zeros(b, h * w, out.shape[-1])
+        full[:, rows] = out
+        scales, means = full.reshape(b, h, w, -1).permute(0, 3, 1, 2).chunk(2, dim=1)
         return scales.contiguous(), means.contiguous()
 
     def _iterate(
@@ -310,7 +346,7 @@ class CAMSIC(MultiViewCodec):
         the sinusoidal step sizes, the Transformer's parameters, the cheapest positions first
         (:func:`select_positions`). Returns ŷ and what ``quantizer`` recorded, each (1, M, h, w)."""
         counts = sine_schedule(content.shape[-2] * content.shape[-1], self.config.steps)
-        return masked_steps(quantizer, y, content, counts, self.entropy_parameters, select_positions)
+        return masked_steps(quantizer, y, content, counts, self.step_parameters, select_positions)
 
     # --- training ---------------------------------------------------------------------------
     def _train_view(self, y: torch.Tensor, content: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

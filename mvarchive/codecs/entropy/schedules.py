@@ -148,7 +148,8 @@ def masked_steps(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Masked multi-step coding of one (1, C, h, w) latent, ``counts[i]`` positions at step i.
 
-    Each step computes ``params(tokens, decoded)`` (full (1, C, h, w) maps) from the composite
+    Each step computes ``params(tokens, decoded)`` (full (1, C, h, w) maps, read only at
+    not-yet-decoded positions) from the composite
     tokens (``content`` where nothing is decoded yet, the reconstruction where it is) and the
     (1, h, w) decoded mask; ``choose(scales (C, n), decoded (n,), k)`` picks the k raster
     positions to code, which go to ``quantizer`` (stream 0) channel-major, positions ascending.
