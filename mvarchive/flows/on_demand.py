@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .restore_config import RestoreConfig, RestoreReport, VerifyConfig
-from .restore_core import Loader
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # restore_core (datasets, progress bars) is the worker's import, not the command's
     from .on_demand_record import JobRecorder, RunRecord
+    from .restore_core import Loader
 
 __all__ = ["OnDemandJob", "Outcome", "run_on_cluster", "run_on_worker"]
 
