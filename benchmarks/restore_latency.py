@@ -20,7 +20,9 @@ the floor of a Python command here.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
 import resource
 import shutil
 import statistics
@@ -63,6 +65,12 @@ class Row:
     cpu: list[float] = field(default_factory=list)  # CPU seconds of the command and the processes it waited for
     first: float | None = None  # the call that warmed the stack's workers
     note: str = ""
+    decode: list[float] = field(default_factory=list)  # the decode seconds the command reported
+
+    def add_decode(self, last_lines: str) -> None:
+        found = re.search(r"decode ([0-9.]+) s", last_lines)
+        if found:
+            self.decode.append(float(found.group(1)))
 
     @property
     def median(self) -> float:
@@ -127,11 +135,13 @@ def measure(code: Code, work: Path, archive: Path, group: str, runs: int, stack:
         if n == 0:
             rows.append(Row(code.label, "embedded", "restore"))
         rows[-1].add(wall, cpu)
+        rows[-1].add_decode(last)
     rows.append(Row(code.label, "embedded", "verify"))
     for n in range(runs):
         wall, cpu, last = run_cli(code, ["verify", str(archive), "--groups", group], work, home)
         print(f"  {code.label} embedded verify {n}: {wall:.2f} s, CPU {cpu:.2f} s  [{last}]", flush=True)
         rows[-1].add(wall, cpu)
+        rows[-1].add_decode(last)
     if not stack:
         return rows
     stack_home = work / f"stack-{code.label}"
@@ -150,10 +160,39 @@ def measure(code: Code, work: Path, archive: Path, group: str, runs: int, stack:
                     row.first = wall
                 else:
                     row.add(wall, cpu)
+                    row.add_decode(last)
             rows.append(row)
+        answered = time.perf_counter()
+        done = records_done(stack_home, 2 * runs + 1)
+        print(f"  {code.label} stack records: {done} ({time.perf_counter() - answered:.1f} s after the last answer)",
+              flush=True)
+        rows[-1].note = f"{done}"
     finally:
         run_cli(code, ["services", "down"], work, stack_home, timeout=300)
     return rows
+
+
+def records_done(stack_home: Path, expected: int, deadline_s: float = 60.0) -> str:
+    """How many of the stack jobs have an ended MLflow run and a final Prefect flow run (the
+    current code records them after answering: waits up to ``deadline_s`` for them)."""
+    from mlflow import MlflowClient
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    services = json.loads((stack_home / "stack" / "stack.json").read_text())["services"]
+    mlflow = MlflowClient(services["mlflow"]["url"])
+    api = services["prefect"].get("extra", {}).get("api_url", services["prefect"]["url"] + "/api")
+    deadline = time.monotonic() + deadline_s
+    while True:
+        experiment = mlflow.get_experiment_by_name("mvarchive")
+        runs = mlflow.search_runs([experiment.experiment_id]) if experiment else []
+        ended = sum(r.info.status in ("FINISHED", "FAILED") for r in runs)
+        with temporary_settings({PREFECT_API_URL: api}), get_client(sync_client=True) as client:
+            flow_runs = client.read_flow_runs()
+        final = sum(r.state is not None and r.state.is_final() for r in flow_runs)
+        if (ended >= expected and final >= expected) or time.monotonic() > deadline:
+            return f"MLflow runs ended {ended}/{expected}, Prefect flow runs final {final}/{expected}"
+        time.sleep(0.5)
 
 
 def main() -> None:
@@ -201,17 +240,19 @@ def main() -> None:
              f"{load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}, after "
              f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; wall time of the `mvarchive` subprocess, "
              f"{args.runs} runs.", "",
-             "| code | placement | command | wall, each run (s) | median wall (s) | median CPU (s) "
-             "| vs baseline (wall) |",
-             "|---|---|---|---|---|---|---|"]
+             "| code | placement | command | wall, each run (s) | median wall (s) | median decode (s) "
+             "| median CPU (s) | vs baseline (wall) |",
+             "|---|---|---|---|---|---|---|---|"]
     baseline = {(r.placement, r.command): r.median for r in rows if r.code.startswith("baseline")}
     for r in rows:
         ref = baseline.get((r.placement, r.command))
         compared = ref and not r.code.startswith("baseline")
         ratio = f"{r.median / ref:.2f}x ({ref / r.median:.1f}x faster)" if compared else ""
         runs = ", ".join(f"{t:.2f}" for t in r.times) + (f" (first after up: {r.first:.2f})" if r.first else "")
-        lines.append(f"| {r.code} | {r.placement} | {r.command} | {runs} | {r.median:.2f} | "
+        decode = f"{statistics.median(r.decode):.2f}" if r.decode else ""
+        lines.append(f"| {r.code} | {r.placement} | {r.command} | {runs} | {r.median:.2f} | {decode} | "
                      f"{statistics.median(r.cpu):.2f} | {ratio} |")
+    lines += [""] + [f"- {r.code}, stack records after {r.command}: {r.note}" for r in rows if r.note]
     lines += ["", "Import floor (fresh process, best of 3):", "", "| statement | s |", "|---|---|"]
     lines += [f"| `python -c \"{s}\"` | {t:.2f} |" for s, t in imports]
     text = "\n".join(lines)
