@@ -10,14 +10,44 @@ from compressai.layers import conv3x3
 
 from ..entropy import (
     anchor_mask,
+    exact_entropy_active,
 )
 from ..layers import linear_attention, relative_position_index
 
 
 # --- attention helpers -----------------------------------------------------------------------
+class DepthwiseConv2d(nn.Conv2d):
+    """Depthwise k x k convolution ("same" padding); an ``nn.Conv2d`` with ``groups=channels``.
+
+    While coding (:func:`..entropy.exact_entropy`), convolutions run in float64, and torch runs
+    a grouped float64 convolution group by group: one call per channel, thousands per slice.
+    Here it is the k² shifted products summed in float64 (each product of float32 values is
+    exact in float64), rounded to float32 once: the float64 convolution's arithmetic up to the
+    order of its sum, which the float32 rounding absorbs (see the exact module).
+    """
+
+    def __init__(self, channels: int, kernel: int = 3) -> None:
+        super().__init__(channels, channels, kernel, padding=kernel // 2, groups=channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not exact_entropy_active() or x.dtype != torch.float32 or self.weight.dtype != torch.float32:
+            return super().forward(x)
+        with torch._C.DisableTorchFunction():
+            k, (h, w) = self.kernel_size[0], x.shape[-2:]
+            padded = F.pad(x.double(), (k // 2,) * 4)
+            weight = self.weight.detach().double()
+            out = torch.zeros_like(padded[..., :h, :w]) if self.bias is None else (
+                self.bias.detach().double()[:, None, None].expand_as(padded[..., :h, :w]).clone()
+            )
+            for i in range(k):
+                for j in range(k):
+                    out.addcmul_(padded[..., i : i + h, j : j + w], weight[:, 0, i, j, None, None])
+            return out.float()
+
+
 def conv_projection(in_ch: int, out_ch: int) -> nn.Sequential:
     """1x1 conv then depthwise 3x3 (MLIC++'s q/k/v projections)."""
-    return nn.Sequential(nn.Conv2d(in_ch, out_ch, 1), nn.Conv2d(out_ch, out_ch, 3, padding=1, groups=out_ch))
+    return nn.Sequential(nn.Conv2d(in_ch, out_ch, 1), DepthwiseConv2d(out_ch))
 
 
 # --- contexts --------------------------------------------------------------------------------
@@ -97,7 +127,7 @@ class GlobalInterContext(nn.Module):
         self.skip = nn.Conv2d(3 * slice_ch, 2 * slice_ch, 1)
         self.mlp = nn.Sequential(
             nn.Conv2d(3 * slice_ch, 4 * slice_ch, 1), nn.GELU(),
-            nn.Conv2d(4 * slice_ch, 4 * slice_ch, 3, padding=1, groups=4 * slice_ch), nn.GELU(),
+            DepthwiseConv2d(4 * slice_ch), nn.GELU(),
             nn.Conv2d(4 * slice_ch, 2 * slice_ch, 1),
         )
 
@@ -126,7 +156,7 @@ class GlobalIntraContext(nn.Module):
         self.reprojection = nn.Conv2d(slice_ch, 2 * slice_ch, 5, padding=2)
         self.mlp = nn.Sequential(
             nn.Conv2d(2 * slice_ch, 4 * slice_ch, 1), nn.GELU(),
-            nn.Conv2d(4 * slice_ch, 4 * slice_ch, 3, padding=1, groups=4 * slice_ch), nn.GELU(),
+            DepthwiseConv2d(4 * slice_ch), nn.GELU(),
             nn.Conv2d(4 * slice_ch, 2 * slice_ch, 1),
         )
 
