@@ -39,20 +39,6 @@ def catalog_digest(codec_sources: Path = CODEC_SOURCES) -> str:
     return digest.hexdigest()
 
 
-def _parameter_counts(name: str, preset: str) -> dict[str, int]:
-    """Counts without allocating or initialising weights (the meta device) where the codec can be
-    built there; CompressAI's entropy models and GDN hold CPU constants, so those build on CPU."""
-    import torch
-
-    from mvarchive.codecs import create_codec
-
-    try:
-        with torch.device("meta"):
-            return create_codec(name, preset).parameter_counts()
-    except (RuntimeError, NotImplementedError):
-        return create_codec(name, preset).parameter_counts()
-
-
 def build_catalog() -> list[dict[str, Any]]:
     """Every registered codec: id, description, accepted views, and per preset its config and
     parameter counts (encoder, decoder, total). Imports the registry."""
@@ -60,9 +46,11 @@ def build_catalog() -> list[dict[str, Any]]:
 
     from mvarchive.codecs import list_codecs
 
+    from .codec_counts import parameter_counts
+
     rows = []
     for spec in list_codecs():
-        presets = {preset: {"config": asdict(spec.presets[preset]), "parameters": _parameter_counts(spec.name, preset)}
+        presets = {preset: {"config": asdict(spec.presets[preset]), "parameters": parameter_counts(spec.name, preset)}
                    for preset in spec.presets}
         rows.append({"name": spec.name, "id": spec.codec_id, "description": spec.description,
                      "min_views": spec.min_views, "max_views": spec.max_views, "views": str(spec.views),

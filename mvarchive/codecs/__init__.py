@@ -4,9 +4,11 @@ Importing this package registers every codec: ``list_codecs()`` shows them,
 ``create_codec(name, preset)`` builds one, ``load_codec(checkpoint)`` restores trained weights.
 """
 
-# First: _compressai_warnings silences CompressAI's import-time FutureWarning before any codec
-# module imports CompressAI; the codec modules register themselves on import.
+# First: _compressai_import imports CompressAI without its point-cloud stack (after
+# _compressai_warnings silences its import-time FutureWarning) before any codec module imports it;
+# the codec modules register themselves on import.
 from . import (  # noqa: F401
+    _compressai_import,
     _compressai_warnings,
     bisic,
     camsic,
