@@ -9,8 +9,10 @@ So a small job never starts services:
   for (importing MLflow and creating its SQLite store cost seconds).
 - ``stack``: a Dask scheduler is configured or ``mvarchive services up`` runs, and the job is
   small: the whole job is one task on one warm worker (torch imported, codec cached per worker,
-  the same archive always sent to the same worker), which records a Prefect flow run (when a
-  Prefect API is known) and an MLflow run. This process imports neither torch nor Prefect.
+  the same archive always sent to the same worker), which answers as soon as the files are
+  written and verified and records a Prefect flow run (when a Prefect API is known) and an
+  MLflow run after that (:mod:`mvarchive.flows.on_demand_record`). This process imports
+  neither torch nor Prefect nor MLflow.
 - ``flow``: large jobs, or when asked: the Prefect flow with one task per batch of groups on Dask,
   started locally (Prefect server, ``LocalCluster``) unless services run.
 
