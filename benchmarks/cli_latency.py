@@ -6,7 +6,8 @@ Checks out ``--before`` (default: the commit before issue 10's CLI work) in a te
 worktree and runs the same commands from it and from this checkout, alternating, with this
 environment's interpreter; prints the median wall time of each and the ratio. Both trees read
 the same small format-3 archive for ``info``. ``codecs`` is timed with an empty home (first
-call) and again (answered from the cache where the tree has one).
+call) and again (answered from the cache where the tree has one); the last row is the bare
+``import mvarchive.codecs`` that restore, verify and every worker pay.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ COMMANDS = [
     ("info ARCHIVE", ["info", "{archive}"]),
     ("codecs (first call)", ["--home", "{fresh_home}", "codecs"]),
     ("codecs (again)", ["--home", "{home}", "codecs"]),
+    ("python -c 'import mvarchive.codecs'", ["-c", "import mvarchive.codecs"]),
 ]
 
 
@@ -52,7 +54,8 @@ def make_archive(folder: Path) -> Path:
 def run(tree: Path, argv: list[str]) -> float:
     env = {**os.environ, "PYTHONPATH": str(tree), "MVARCHIVE_STACK": "off", "COLUMNS": "80"}
     started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "mvarchive.cli", *argv], env=env, cwd=tree,
+    command = argv if argv[0] == "-c" else ["-m", "mvarchive.cli", *argv]  # a bare import, or the CLI
+    proc = subprocess.run([sys.executable, *command], env=env, cwd=tree,
                           capture_output=True, text=True, timeout=600)
     elapsed = time.perf_counter() - started
     if proc.returncode != 0:
