@@ -54,3 +54,34 @@ def test_two_threads_write_the_golden_bytes():
     finally:
         torch.set_num_threads(threads)
     assert hashlib.sha256(data).hexdigest() == GOLDEN["ldmic-fast"][1]
+
+
+def test_camsic_step_parameters_equal_the_full_maps_at_undecoded_positions():
+    """A coding step's parameters on the undecoded rows only are the full map's, bit for bit
+    (the GEMMs of the last block's MLP and of the head run on fewer rows than the full map's)."""
+    from mvarchive.codecs.registry import create_codec
+
+    codec = create_codec("camsic", "tiny", width=96, heads=4).eval()
+    generator = torch.Generator().manual_seed(3)
+    tokens = torch.randn(1, codec.config.M, 6, 10, generator=generator)
+    decoded = torch.rand(1, 6, 10, generator=generator) < 0.6
+    with torch.no_grad(), exact_entropy():
+        full = codec.entropy_parameters(tokens, decoded)
+        step = codec.step_parameters(tokens, decoded)
+    for fast, whole in zip(step, full):
+        assert torch.equal(fast[:, :, ~decoded[0]], whole[:, :, ~decoded[0]])
+        assert not fast[:, :, decoded[0]].any()  # decoded positions are not computed
+
+
+def test_depthwise_convolution_equals_the_grouped_convolution_under_the_policy():
+    from mvarchive.codecs.mlicpp.contexts import DepthwiseConv2d
+
+    torch.manual_seed(4)
+    conv = DepthwiseConv2d(24)
+    x = torch.randn(1, 24, 13, 17)
+    with torch.no_grad(), exact_entropy():
+        fast = conv(x)
+        plain = torch.nn.functional.conv2d(x, conv.weight, conv.bias, padding=1, groups=24)
+    assert fast.dtype == torch.float32 and torch.equal(fast, plain)
+    with torch.no_grad():  # outside the policy it is the plain module
+        assert torch.equal(conv(x), torch.nn.functional.conv2d(x, conv.weight, conv.bias, padding=1, groups=24))
