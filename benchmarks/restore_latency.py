@@ -163,7 +163,7 @@ def measure(code: Code, work: Path, archive: Path, group: str, runs: int, stack:
                     row.add_decode(last)
             rows.append(row)
         answered = time.perf_counter()
-        done = records_done(stack_home, 2 * runs + 1)
+        done = records_done(stack_home, 2 * (runs + 1))  # the first restore after up included
         print(f"  {code.label} stack records: {done} ({time.perf_counter() - answered:.1f} s after the last answer)",
               flush=True)
         rows[-1].note = f"{done}"
