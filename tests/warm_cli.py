@@ -1,7 +1,8 @@
 """The installed ``mvarchive`` script, many times, without paying its start-up each time.
 
-A command refused before any service starts spends ~10 s of its ~11 s starting Python and
-importing torch, CompressAI (which imports torch_geometric), Prefect and MLflow. A
+A command refused before any service starts spends most of its time starting Python and
+importing torch, CompressAI, Prefect and MLflow (``mvarchive.codecs`` first, as the script
+does, so CompressAI's point-cloud modules stay out). A
 :class:`WarmCli` starts one interpreter with the script's environment, imports those once, and
 runs each command as the script does (``sys.exit(main())`` with the command's ``argv``) in a
 child forked from it, in the command's working directory, its stdout and stderr captured.
@@ -25,7 +26,7 @@ from importlib.metadata import entry_points
 replies = os.fdopen(os.dup(1), "w")  # the replies go here; what anything else prints, nowhere
 os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
 main = entry_points(group="console_scripts")["mvarchive"].load()
-import torch, compressai, prefect, mlflow, distributed, zarr, mvarchive.codecs, mvarchive.datasets  # warm-up only
+import mvarchive.codecs, torch, prefect, mlflow, distributed, zarr, mvarchive.datasets  # warm-up only
 
 def child(args, out, err):
     os.dup2(os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), 1)

@@ -431,8 +431,7 @@ def archive_dataset(config: ArchiveConfig, tracking: TrackingConfig | None = Non
             report.wall_s = time.perf_counter() - started
             if logger:
                 meta = writer.meta
-                logger.client.set_tag(logger.run_id, "mvarchive.archive", location.url)
-                logger.client.set_tag(logger.run_id, "mvarchive.run", run_id)
+                logger.set_tags({"mvarchive.archive": location.url, "mvarchive.run": run_id})
                 logger.log_params({
                     "codec": meta.codec.name, "preset": meta.codec.preset, "weights_digest": meta.codec.weights_digest,
                     "checkpoint": meta.codec.registered or meta.codec.source or "untrained",
@@ -442,10 +441,7 @@ def archive_dataset(config: ArchiveConfig, tracking: TrackingConfig | None = Non
                     "analysis_device": config.device, "metrics_fraction": config.metrics_fraction,
                     **environment_params(),
                 })
-                for r in results:
-                    bpp = _shard_bpp(r.rows)
-                    if math.isfinite(bpp):
-                        logger.log_metrics({"rate_bpp": bpp}, step=r.shard_id)
+                logger.log_series("rate_bpp", {r.shard_id: _shard_bpp(r.rows) for r in results})
                 logger.log_metrics({**report.summary, "wall_s": report.wall_s, "groups_added": report.groups_added,
                                     "groups_changed": report.groups_changed, "groups_vanished": report.groups_vanished,
                                     **{f"run_{k}": v for k, v in report.run_summary.items()}})

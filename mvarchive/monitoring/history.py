@@ -50,9 +50,17 @@ def previous_exceeded(
 
 def record_decision(client: MlflowClient, run_id: str, decision: DriftDecision) -> None:
     """Write the verdict on the archive run: tags to filter by, metrics to plot."""
-    client.set_tag(run_id, EXCEEDED_TAG, "true" if decision.exceeded else "false")
-    client.set_tag(run_id, TRIGGERED_TAG, "true" if decision.triggered else "false")
-    client.set_tag(run_id, REASON_TAG, decision.reason[:5000])
-    for key, value in decision.figures.items():
-        client.log_metric(run_id, f"drift/{key}", float(value))
-    client.log_metric(run_id, "drift/streak", float(decision.streak))
+    import time
+
+    from mlflow.entities import Metric, RunTag
+
+    stamp = int(time.time() * 1000)
+    figures = {**{f"drift/{key}": float(value) for key, value in decision.figures.items()},
+               "drift/streak": float(decision.streak)}
+    client.log_batch(  # one store transaction
+        run_id,
+        metrics=[Metric(key, value, stamp, 0) for key, value in figures.items()],
+        tags=[RunTag(EXCEEDED_TAG, "true" if decision.exceeded else "false"),
+              RunTag(TRIGGERED_TAG, "true" if decision.triggered else "false"),
+              RunTag(REASON_TAG, decision.reason[:5000])],
+    )

@@ -6,6 +6,7 @@ import contextlib
 import math
 import platform
 import subprocess
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -14,10 +15,14 @@ from types import TracebackType
 from typing import Any
 
 from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunTag
 
 from mvarchive.infra.mlflow_store import ensure_experiment
 
 _MAX_PARAM = 6000
+# MLflow's limits for one log_batch request (params or tags per batch, entities per batch)
+_BATCH_PARAMS = 100
+_BATCH_ENTITIES = 1000
 
 
 @dataclass
@@ -43,15 +48,31 @@ class RunLogger:
         self.experiment_id = experiment_id
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        for key, value in params.items():
-            text = "" if value is None else str(value)
-            self.client.log_param(self.run_id, key, text[:_MAX_PARAM])
+        """All in one request per 100 (one store transaction instead of one per parameter)."""
+        batch = [Param(key, ("" if value is None else str(value))[:_MAX_PARAM]) for key, value in params.items()]
+        for start in range(0, len(batch), _BATCH_PARAMS):
+            self.client.log_batch(self.run_id, params=batch[start:start + _BATCH_PARAMS])
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        for key, value in metrics.items():
-            if value is None or not math.isfinite(float(value)):
-                continue
-            self.client.log_metric(self.run_id, key, float(value), step=step)
+        """Finite values only, in one request (a run's summary is a few dozen metrics)."""
+        stamp = int(time.time() * 1000)
+        batch = [Metric(key, float(value), stamp, step or 0) for key, value in metrics.items()
+                 if value is not None and math.isfinite(float(value))]
+        for start in range(0, len(batch), _BATCH_ENTITIES):
+            self.client.log_batch(self.run_id, metrics=batch[start:start + _BATCH_ENTITIES])
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        """All tags in one request per 100."""
+        batch = [RunTag(key, str(value)) for key, value in tags.items()]
+        for start in range(0, len(batch), _BATCH_PARAMS):
+            self.client.log_batch(self.run_id, tags=batch[start:start + _BATCH_PARAMS])
+
+    def log_series(self, key: str, points: Mapping[int, float]) -> None:
+        """One metric at several steps (e.g. a value per shard), finite values only, in one request."""
+        stamp = int(time.time() * 1000)
+        batch = [Metric(key, float(v), stamp, step) for step, v in points.items() if v is not None and math.isfinite(v)]
+        for start in range(0, len(batch), _BATCH_ENTITIES):
+            self.client.log_batch(self.run_id, metrics=batch[start:start + _BATCH_ENTITIES])
 
     def log_text(self, text: str, artifact_file: str) -> None:
         self.client.log_text(self.run_id, text, artifact_file)
