@@ -50,29 +50,32 @@ class RunLogger:
     def log_params(self, params: Mapping[str, Any]) -> None:
         """All in one request per 100 (one store transaction instead of one per parameter)."""
         batch = [Param(key, ("" if value is None else str(value))[:_MAX_PARAM]) for key, value in params.items()]
-        for start in range(0, len(batch), _BATCH_PARAMS):
-            self.client.log_batch(self.run_id, params=batch[start:start + _BATCH_PARAMS])
+        self._send("params", batch, _BATCH_PARAMS)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         """Finite values only, in one request (a run's summary is a few dozen metrics)."""
         stamp = int(time.time() * 1000)
         batch = [Metric(key, float(value), stamp, step or 0) for key, value in metrics.items()
                  if value is not None and math.isfinite(float(value))]
-        for start in range(0, len(batch), _BATCH_ENTITIES):
-            self.client.log_batch(self.run_id, metrics=batch[start:start + _BATCH_ENTITIES])
+        self._send("metrics", batch, _BATCH_ENTITIES)
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         """All tags in one request per 100."""
         batch = [RunTag(key, str(value)) for key, value in tags.items()]
-        for start in range(0, len(batch), _BATCH_PARAMS):
-            self.client.log_batch(self.run_id, tags=batch[start:start + _BATCH_PARAMS])
+        self._send("tags", batch, _BATCH_PARAMS)
 
     def log_series(self, key: str, points: Mapping[int, float]) -> None:
         """One metric at several steps (e.g. a value per shard), finite values only, in one request."""
         stamp = int(time.time() * 1000)
         batch = [Metric(key, float(v), stamp, step) for step, v in points.items() if v is not None and math.isfinite(v)]
-        for start in range(0, len(batch), _BATCH_ENTITIES):
-            self.client.log_batch(self.run_id, metrics=batch[start:start + _BATCH_ENTITIES])
+        self._send("metrics", batch, _BATCH_ENTITIES)
+
+    def _send(self, kind: str, batch: list[Any], size: int) -> None:
+        """``log_batch`` in chunks within MLflow's per-request limits."""
+        for start in range(0, len(batch), size):
+            chunk = batch[start:start + size]
+            self.client.log_batch(self.run_id, metrics=chunk if kind == "metrics" else (),
+                                  params=chunk if kind == "params" else (), tags=chunk if kind == "tags" else ())
 
     def log_text(self, text: str, artifact_file: str) -> None:
         self.client.log_text(self.run_id, text, artifact_file)
